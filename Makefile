@@ -1,0 +1,40 @@
+# omniloyal: `make demo` runs the whole pipeline on generated data, `make test` runs the tests.
+# Both create the virtual environment first when it is missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+INBOX  ?= data/inbox
+PEOPLE ?= 5000
+SEED   ?= 7
+
+export DAGSTER_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install demo test ui lint clean
+
+# uv installs the pinned ranges in seconds; plain pip is the fallback.
+$(BIN)/omniloyal: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" || $(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/omniloyal
+
+demo: install
+	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
+	$(BIN)/omniloyal run --inbox $(INBOX)
+
+test: install
+	$(BIN)/pytest -q
+
+ui: install
+	mkdir -p data/dagster_home
+	DAGSTER_HOME=$(abspath data/dagster_home) $(BIN)/dagster dev -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check assets pipelines tests
+
+clean:
+	rm -rf data/inbox data/warehouse data/exports data/reports data/truth.csv

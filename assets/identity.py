@@ -1,0 +1,78 @@
+"""Stage identity: which customer records are one person, and their customer_id."""
+
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from assets.matching import match_records
+from assets.sql_assets import sql_asset, table_metadata
+from pipelines.settings import PipelineSettings
+
+CUSTOMER_TABLES = ["web_customers", "app_users", "store_members", "callcenter_contacts"]
+
+match_input = sql_asset(
+    "identity/match_input",
+    deps=[f"staging/{t}" for t in CUSTOMER_TABLES],
+    group="identity",
+    description="Every customer record of every source with its matching keys.",
+    standardizers=True,
+)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["identity", "clusters"], deps=[["identity", "match_input"]],
+                     description="Cluster of every matched record (records matching nothing are absent)."),
+        dg.AssetSpec(["identity", "match_evidence"], deps=[["identity", "match_input"]],
+                     description="Record pairs linked by the model, with their match probability and weights."),
+    ],
+    group_name="identity",
+)
+def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    """Train the Splink model on this run's records, score candidate pairs and cluster them."""
+    with settings.build(context.run_id) as con:
+        records = con.execute("select * from identity.match_input").fetch_arrow_table()
+        result = match_records(records)
+        for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
+            con.register("splink_output", data)
+            con.execute(f"create or replace table identity.{table} as select * from splink_output")
+            con.unregister("splink_output")
+        model_path = Path(settings.reports_dir) / "identity" / "splink_model.json"
+        model_path.parent.mkdir(parents=True, exist_ok=True)
+        model_path.write_text(json.dumps(result.model_json, indent=2), encoding="utf-8")
+        yield dg.MaterializeResult(
+            asset_key=["identity", "clusters"],
+            metadata={**table_metadata(con, "identity.clusters"), "model": dg.MetadataValue.path(str(model_path))},
+        )
+        yield dg.MaterializeResult(
+            asset_key=["identity", "match_evidence"],
+            metadata={**table_metadata(con, "identity.match_evidence"), "pairs_linked": result.pairs_linked},
+        )
+
+
+source_records = sql_asset(
+    "identity/source_records",
+    deps=["identity/match_input", "identity/clusters"],
+    group="identity",
+    description="One row per customer record of every source, with the customer_id it belongs to.",
+)
+
+
+@dg.asset_check(asset=source_records, blocking=True, description="Every record belongs to exactly one customer.")
+def one_customer_per_record(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+    with settings.build(context.run_id) as con:
+        duplicated, missing = con.execute(
+            """
+            select
+                (select count(*) from (select source, source_record_id from identity.source_records
+                                       group by all having count(*) > 1)),
+                (select count(*) from identity.match_input
+                 anti join identity.source_records using (source, source_record_id))
+            """
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=duplicated == 0 and missing == 0,
+        metadata={"records_in_several_customers": duplicated, "records_without_customer": missing},
+    )

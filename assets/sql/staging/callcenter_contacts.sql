@@ -1,0 +1,45 @@
+-- One row per call-center contact: the latest delivery of each contact_id, standardized.
+-- caller_name comes as "First Last" or "Last, First"; both are split the same way.
+with
+
+contacts as (
+    select * from raw.callcenter_contacts
+),
+
+latest as (
+    select *
+    from contacts
+    qualify row_number() over (
+        partition by contact_id order by _delivered_on desc, _file desc, _line desc
+    ) = 1
+),
+
+standardized as (
+    select
+        'callcenter' as source,
+        contact_id as source_record_id,
+        full_name_first(caller_name) as first_name,
+        full_name_last(caller_name) as last_name,
+        standardize_email(email) as email,
+        standardize_phone(phone) as phone_e164,
+        phone is not null and standardize_phone(phone) is null as has_invalid_phone,
+        cast(null as date) as birth_on,
+        false as has_implausible_birth_date,
+        cast(null as varchar) as street,
+        cast(null as varchar) as street_key,
+        cast(null as varchar) as city,
+        cast(null as varchar) as postcode,
+        cast(null as varchar) as country,
+        contacted_at as registered_at,
+        cast(null as boolean) as marketing_opt_in,
+        cast(null as boolean) as push_opt_in,
+        cast(null as timestamp) as consent_stated_at,
+        reason as contact_reason,
+        csat,
+        goodwill_points,
+        _delivered_on as delivered_on,
+        _file as source_file
+    from latest
+)
+
+select * from standardized

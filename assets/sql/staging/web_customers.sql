@@ -1,0 +1,43 @@
+-- One row per web account: the latest delivery of each account_id, standardized.
+-- Column names are shared by every staging customer-record table.
+with
+
+accounts as (
+    select * from raw.web_customers
+),
+
+latest as (
+    select *
+    from accounts
+    qualify row_number() over (
+        partition by account_id order by _delivered_on desc, _file desc, _line desc
+    ) = 1
+),
+
+standardized as (
+    select
+        'web' as source,
+        account_id as source_record_id,
+        standardize_name(first_name) as first_name,
+        standardize_name(last_name) as last_name,
+        standardize_email(email) as email,
+        standardize_phone(phone) as phone_e164,
+        phone is not null and standardize_phone(phone) is null as has_invalid_phone,
+        plausible_birth_on(birth_date) as birth_on,
+        birth_date is not null and plausible_birth_on(birth_date) is null as has_implausible_birth_date,
+        street,
+        standardize_street(street) as street_key,
+        standardize_name(city) as city,
+        standardize_postcode(postcode) as postcode,
+        upper(country) as country,
+        created_at as registered_at,
+        marketing_opt_in,
+        cast(null as boolean) as push_opt_in,
+        -- The delivery is the statement's date when the file carries none of its own.
+        cast(_delivered_on as timestamp) as consent_stated_at,
+        _delivered_on as delivered_on,
+        _file as source_file
+    from latest
+)
+
+select * from standardized

@@ -1,0 +1,30 @@
+-- One row per web order, latest status. Column names are shared by every staging event table.
+with
+
+orders as (
+    select * from raw.web_orders
+),
+
+latest as (
+    select *
+    from orders
+    qualify row_number() over (
+        partition by order_id order by _delivered_on desc, _file desc, _line desc
+    ) = 1
+),
+
+events as (
+    select
+        'web' as source,
+        order_id as source_event_id,
+        account_id as source_record_id,
+        'purchase' as event_type,
+        coalesce(status, 'completed') as status,
+        ordered_at as occurred_at,
+        total_amount as amount,
+        cast(null as bigint) as points,
+        _delivered_on as delivered_on
+    from latest
+)
+
+select * from events

@@ -1,0 +1,139 @@
+"""The `omniloyal` command line.
+
+    omniloyal run       materialize every asset in-process (the job the UI and schedule run)
+    omniloyal generate  write a realistic messy inbox, and its truth file
+
+Failures print one clear message and exit non-zero; no tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+# Before dagster or great_expectations are imported anywhere.
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipelines.settings import env_default
+
+    parser = argparse.ArgumentParser(prog="omniloyal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="ingest the inbox and rebuild the warehouse, segments and exports")
+    run.add_argument("--inbox", default=env_default("inbox_dir"), help="inbox folder (default: %(default)s)")
+    run.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
+    run.add_argument("--exports", default=env_default("exports_dir"), help="exports folder (default: %(default)s)")
+    run.add_argument("--reports", default=env_default("reports_dir"), help="reports folder (default: %(default)s)")
+    run.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
+    run.add_argument("--as-of", type=_date, default=env_default("as_of") or None, help="compute as of this date (default: today, UTC)")
+    run.add_argument("--phone-region", default=env_default("phone_region"), help="region of phone numbers without a country code (default: %(default)s)")
+
+    generate = commands.add_parser("generate", help="write a realistic messy inbox in the export contract's format")
+    generate.add_argument("--people", type=int, default=5000, help="number of people (default: %(default)s)")
+    generate.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
+    generate.add_argument("--out", type=Path, default=Path(env_default("inbox_dir")), help="inbox folder to write (default: %(default)s)")
+    generate.add_argument("--truth", type=Path, help="also write the true person of every customer record to this CSV")
+    generate.add_argument("--days", type=int, default=1, help="spread deliveries over this many daily files (default: %(default)s)")
+    generate.add_argument("--end-date", type=_date, help="date of the last delivery (default: today, UTC)")
+    generate.add_argument("--bad-row-rate", type=float, default=0.001, help="share of deliberately broken rows (default: %(default)s)")
+    generate.add_argument("--gzip", action="store_true", help="write gzip-compressed files")
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.settings import PipelineSettings
+    from pipelines.summary import print_summary
+
+    settings = {
+        "inbox_dir": args.inbox,
+        "warehouse_path": args.warehouse,
+        "exports_dir": args.exports,
+        "reports_dir": args.reports,
+        "program_file": args.program,
+        "as_of": args.as_of or "",
+        "phone_region": args.phone_region,
+    }
+    if not Path(args.inbox).is_dir():
+        print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    job = defs.resolve_job_def("omniloyal_everything")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(
+        run_config={"resources": {"settings": {"config": settings}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    failures = _failures(result)
+    if failures or not result.success:
+        print("omniloyal run failed; the published warehouse is unchanged.", file=sys.stderr)
+        for step, message in failures:
+            print(f"  {step}: {message}", file=sys.stderr)
+        return 1
+    as_of = PipelineSettings(as_of=args.as_of or "").as_of_date().isoformat()
+    print_summary(Path(args.warehouse), Path(args.exports) / as_of, time.monotonic() - started)
+    return 0
+
+
+def _failures(result) -> list[tuple[str, str]]:
+    """(step, message) of every failed step or failed blocking check of an in-process run."""
+    found = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            user = event.step_failure_data.user_failure_data
+            message = user.description if user and user.description else (error.message.strip() if error else "failed")
+            found.append((event.step_key, message))
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                found.append((evaluation.asset_check_key.to_user_string(), "check failed"))
+    return found
+
+
+def command_generate(args: argparse.Namespace) -> int:
+    from pipelines.generator import generate_inbox
+
+    end_date = date.fromisoformat(args.end_date) if args.end_date else None
+    started = time.monotonic()
+    counts = generate_inbox(
+        people=args.people,
+        seed=args.seed,
+        out_dir=args.out,
+        truth_path=args.truth,
+        days=args.days,
+        end_date=end_date,
+        bad_row_rate=args.bad_row_rate,
+        compress=args.gzip,
+    )
+    for kind, rows in counts.items():
+        print(f"  {kind:<24} {rows:>10,} rows")
+    print(f"wrote {args.out} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": command_run, "generate": command_generate}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

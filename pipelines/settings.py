@@ -1,0 +1,82 @@
+"""Run settings: the one Dagster resource every asset uses.
+
+Each setting has a default for the demo layout, an OMNILOYAL_* environment
+variable that overrides it, and can be set per run in Dagster's launchpad
+(resources.settings.config) or on the `omniloyal run` command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from assets.program import DEFAULT_PROGRAM, Program, load_program
+from assets.warehouse import SQL_DIR, Warehouse
+
+# setting -> (environment variable, default)
+DEFAULTS = {
+    "inbox_dir": ("OMNILOYAL_INBOX", "data/inbox"),
+    "warehouse_path": ("OMNILOYAL_WAREHOUSE", "data/warehouse/omniloyal.duckdb"),
+    "exports_dir": ("OMNILOYAL_EXPORTS", "data/exports"),
+    "reports_dir": ("OMNILOYAL_REPORTS", "data/reports"),
+    "program_file": ("OMNILOYAL_PROGRAM", str(DEFAULT_PROGRAM)),
+    "as_of": ("OMNILOYAL_AS_OF", ""),
+    "phone_region": ("OMNILOYAL_PHONE_REGION", "GB"),
+    "max_bad_row_share": ("OMNILOYAL_MAX_BAD_ROW_SHARE", "0.05"),
+    "keep_versions": ("OMNILOYAL_KEEP_VERSIONS", "5"),
+}
+
+
+def env_default(setting: str) -> str:
+    variable, default = DEFAULTS[setting]
+    return os.environ.get(variable, default)
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Where data lives and how a run behaves."""
+
+    inbox_dir: str = env_default("inbox_dir")
+    warehouse_path: str = env_default("warehouse_path")
+    exports_dir: str = env_default("exports_dir")
+    reports_dir: str = env_default("reports_dir")
+    program_file: str = env_default("program_file")
+    as_of: str = env_default("as_of")  # YYYY-MM-DD; empty means today (UTC)
+    phone_region: str = env_default("phone_region")  # region for phone numbers without a country code
+    max_bad_row_share: float = float(env_default("max_bad_row_share"))  # a file above it fails the run
+    keep_versions: int = int(env_default("keep_versions"))  # published versions kept for rollback
+
+    def as_of_date(self) -> date:
+        if not self.as_of:
+            return datetime.now(timezone.utc).date()
+        try:
+            return date.fromisoformat(self.as_of)
+        except ValueError:
+            raise ValueError(f"as_of must be a date as YYYY-MM-DD, got {self.as_of!r}") from None
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.warehouse_path, keep_versions=self.keep_versions)
+
+    def program(self) -> Program:
+        return load_program(self.program_file)
+
+    @contextmanager
+    def build(self, run_id: str, standardizers: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This run's build of the warehouse, with the SQL models' variables and macros.
+
+        With `standardizers`, the standardizing functions are registered for the SQL too.
+        """
+        with self.warehouse().build(run_id, {"as_of": self.as_of_date()}) as con:
+            con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+            if standardizers:
+                # Imported here: phonenumbers and the name tables cost start-up time
+                # that steps which never standardize should not pay.
+                from assets.standardizers import register_udfs
+
+                register_udfs(con, self.phone_region)
+            yield con
