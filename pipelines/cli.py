@@ -2,6 +2,7 @@
 
     omniloyal run       materialize every asset in-process (the job the UI and schedule run)
     omniloyal generate  write a realistic messy inbox, and its truth file
+    omniloyal evaluate  measure identity resolution against a truth file
 
 Failures print one clear message and exit non-zero; no tracebacks for bad input.
 """
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--end-date", type=_date, help="date of the last delivery (default: today, UTC)")
     generate.add_argument("--bad-row-rate", type=float, default=0.001, help="share of deliberately broken rows (default: %(default)s)")
     generate.add_argument("--gzip", action="store_true", help="write gzip-compressed files")
+
+    evaluate = commands.add_parser("evaluate", help="pairwise and B-cubed precision, recall and F1 against a truth file")
+    evaluate.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
+    evaluate.add_argument("--truth", type=Path, required=True, help="CSV source,source_record_id,person_id (from omniloyal generate --truth)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser
 
 
@@ -129,9 +135,29 @@ def command_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from assets.evaluation import evaluate
+
+    for path in (Path(args.warehouse), args.truth):
+        if not path.exists():
+            print(f"omniloyal evaluate: {path} does not exist", file=sys.stderr)
+            return 2
+    result = evaluate(args.warehouse, args.truth)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    print(f"records evaluated   {result.records:,} ({result.people:,} people, {result.customers:,} customers)")
+    print(f"pairwise            precision {result.precision:.4f}  recall {result.recall:.4f}  F1 {result.f1:.4f}")
+    print(f"                    {result.correct_pairs:,} correct of {result.predicted_pairs:,} predicted, {result.true_pairs:,} true pairs")
+    print(f"B-cubed             precision {result.bcubed_precision:.4f}  recall {result.bcubed_recall:.4f}  F1 {result.bcubed_f1:.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "generate": command_generate}
+    handlers = {"run": command_run, "generate": command_generate, "evaluate": command_evaluate}
     return handlers[args.command](args)
 
 
