@@ -56,6 +56,7 @@ class Delivery:
 @dataclass
 class IngestResult:
     deliveries: list[dict] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)  # inbox files matching no contract pattern
 
     @property
     def rows_read(self) -> int:
@@ -73,8 +74,11 @@ class IngestResult:
 # ---------------------------------------------------------------- finding deliveries
 
 
-def find_deliveries(inbox: Path) -> list[Delivery]:
-    """Contract files of the inbox in delivery order: date in the name, then name."""
+def find_deliveries(inbox: Path, ignored: list[str] | None = None) -> list[Delivery]:
+    """Contract files of the inbox in delivery order: date in the name, then name.
+
+    Names of other files are appended to `ignored`, so a caller can report them.
+    """
     if not inbox.is_dir():
         raise DeliveryError(f"{inbox}: inbox folder does not exist")
     found = []
@@ -84,6 +88,8 @@ def find_deliveries(inbox: Path) -> list[Delivery]:
         name = path.relative_to(inbox).as_posix()
         spec = classify(name)
         if spec is None:
+            if ignored is not None:
+                ignored.append(name)
             continue
         on = delivery_date(name)
         if on is None:
@@ -352,7 +358,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, max_bad_share: flo
     create_raw_tables(con)
     seen = dict(con.execute("select delivery_id, file from raw.deliveries").fetchall())
     result = IngestResult()
-    for delivery in find_deliveries(inbox):
+    for delivery in find_deliveries(inbox, result.ignored_files):
         if delivery.sha256 in seen:
             if seen[delivery.sha256] != delivery.name:
                 _record_duplicate(con, delivery, seen[delivery.sha256])

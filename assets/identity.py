@@ -33,7 +33,7 @@ match_input = sql_asset(
 def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings):
     """Train the Splink model on this run's records, score candidate pairs and cluster them."""
     with settings.build(context.run_id) as con:
-        records = con.execute("select * from identity.match_input").fetch_arrow_table()
+        records = con.sql("select * from identity.match_input").to_arrow_table()
         result = match_records(records)
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)
@@ -62,7 +62,7 @@ source_records = sql_asset(
 
 @dg.asset_check(asset=source_records, blocking=True, description="Every record belongs to exactly one customer.")
 def one_customer_per_record(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
-    with settings.build(context.run_id) as con:
+    with settings.build(context.run.run_id) as con:
         duplicated, missing = con.execute(
             """
             select

@@ -43,17 +43,20 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
             f"ingested {len(result.deliveries)} new deliveries: {result.rows_read} rows read, "
             f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined"
         )
+        if result.ignored_files:
+            context.log.warning(f"files matching no contract pattern were not read: {', '.join(result.ignored_files)}")
         for table in RAW_TABLES + MANIFEST_TABLES:
             metadata = table_metadata(con, table)
             if table == "raw.deliveries":
                 metadata["new_deliveries"] = len(result.deliveries)
                 metadata["rows_read_this_run"] = result.rows_read
+                metadata["ignored_files"] = dg.MetadataValue.text(", ".join(result.ignored_files) or "none")
             yield dg.MaterializeResult(asset_key=_key(table), metadata=metadata)
 
 
 @dg.asset_check(asset=_key("raw.deliveries"), blocking=True, description="Rows read = rows loaded + rows quarantined, per delivery.")
 def nothing_lost_in_ingestion(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
-    with settings.build(context.run_id) as con:
+    with settings.build(context.run.run_id) as con:
         loaded = " union all ".join(
             f"select _delivery_id as delivery_id, count(*) as n from {table} group by 1" for table in RAW_TABLES
         )

@@ -44,7 +44,7 @@ balances = sql_asset(
 
 @dg.asset_check(asset=ledger, blocking=True, description="entry_id is unique.")
 def ledger_entry_ids_unique(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
-    with settings.build(context.run_id) as con:
+    with settings.build(context.run.run_id) as con:
         duplicates = con.execute(
             "select count(*) from (select entry_id from loyalty.ledger group by 1 having count(*) > 1)"
         ).fetchone()[0]
@@ -53,7 +53,7 @@ def ledger_entry_ids_unique(context: dg.AssetCheckExecutionContext, settings: Pi
 
 @dg.asset_check(asset=balances, blocking=True, description="Every balance equals the sum of the customer's ledger.")
 def balances_reconcile_to_ledger(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
-    with settings.build(context.run_id) as con:
+    with settings.build(context.run.run_id) as con:
         off, points_ledger, points_balances = con.execute(
             """
             with ledger_sums as (select customer_id, sum(points) as points from loyalty.ledger group by 1)

@@ -29,7 +29,7 @@ def expectations_check(table: str) -> dg.AssetChecksDefinition:
         description=f"expectations/staging.{table}.json: structure and keys block; distributions warn.",
     )
     def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
-        with settings.build(context.run_id) as con:
+        with settings.build(context.run.run_id) as con:
             outcome = validate_table(con, f"staging.{table}")
         failed = [o for o in outcome.outcomes if not o.success]
         return dg.AssetCheckResult(

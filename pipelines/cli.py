@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
     run.add_argument("--as-of", type=_date, default=env_default("as_of") or None, help="compute as of this date (default: today, UTC)")
     run.add_argument("--phone-region", default=env_default("phone_region"), help="region of phone numbers without a country code (default: %(default)s)")
+    run.add_argument("--verbose", action="store_true", help="show Dagster's event log while running")
 
     generate = commands.add_parser("generate", help="write a realistic messy inbox in the export contract's format")
     generate.add_argument("--people", type=int, default=5000, help="number of people (default: %(default)s)")
@@ -83,7 +84,11 @@ def command_run(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def("omniloyal_everything")
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
-        run_config={"resources": {"settings": {"config": settings}}},
+        run_config={
+            "resources": {"settings": {"config": settings}},
+            # Dagster logs each failure with its traceback; this command prints the cause itself.
+            "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}},
+        },
         instance=instance,
         raise_on_error=False,
     )
@@ -99,18 +104,22 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def _failures(result) -> list[tuple[str, str]]:
-    """(step, message) of every failed step or failed blocking check of an in-process run."""
+    """(step, message) of every failed step, and of every check failed with ERROR severity."""
+    from dagster import AssetCheckSeverity
+
     found = []
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             user = event.step_failure_data.user_failure_data
+            while error is not None and error.cause is not None:
+                error = error.cause  # Dagster wraps the exception the step raised
             message = user.description if user and user.description else (error.message.strip() if error else "failed")
             found.append((event.step_key, message))
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
-            if not evaluation.passed:
-                found.append((evaluation.asset_check_key.to_user_string(), "check failed"))
+            if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
+                found.append((evaluation.asset_check_key.to_user_string(), "check failed (see its metadata in the Dagster UI)"))
     return found
 
 
