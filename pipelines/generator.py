@@ -1,0 +1,685 @@
+"""A realistic, messy, reproducible inbox for omniloyal: what four real source systems export.
+
+People are drawn first (names with Zipf-like frequencies, birth dates, addresses,
+phones, e-mails, households), then each person gets records in 1-4 systems, and
+every record is written the way that system writes it, with that system's mess:
+
+- names: typos (~3%), nicknames instead of the given name (~8% where one exists),
+  UPPER CASE at the store desk (~10%), "Last, First" at the call center (~30%),
+  maiden names (~2% of married women in one system), accents (José, Zoë, Müller);
+- e-mails: stray whitespace and capitals, gmail dots and +tags in another system,
+  a couple sharing a family address (~1%);
+- phones: "07911 123456", "+44 7911 123456", "447911123456", "(07911) 123-456", ...;
+  households share a landline-style number;
+- missing fields at rates that differ by source; moved addresses (~5%);
+- people with two web accounts (~3%) or two store cards (~3%), households
+  (~15% of people), twins (a few per thousand);
+- a small share of broken rows (`bad_row_rate`): unparseable dates, negative or
+  non-numeric amounts, unknown enum values, missing keys, malformed JSON, wrong
+  field counts.
+
+Activity (orders, app events, till transactions, call-center contacts) follows a
+per-person activity level, so many people buy once and a few buy a lot.
+The same arguments always write byte-identical files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from assets.contract import source_file
+
+REFERENCE = yaml.safe_load((Path(__file__).resolve().parent / "reference" / "people.yaml").read_text(encoding="utf-8"))
+NICKNAME_TABLE = Path(__file__).resolve().parents[1] / "assets" / "reference" / "nicknames.csv"
+HISTORY_DAYS = 730  # activity lies in the two years before the last delivery
+
+SHARE_WITH = {"web": 0.60, "app": 0.45, "store": 0.55, "callcenter": 0.25}
+SECOND_WEB_ACCOUNT = 0.03
+SECOND_STORE_CARD = 0.03
+HOUSEHOLD_SHARE = 0.15
+TWIN_SHARE = 0.004
+TYPO_RATE = {"web": 0.03, "app": 0.05, "store": 0.04, "callcenter": 0.05}
+NICKNAME_RATE = 0.08
+UPPER_CASE_RATE = {"web": 0.02, "app": 0.02, "store": 0.10, "callcenter": 0.03}
+LAST_FIRST_RATE = 0.30
+MOVED_RATE = 0.05
+MAIDEN_NAME_RATE = 0.02
+FAMILY_EMAIL_RATE = 0.01
+MISSING = {  # share of records of a source without the field
+    "web": {"phone": 0.30, "birth": 0.35, "street": 0.05},
+    "app": {"phone": 0.55, "birth": 0.40, "email": 0.05},
+    "store": {"phone": 0.15, "birth": 0.20, "postcode": 0.05},
+    "callcenter": {"phone": 0.10, "email": 0.65},
+}
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The delivery dates: `days` daily files ending on `end_date`."""
+
+    end_date: date
+    days: int
+
+    @property
+    def first_delivery(self) -> date:
+        return self.end_date - timedelta(days=self.days - 1)
+
+    @property
+    def history_start(self) -> date:
+        return self.end_date - timedelta(days=HISTORY_DAYS)
+
+    def delivery_of(self, moments: pd.Series) -> np.ndarray:
+        """Delivery index (0 = first file) for timestamps: their day, or the first file for history."""
+        first = pd.Timestamp(self.first_delivery)
+        index = (moments.dt.normalize() - first).dt.days.to_numpy()
+        return np.clip(index, 0, self.days - 1)
+
+
+# ---------------------------------------------------------------- people
+
+
+def _zipf_choice(rng: np.random.Generator, options: list[str], size: int, exponent: float = 0.9) -> np.ndarray:
+    weights = 1.0 / np.arange(1, len(options) + 1) ** exponent
+    return rng.choice(np.array(options, dtype=object), size=size, p=weights / weights.sum())
+
+
+def _random_dates(rng: np.random.Generator, start: date, end: date, size: int) -> pd.Series:
+    span = (end - start).days
+    offsets = rng.integers(0, max(span, 1), size=size)
+    return pd.Series(pd.Timestamp(start) + pd.to_timedelta(offsets, unit="D"))
+
+
+def _mobile_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
+    # 07[1-9]xx xxxxxx mobiles that libphonenumber accepts as valid UK numbers.
+    prefix = rng.choice(["71", "72", "73", "74", "75", "77", "78", "79"], size=size)
+    rest = rng.integers(0, 10**8, size=size)
+    return np.array([f"0{p}{r:08d}" for p, r in zip(prefix, rest)], dtype=object)
+
+
+def _landline_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
+    area = rng.choice(["020", "0161", "0121", "0113", "0141", "0117"], size=size)
+    return np.array(
+        [f"{a}{rng_digits:0{11 - len(a)}d}" for a, rng_digits in zip(area, rng.integers(2 * 10**6, 9 * 10**6, size=size))],
+        dtype=object,
+    )
+
+
+def _postcodes(rng: np.random.Generator, areas: np.ndarray) -> np.ndarray:
+    district = rng.integers(1, 20, size=len(areas))
+    sector = rng.integers(1, 10, size=len(areas))
+    letters = rng.choice(list("ABDEFGHJLNPQRSTUWXYZ"), size=(len(areas), 2))
+    return np.array([f"{a}{d} {s}{l1}{l2}" for a, d, s, (l1, l2) in zip(areas, district, sector, letters)], dtype=object)
+
+
+def make_people(rng: np.random.Generator, people: int, calendar: Calendar) -> pd.DataFrame:
+    """One row per true person, households and twins included."""
+    female = rng.random(people) < 0.52
+    first = np.where(
+        female,
+        _zipf_choice(rng, REFERENCE["female_first_names"], people),
+        _zipf_choice(rng, REFERENCE["male_first_names"], people),
+    )
+    last = _zipf_choice(rng, REFERENCE["surnames"], people, exponent=1.0)
+    birth = _random_dates(rng, calendar.end_date - timedelta(days=90 * 365), calendar.end_date - timedelta(days=18 * 365), people)
+    towns = rng.integers(0, len(REFERENCE["towns"]), size=people)
+    town = np.array([REFERENCE["towns"][t][0] for t in towns], dtype=object)
+    area = np.array([REFERENCE["towns"][t][1] for t in towns], dtype=object)
+    street = np.array(
+        [
+            f"{n} {s} {t}"
+            for n, s, t in zip(
+                rng.integers(1, 200, size=people),
+                _zipf_choice(rng, REFERENCE["streets"], people, 0.5),
+                rng.choice(REFERENCE["street_types"], size=people),
+            )
+        ],
+        dtype=object,
+    )
+    frame = pd.DataFrame(
+        {
+            "person_id": [f"P{i:07d}" for i in range(people)],
+            "female": female,
+            "first_name": first,
+            "last_name": last,
+            "birth": birth,
+            "street": street,
+            "town": town,
+            "postcode": _postcodes(rng, area),
+            "phone": _mobile_numbers(rng, people),
+            "household": np.arange(people),
+        }
+    )
+    _form_households(rng, frame)
+    frame["email"] = _personal_emails(rng, frame)
+    frame["maiden_name"] = np.where(
+        frame["female"] & (rng.random(people) < MAIDEN_NAME_RATE * 5),
+        _zipf_choice(rng, REFERENCE["surnames"], people, exponent=1.0),
+        None,
+    )
+    frame["activity"] = rng.lognormal(mean=0.0, sigma=1.0, size=people)
+    return frame
+
+
+def _form_households(rng: np.random.Generator, frame: pd.DataFrame) -> None:
+    """Groups of 2-4 people sharing address, a landline and usually the surname; some twins."""
+    people = len(frame)
+    members = np.flatnonzero(rng.random(people) < HOUSEHOLD_SHARE)
+    rng.shuffle(members)
+    sizes = rng.integers(2, 5, size=len(members))
+    start = 0
+    landlines = _landline_numbers(rng, len(members) + 1)
+    for number, size in enumerate(sizes):
+        group = members[start : start + size]
+        start += size
+        if len(group) < 2:
+            break
+        head = group[0]
+        for column in ("street", "town", "postcode"):
+            frame.loc[group, column] = frame.at[head, column]
+        frame.loc[group, "household"] = head
+        frame.loc[group, "phone"] = landlines[number]  # the shared home phone
+        shares_surname = group[rng.random(len(group)) < 0.8]
+        frame.loc[shares_surname, "last_name"] = frame.at[head, "last_name"]
+        if rng.random() < TWIN_SHARE / HOUSEHOLD_SHARE * 2:
+            twin = group[1]
+            frame.loc[twin, ["birth", "last_name"]] = frame.loc[head, ["birth", "last_name"]].to_numpy()
+
+
+def _personal_emails(rng: np.random.Generator, frame: pd.DataFrame) -> np.ndarray:
+    local_style = rng.integers(0, 4, size=len(frame))
+    numbers = rng.integers(1, 999, size=len(frame))
+    provider = rng.choice(REFERENCE["email_providers"], size=len(frame))
+    emails = []
+    for first, last, style, n, domain in zip(frame["first_name"], frame["last_name"], local_style, numbers, provider):
+        first_key, last_key = _ascii_key(first), _ascii_key(last)
+        local = [f"{first_key}.{last_key}", f"{first_key}{last_key}{n}", f"{first_key[0]}{last_key}", f"{last_key}.{first_key}{n}"][style]
+        emails.append(f"{local}@{domain}")
+    emails = np.array(emails, dtype=object)
+    # A couple sharing one family address.
+    family = (frame["household"].to_numpy() != np.arange(len(frame))) & (rng.random(len(frame)) < FAMILY_EMAIL_RATE / HOUSEHOLD_SHARE)
+    heads = frame["household"].to_numpy()
+    emails[family] = emails[heads[family]]
+    return emails
+
+
+def _ascii_key(name: str) -> str:
+    from anyascii import anyascii
+
+    return "".join(ch for ch in anyascii(name).lower() if ch.isalpha())
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def assign_accounts(rng: np.random.Generator, people: pd.DataFrame, calendar: Calendar) -> dict[str, pd.DataFrame]:
+    """Which person holds which record in which source, and when it was registered."""
+    n = len(people)
+    membership = {source: rng.random(n) < share for source, share in SHARE_WITH.items()}
+    nobody = ~np.any(list(membership.values()), axis=0)
+    fallback = rng.choice(["web", "store"], size=n)
+    for source in ("web", "store"):
+        membership[source] |= nobody & (fallback == source)
+
+    registration = _registration_dates(rng, n, calendar)
+    accounts = {}
+    for source, held in membership.items():
+        holders = np.flatnonzero(held)
+        if source == "web":
+            holders = np.concatenate([holders, holders[rng.random(len(holders)) < SECOND_WEB_ACCOUNT]])
+        if source == "store":
+            holders = np.concatenate([holders, holders[rng.random(len(holders)) < SECOND_STORE_CARD]])
+        if source == "callcenter":
+            # Contacts are records of their own: 1-3 per caller.
+            holders = np.repeat(holders, rng.integers(1, 4, size=len(holders)))
+        holders = np.sort(holders, kind="stable")
+        registered = registration[holders] + pd.to_timedelta(rng.integers(0, 200, size=len(holders)), unit="D").to_numpy()
+        registered = np.minimum(registered, np.datetime64(calendar.end_date))
+        frame = pd.DataFrame({"person": holders, "registered": pd.to_datetime(registered)})
+        frame["registered"] += pd.to_timedelta(rng.integers(0, 86400, size=len(frame)), unit="s")
+        frame["second"] = pd.Series(holders).duplicated().to_numpy() & (source != "callcenter")
+        accounts[source] = frame.reset_index(drop=True)
+    return accounts
+
+
+def _registration_dates(rng: np.random.Generator, n: int, calendar: Calendar) -> np.ndarray:
+    """Most people predate the first delivery; with several days, each later day brings new people."""
+    dates = _random_dates(rng, calendar.history_start - timedelta(days=365), calendar.first_delivery, n).to_numpy()
+    if calendar.days > 1:
+        newcomers = rng.random(n) < 0.02 * (calendar.days - 1)
+        later_day = rng.integers(1, calendar.days, size=n)
+        dates[newcomers] = np.datetime64(calendar.first_delivery) + later_day[newcomers].astype("timedelta64[D]")
+    return dates
+
+
+# ---------------------------------------------------------------- mess
+
+
+def apply_typos(rng: np.random.Generator, names: pd.Series, rate: float) -> pd.Series:
+    """One substituted, deleted or transposed letter in a share of the names."""
+    names = names.copy()
+    chosen = np.flatnonzero((rng.random(len(names)) < rate) & names.notna().to_numpy() & (names.str.len().fillna(0).to_numpy() > 3))
+    kinds = rng.integers(0, 3, size=len(chosen))
+    positions = rng.random(len(chosen))
+    letters = rng.choice(list("aeiourstnl"), size=len(chosen))
+    values = names.to_numpy(dtype=object)
+    for i, kind, position, letter in zip(chosen, kinds, positions, letters):
+        name = values[i]
+        at = 1 + int(position * (len(name) - 2))
+        if kind == 0:
+            values[i] = name[:at] + letter + name[at + 1 :]
+        elif kind == 1:
+            values[i] = name[:at] + name[at + 1 :]
+        else:
+            values[i] = name[: at - 1] + name[at] + name[at - 1] + name[at + 1 :]
+    return pd.Series(values, index=names.index)
+
+
+def apply_nicknames(rng: np.random.Generator, first_names: pd.Series) -> pd.Series:
+    table = pd.read_csv(NICKNAME_TABLE)
+    nicknames = table.groupby("given_name")["nickname"].apply(list).to_dict()
+    values = first_names.to_numpy(dtype=object).copy()
+    chosen = np.flatnonzero(rng.random(len(values)) < NICKNAME_RATE)
+    picks = rng.random(len(chosen))
+    for i, pick in zip(chosen, picks):
+        options = nicknames.get(str(values[i]).lower())
+        if options:
+            values[i] = options[int(pick * len(options))].capitalize()
+    return pd.Series(values, index=first_names.index)
+
+
+def format_phones(rng: np.random.Generator, phones: pd.Series) -> pd.Series:
+    """The same number written the ways people and systems write it."""
+    styles = rng.integers(0, 7, size=len(phones))
+    out = []
+    for number, style in zip(phones, styles):
+        if pd.isna(number):
+            out.append(None)
+            continue
+        national = number[1:]
+        split = 5 if number.startswith("07") else len(number) - 7
+        out.append(
+            [
+                f"{number[:split]} {number[split:]}",
+                f"+44 {national[:split - 1]} {national[split - 1:]}",
+                f"44{national}",
+                number,
+                f"({number[:split]}) {number[split:split + 3]}-{number[split + 3:]}",
+                f"+44{national}",
+                f"{number[:split]}.{number[split:split + 3]}.{number[split + 3:]}",
+            ][style]
+        )
+    return pd.Series(out, index=phones.index, dtype=object)
+
+
+def mess_emails(rng: np.random.Generator, emails: pd.Series) -> pd.Series:
+    """Capitals, stray spaces, and gmail's ignored dots and +tags."""
+    values = emails.to_numpy(dtype=object).copy()
+    roll = rng.random(len(values))
+    for i in np.flatnonzero(roll < 0.12):
+        email = values[i]
+        if pd.isna(email):
+            continue
+        local, _, domain = email.partition("@")
+        if roll[i] < 0.04:
+            values[i] = f" {local.capitalize()}@{domain.upper()} "
+        elif roll[i] < 0.08 and domain == "gmail.com":
+            values[i] = f"{local.replace('.', '')}+shop@{domain}"
+        elif domain == "gmail.com":
+            values[i] = f"{local[:2]}.{local[2:]}@googlemail.com" if "." not in local else f"{local}@googlemail.com"
+    return pd.Series(values, index=emails.index)
+
+
+def _blank(rng: np.random.Generator, series: pd.Series, share: float) -> pd.Series:
+    return series.where(rng.random(len(series)) >= share, None)
+
+
+def _upper(rng: np.random.Generator, series: pd.Series, share: float) -> pd.Series:
+    upper = rng.random(len(series)) < share
+    return series.where(~upper, series.str.upper())
+
+
+# ---------------------------------------------------------------- records per source
+
+
+def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Name, phone, e-mail, birth date and address of each record, with the source's mess."""
+    person = people.iloc[accounts["person"].to_numpy()].reset_index(drop=True)
+    first = apply_typos(rng, apply_nicknames(rng, person["first_name"]), TYPO_RATE[source])
+    last = person["last_name"].where(
+        person["maiden_name"].isna() | (rng.random(len(person)) > 0.5), person["maiden_name"]
+    )
+    last = apply_typos(rng, last, TYPO_RATE[source])
+    first, last = _upper(rng, first, UPPER_CASE_RATE[source]), _upper(rng, last, UPPER_CASE_RATE[source])
+    phone = _blank(rng, person["phone"], MISSING[source].get("phone", 0))
+    email = person["email"].copy()
+    # A second account is opened with another address; the rest is the same person.
+    second = accounts["second"].to_numpy()
+    email[second] = [f"{e.split('@')[0]}.{rng.integers(10, 99)}@outlook.com" for e in email[second]]
+    email = _blank(rng, mess_emails(rng, email), MISSING[source].get("email", 0))
+    moved = rng.random(len(person)) < MOVED_RATE
+    street = person["street"].where(~moved, "Flat " + pd.Series(rng.integers(1, 9, len(person))).astype(str) + ", " + person["street"])
+    postcode = person["postcode"].where(~moved, _postcodes(rng, person["postcode"].str.extract(r"^([A-Z]+)")[0].to_numpy()))
+    return pd.DataFrame(
+        {
+            "person_id": person["person_id"],
+            "first": first,
+            "last": last,
+            "phone": format_phones(rng, phone),
+            "email": email,
+            "birth": person["birth"].where(rng.random(len(person)) >= MISSING[source].get("birth", 0)),
+            "street": _blank(rng, street, MISSING[source].get("street", 0)),
+            "town": person["town"],
+            "postcode": _blank(rng, postcode, MISSING[source].get("postcode", 0)),
+        }
+    )
+
+
+def _date_text(values: pd.Series, fmt: str) -> pd.Series:
+    return values.dt.strftime(fmt).where(values.notna(), None)
+
+
+def _epoch_ms(moments: pd.Series) -> pd.Series:
+    return moments.dt.as_unit("ms").astype("int64")
+
+
+def _bool_text(rng: np.random.Generator, size: int, share_true: float) -> np.ndarray:
+    return np.where(rng.random(size) < share_true, "true", "false")
+
+
+def web_customers(rng, people, accounts) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "web")
+    postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.15, fields["postcode"].str.replace(" ", "").str.lower())
+    return pd.DataFrame(
+        {
+            "account_id": [f"W{i:07d}" for i in range(len(fields))],
+            "email": fields["email"],
+            "first_name": fields["first"],
+            "last_name": fields["last"],
+            "phone": fields["phone"],
+            "birth_date": _date_text(fields["birth"], "%Y-%m-%d"),
+            "street": fields["street"],
+            "city": fields["town"],
+            "postcode": postcode,
+            "country": "GB",
+            "created_at": accounts["registered"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "marketing_opt_in": _bool_text(rng, len(fields), 0.55),
+            "_person_id": fields["person_id"],
+            "_registered": accounts["registered"],
+        }
+    )
+
+
+def app_users(rng, people, accounts) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "app")
+    return pd.DataFrame(
+        {
+            "user_id": [f"U{i:07d}" for i in range(len(fields))],
+            "email": fields["email"],
+            "name": (fields["first"].fillna("") + " " + fields["last"].fillna("")).str.strip(),
+            "phone": fields["phone"],
+            "birthday": _date_text(fields["birth"], "%m/%d/%Y"),
+            "signup_ts": _epoch_ms(accounts["registered"]),
+            "push_opt_in": rng.random(len(fields)) < 0.45,
+            "_person_id": fields["person_id"],
+            "_registered": accounts["registered"],
+        }
+    )
+
+
+def store_members(rng, people, accounts) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "store")
+    postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.3, fields["postcode"].str.replace(" ", ""))
+    return pd.DataFrame(
+        {
+            "card_number": [f"{6000000000 + i * 7:010d}" for i in range(len(fields))],
+            "first_name": fields["first"],
+            "last_name": fields["last"],
+            "phone": fields["phone"],
+            "postcode": postcode,
+            "date_of_birth": _date_text(fields["birth"], "%d/%m/%Y"),
+            "enrolled_on": accounts["registered"].dt.strftime("%Y-%m-%d"),
+            "store_id": rng.choice([f"ST{i:03d}" for i in range(1, 41)], size=len(fields)),
+            "_person_id": fields["person_id"],
+            "_registered": accounts["registered"],
+        }
+    )
+
+
+def callcenter_contacts(rng, people, accounts) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "callcenter")
+    last_first = rng.random(len(fields)) < LAST_FIRST_RATE
+    name = np.where(last_first, fields["last"].fillna("") + ", " + fields["first"].fillna(""), fields["first"].fillna("") + " " + fields["last"].fillna(""))
+    goodwill = np.where(rng.random(len(fields)) < 0.08, rng.choice([50, 100, 200, 500], size=len(fields)).astype(str), None)
+    csat = np.where(rng.random(len(fields)) < 0.6, rng.integers(1, 6, size=len(fields)).astype(str), None)
+    return pd.DataFrame(
+        {
+            "contact_id": [f"K{i:08d}" for i in range(len(fields))],
+            "caller_name": pd.Series(name).str.strip(" ,"),
+            "phone": fields["phone"],
+            "email": fields["email"],
+            "contacted_at": accounts["registered"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reason": rng.choice(REFERENCE["contact_reasons"], size=len(fields)),
+            "resolution": rng.choice(REFERENCE["contact_resolutions"], size=len(fields)),
+            "csat": csat,
+            "goodwill_points": goodwill,
+            "_person_id": fields["person_id"],
+            "_registered": accounts["registered"],
+        }
+    )
+
+
+# ---------------------------------------------------------------- activity
+
+
+def _event_times(rng: np.random.Generator, records: pd.DataFrame, people: pd.DataFrame, per_year: float, calendar: Calendar) -> pd.DataFrame:
+    """Moments of a channel's events: a Poisson count per record from its person's activity."""
+    person_index = records["_person_id"].str[1:].astype(int).to_numpy()
+    start = records["_registered"].clip(lower=pd.Timestamp(calendar.history_start))
+    end = pd.Timestamp(calendar.end_date) + pd.Timedelta(hours=23)
+    years = ((end - start).dt.total_seconds() / (365 * 86400)).clip(lower=0).to_numpy()
+    counts = rng.poisson(people["activity"].to_numpy()[person_index] * per_year * years)
+    owner = np.repeat(np.arange(len(records)), counts)
+    span = (end - start).dt.total_seconds().to_numpy()[owner]
+    moments = start.to_numpy()[owner] + (rng.random(len(owner)) * span).astype("timedelta64[s]")
+    return pd.DataFrame({"record": owner, "at": pd.to_datetime(moments)}).sort_values(["at", "record"], kind="stable").reset_index(drop=True)
+
+
+def _amounts(rng: np.random.Generator, size: int, median: float) -> np.ndarray:
+    return np.round(rng.lognormal(np.log(median), 0.7, size=size), 2)
+
+
+def web_orders(rng, customers, people, calendar) -> pd.DataFrame:
+    events = _event_times(rng, customers, people, 3.0, calendar)
+    status = rng.choice(["completed", "refunded", "cancelled"], size=len(events), p=[0.92, 0.05, 0.03])
+    return pd.DataFrame(
+        {
+            "order_id": [f"WO{i:08d}" for i in range(len(events))],
+            "account_id": customers["account_id"].to_numpy()[events["record"]],
+            "ordered_at": events["at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "total_amount": [f"{a:.2f}" for a in _amounts(rng, len(events), 40)],
+            "currency": "GBP",
+            "status": status,
+            "_at": events["at"],
+        }
+    )
+
+
+def app_events(rng, users, people, calendar) -> pd.DataFrame:
+    events = _event_times(rng, users, people, 6.0, calendar)
+    kind = rng.choice(["purchase", "share", "review", "check_in", "redeem"], size=len(events), p=[0.45, 0.15, 0.1, 0.27, 0.03])
+    amount = np.where(kind == "purchase", _amounts(rng, len(events), 25), np.nan)
+    amount = np.where(kind == "redeem", rng.integers(1, 11, size=len(events)) * 100.0, amount)
+    return pd.DataFrame(
+        {
+            "event_id": [f"AE{i:09d}" for i in range(len(events))],
+            "user_id": users["user_id"].to_numpy()[events["record"]],
+            "type": kind,
+            "ts": _epoch_ms(events["at"]),
+            "amount": amount,
+            "_at": events["at"],
+        }
+    )
+
+
+def store_transactions(rng, members, people, calendar) -> pd.DataFrame:
+    events = _event_times(rng, members, people, 4.0, calendar)
+    kind = rng.choice(["sale", "return", "redeem"], size=len(events), p=[0.94, 0.04, 0.02])
+    amount = np.where(kind == "redeem", rng.integers(1, 11, size=len(events)) * 100.0, _amounts(rng, len(events), 30))
+    card = members["card_number"].to_numpy()[events["record"]]
+    stores = members["store_id"].to_numpy()[events["record"]]
+    # Anonymous sales: a fifth of all sales carry no card.
+    anonymous = pd.DataFrame({"at": _random_dates(rng, calendar.history_start, calendar.end_date, len(events) // 4)})
+    anonymous["at"] += pd.to_timedelta(rng.integers(8 * 3600, 20 * 3600, size=len(anonymous)), unit="s")
+    frame = pd.DataFrame(
+        {
+            "store_id": np.concatenate([stores, rng.choice(stores if len(stores) else ["ST001"], size=len(anonymous))]),
+            "card_number": np.concatenate([card, np.full(len(anonymous), None, dtype=object)]),
+            "_at": pd.concat([events["at"], anonymous["at"]], ignore_index=True),
+            "amount": np.concatenate([amount, _amounts(rng, len(anonymous), 15)]),
+            "kind": np.concatenate([kind, np.full(len(anonymous), "sale", dtype=object)]),
+        }
+    ).sort_values("_at", kind="stable").reset_index(drop=True)
+    frame.insert(0, "txn_id", [f"T{i:09d}" for i in range(len(frame))])
+    frame.insert(3, "txn_ts", frame["_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    frame["amount"] = [f"{a:.2f}" for a in frame["amount"]]
+    return frame
+
+
+# ---------------------------------------------------------------- deliveries and files
+
+
+def _updates(rng: np.random.Generator, frame: pd.DataFrame, calendar: Calendar, change: dict) -> pd.DataFrame:
+    """Re-deliveries of some existing keys on later days, with a changed field."""
+    if calendar.days == 1 or frame.empty:
+        return frame.iloc[0:0]
+    chosen = frame[(frame["_day"] < calendar.days - 1) & (rng.random(len(frame)) < 0.02)].copy()
+    chosen["_day"] = [rng.integers(d + 1, calendar.days) for d in chosen["_day"]]
+    for column, values in change.items():
+        chosen[column] = values(len(chosen))
+    return chosen
+
+
+def corrupt(rng: np.random.Generator, frame: pd.DataFrame, table: str, rate: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Break a share of the rows the way real exports break; returns rows to cut short (CSV)."""
+    spec = source_file(table)
+    bad = np.flatnonzero(rng.random(len(frame)) < rate)
+    short = np.zeros(len(frame), dtype=bool)
+    if not len(bad):
+        return frame, short
+    frame = frame.astype(object)  # a broken value is text, whatever the column held
+    key = spec.key[0]
+    typed = [c for c in spec.columns if c.type in ("date", "timestamp", "decimal", "enum")]
+    for row, kind in zip(bad, rng.integers(0, 4, size=len(bad))):
+        if kind == 0:
+            frame.iat[row, frame.columns.get_loc(key)] = ""
+        elif kind == 1 and typed:
+            column = typed[row % len(typed)]
+            broken = {"date": "31/31/1990", "timestamp": "not-a-time", "decimal": "-12.50", "enum": "teleport"}[column.type]
+            frame.iat[row, frame.columns.get_loc(column.name)] = broken
+        else:
+            short[row] = True  # a CSV row with a field missing, or a truncated JSON line
+    return frame, short
+
+
+def write_delivery(frame: pd.DataFrame, table: str, folder: Path, day: date, short: np.ndarray, compress: bool) -> Path:
+    spec = source_file(table)
+    name = Path(spec.pattern.replace("*", day.strftime("%Y%m%d")))
+    path = folder / (str(name) + (".gz" if compress else ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = spec.column_names
+    if spec.format == "csv":
+        lines = frame[columns].to_csv(index=False, lineterminator="\n").split("\n")
+        body = [line.rsplit(",", 1)[0] if cut else line for line, cut in zip(lines[1:], short)]
+        text = "\n".join([lines[0], *body[: len(frame)]]) + "\n"
+    else:
+        records = frame[columns].to_dict(orient="records")
+        rendered = []
+        for record, cut in zip(records, short):
+            line = json.dumps({k: _json_value(v) for k, v in record.items()}, ensure_ascii=False)
+            rendered.append(line[: len(line) // 2] if cut else line)
+        text = "\n".join(rendered) + ("\n" if rendered else "")
+    data = text.encode("utf-8")
+    path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
+    return path
+
+
+def _json_value(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def generate_inbox(
+    people: int,
+    seed: int,
+    out_dir: Path,
+    truth_path: Path | None = None,
+    days: int = 1,
+    end_date: date | None = None,
+    bad_row_rate: float = 0.001,
+    compress: bool = False,
+) -> dict[str, int]:
+    """Write an inbox in the export contract's format; returns rows written per file kind."""
+    if people < 1 or days < 1:
+        raise ValueError("people and days must be at least 1")
+    calendar = Calendar(end_date or datetime.now(timezone.utc).date(), days)
+    rng = np.random.default_rng(seed)
+    population = make_people(rng, people, calendar)
+    accounts = assign_accounts(rng, population, calendar)
+
+    records = {
+        "web_customers": web_customers(rng, population, accounts["web"]),
+        "app_users": app_users(rng, population, accounts["app"]),
+        "store_members": store_members(rng, population, accounts["store"]),
+        "callcenter_contacts": callcenter_contacts(rng, population, accounts["callcenter"]),
+    }
+    activity = {
+        "web_orders": web_orders(rng, records["web_customers"], population, calendar),
+        "app_events": app_events(rng, records["app_users"], population, calendar),
+        "store_transactions": store_transactions(rng, records["store_members"], population, calendar),
+    }
+    for frame in records.values():
+        frame["_day"] = calendar.delivery_of(frame["_registered"])
+    for frame in activity.values():
+        frame["_day"] = calendar.delivery_of(frame["_at"])
+    # Later days also re-deliver known keys: new consent, a new phone, a refund.
+    records["web_customers"] = pd.concat(
+        [records["web_customers"], _updates(rng, records["web_customers"], calendar,
+                                            {"marketing_opt_in": lambda n: _bool_text(rng, n, 0.5)})])
+    records["store_members"] = pd.concat(
+        [records["store_members"], _updates(rng, records["store_members"], calendar,
+                                            {"phone": lambda n: format_phones(rng, pd.Series(_mobile_numbers(rng, n))).to_numpy()})])
+    activity["web_orders"] = pd.concat(
+        [activity["web_orders"], _updates(rng, activity["web_orders"][activity["web_orders"]["status"] == "completed"], calendar,
+                                          {"status": lambda n: np.full(n, "refunded")})])
+
+    counts: dict[str, int] = {}
+    out_dir = Path(out_dir)
+    for table, frame in {**records, **activity}.items():
+        spec = source_file(table)
+        for day in range(days):
+            todays = frame[frame["_day"] == day]
+            broken, short = corrupt(rng, todays.reset_index(drop=True), table, bad_row_rate)
+            write_delivery(broken, table, out_dir, calendar.first_delivery + timedelta(days=day), short, compress)
+        counts[f"{spec.source}/{spec.entity}"] = len(frame)
+
+    if truth_path is not None:
+        truth = pd.concat(
+            [
+                pd.DataFrame({"source": source_file(t).source, "source_record_id": f[source_file(t).key[0]], "person_id": f["_person_id"]})
+                for t, f in records.items()
+            ]
+        ).drop_duplicates(["source", "source_record_id"])
+        Path(truth_path).parent.mkdir(parents=True, exist_ok=True)
+        truth.to_csv(truth_path, index=False, lineterminator="\n")
+    return counts
