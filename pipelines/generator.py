@@ -203,6 +203,9 @@ def _personal_emails(rng: np.random.Generator, frame: pd.DataFrame) -> np.ndarra
         local = [f"{first_key}.{last_key}", f"{first_key}{last_key}{n}", f"{first_key[0]}{last_key}", f"{last_key}.{first_key}{n}"][style]
         emails.append(f"{local}@{domain}")
     emails = np.array(emails, dtype=object)
+    # A mailbox is one person's: a clash of generated addresses gets a number.
+    clash = pd.Series(emails).duplicated().to_numpy()
+    emails[clash] = [e.replace("@", f"{i}@") for e, i in zip(emails[clash], np.flatnonzero(clash))]
     # A couple sharing one family address.
     family = (frame["household"].to_numpy() != np.arange(len(frame))) & (rng.random(len(frame)) < FAMILY_EMAIL_RATE / HOUSEHOLD_SHARE)
     heads = frame["household"].to_numpy()
