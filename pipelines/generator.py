@@ -254,7 +254,7 @@ def assign_accounts(rng: np.random.Generator, people: pd.DataFrame, calendar: Ca
 
 def _registration_dates(rng: np.random.Generator, n: int, calendar: Calendar) -> np.ndarray:
     """Most people predate the first delivery; with several days, each later day brings new people."""
-    dates = _random_dates(rng, calendar.history_start - timedelta(days=365), calendar.first_delivery, n).to_numpy()
+    dates = _random_dates(rng, calendar.history_start - timedelta(days=365), calendar.first_delivery, n).to_numpy().copy()
     if calendar.days > 1:
         newcomers = rng.random(n) < 0.02 * (calendar.days - 1)
         later_day = rng.integers(1, calendar.days, size=n)

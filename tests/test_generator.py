@@ -1,0 +1,136 @@
+"""The data generator: reproducible, in the contract's format, with the hard cases present."""
+
+import csv
+import gzip
+import hashlib
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from assets.contract import source_files
+from pipelines.generator import generate_inbox
+
+END = date(2026, 6, 30)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read(path: Path) -> list[dict]:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    text = data.decode("utf-8")
+    if ".jsonl" in path.name:
+        return [json.loads(line) for line in text.splitlines() if line]
+    return list(csv.DictReader(text.splitlines()))
+
+
+@pytest.fixture(scope="module")
+def clean_inbox(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clean")
+    generate_inbox(people=1500, seed=3, out_dir=folder / "inbox", truth_path=folder / "truth.csv", end_date=END, bad_row_rate=0)
+    return folder
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        generate_inbox(people=300, seed=seed, out_dir=tmp_path / name, truth_path=tmp_path / name / "truth.csv", end_date=END)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+
+
+def test_files_follow_the_contract(clean_inbox):
+    for spec in source_files():
+        path = clean_inbox / "inbox" / spec.pattern.replace("*", END.strftime("%Y%m%d"))
+        rows = read(path)
+        assert rows, spec.table
+        if spec.format == "csv":
+            header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
+            assert header == spec.column_names, spec.table
+        for column in spec.columns:
+            values = [row.get(column.name) for row in rows]
+            present = [v for v in values if v not in (None, "")]
+            if column.required:
+                assert len(present) == len(values), (spec.table, column.name)
+            if column.type == "enum":
+                assert set(present) <= set(column.values), (spec.table, column.name)
+            if column.type == "date":
+                for value in present:
+                    datetime.strptime(value, column.format)
+            if column.type == "timestamp" and column.format == "epoch_ms":
+                assert all(1.4e12 < int(v) < 1.9e12 for v in present), (spec.table, column.name)
+            if column.type == "timestamp" and column.format == "iso8601":
+                for value in present:
+                    datetime.fromisoformat(value)
+            if column.type == "decimal" and column.min is not None:
+                assert all(float(v) >= column.min for v in present), (spec.table, column.name)
+
+
+def test_truth_covers_every_customer_record_once(clean_inbox):
+    truth = pd.read_csv(clean_inbox / "truth.csv", dtype=str)
+    assert not truth.duplicated(["source", "source_record_id"]).any()
+    keys = {"web": ("web/customers", "account_id"), "app": ("app/users", "user_id"),
+            "store": ("store/members", "card_number"), "callcenter": ("callcenter/contacts", "contact_id")}
+    for source, (stem, key) in keys.items():
+        path = next((clean_inbox / "inbox").glob(stem + "_*"))
+        written = {str(row[key]) for row in read(path)}
+        assert written == set(truth.loc[truth["source"] == source, "source_record_id"]), source
+
+
+def test_the_hard_cases_are_in_the_data(clean_inbox):
+    truth = pd.read_csv(clean_inbox / "truth.csv", dtype=str)
+    inbox = clean_inbox / "inbox"
+    web = pd.DataFrame(read(next(inbox.glob("web/customers_*")))).merge(
+        truth[truth.source == "web"], left_on="account_id", right_on="source_record_id")
+    assert (web.groupby("person_id").size() >= 2).any(), "a person with two web accounts"
+    store = pd.DataFrame(read(next(inbox.glob("store/members_*")))).merge(
+        truth[truth.source == "store"], left_on="card_number", right_on="source_record_id")
+    assert (store.groupby("person_id").size() >= 2).any(), "a person with two store cards"
+    # A household phone: one number, several different people.
+    digits = store["phone"].str.replace(r"\D", "", regex=True).str[-10:]
+    assert (store.assign(d=digits).dropna(subset=["phone"]).groupby("d")["person_id"].nunique() >= 2).any()
+    contacts = read(next(inbox.glob("callcenter/contacts_*")))
+    assert any("," in (row["caller_name"] or "") for row in contacts), "a 'Last, First' caller name"
+    nicknames = {"Bob", "Liz", "Bill", "Kate", "Jim", "Mike", "Tom", "Dave", "Chris", "Sue", "Jenny", "Alex", "Ben", "Sam"}
+    assert set(web["first_name"]) & nicknames, "nicknames in place of given names"
+    assert (store["first_name"].str.isupper()).any(), "upper-case names at the store desk"
+
+
+def test_several_days_deliver_new_records_and_updates(tmp_path):
+    generate_inbox(people=1500, seed=5, out_dir=tmp_path, end_date=END, days=3, bad_row_rate=0)
+    files = sorted(p.name for p in (tmp_path / "web").glob("customers_*"))
+    assert files == ["customers_20260628.csv", "customers_20260629.csv", "customers_20260630.csv"]
+    day_one = {r["account_id"] for r in read(tmp_path / "web" / files[0])}
+    later = [r["account_id"] for f in files[1:] for r in read(tmp_path / "web" / f)]
+    assert set(later) & day_one, "later days update keys of day one"
+    assert set(later) - day_one, "later days bring new accounts"
+
+
+def test_gzip_output(tmp_path):
+    generate_inbox(people=200, seed=1, out_dir=tmp_path, end_date=END, compress=True)
+    path = next((tmp_path / "app").glob("events_*.jsonl.gz"))
+    assert read(path)
+
+
+def test_bad_rows_only_when_asked(tmp_path):
+    def broken(folder: Path) -> int:
+        count = 0
+        for path in (folder / "app").glob("events_*.jsonl"):
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    count += 1
+                    continue
+                count += row["event_id"] == "" or row["type"] == "teleport" or isinstance(row["ts"], str)
+        return count
+
+    generate_inbox(people=300, seed=1, out_dir=tmp_path / "clean", end_date=END, bad_row_rate=0)
+    generate_inbox(people=300, seed=1, out_dir=tmp_path / "bad", end_date=END, bad_row_rate=0.2)
+    assert broken(tmp_path / "clean") == 0
+    assert broken(tmp_path / "bad") > 0
