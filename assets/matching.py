@@ -101,9 +101,10 @@ def train(linker: Linker, seed: int = 42) -> None:
 
 def match_records(records: pa.Table, threshold: float = MATCH_THRESHOLD, seed: int = 42) -> MatchResult:
     """Train the model on `records` (identity.match_input) and cluster them into people."""
-    logging.getLogger("splink").setLevel(logging.WARNING)
+    # Splink warns about every level EM could not train; a pipeline log wants errors only.
+    logging.getLogger("splink").setLevel(logging.ERROR)
     db_api = DuckDBAPI()
-    linker = Linker(db_api.register(records, table_name="match_input"), splink_settings(), log_level=logging.WARNING)
+    linker = Linker(db_api.register(records, table_name="match_input"), splink_settings(), log_level=logging.ERROR)
     train(linker, seed=seed)
     predictions = linker.inference.predict(threshold_match_probability=threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold)

@@ -1,6 +1,7 @@
-"""Personal data: the one place that says which values are personal and how they are masked.
+"""Masking personal data before it leaves the warehouse for logs or Dagster metadata.
 
-Anything that leaves the warehouse for logs or Dagster metadata goes through `mask`.
+Which columns hold personal data is declared once, as `pii: true` in schemas/
+(read by assets.catalog.personal_columns); values of those columns go through `mask`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from assets.catalog import personal_columns
 from assets.contract import PROJECT_ROOT
 from assets.privacy import mask
 
@@ -31,7 +32,7 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int
     unexpected_percent: float
-    examples: list[str]  # masked: failing values may be personal data
+    examples: list[str]  # failing values; masked in columns holding personal data
 
 
 @dataclass
@@ -81,18 +82,21 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: str) -> SuiteOutcome:
     suite = gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"])
     result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES_SHOWN})
     outcome = SuiteOutcome(table=table, rows=len(frame))
+    personal = personal_columns(table)
     for item in result.results:
         config = item.expectation_config
         details = item.result or {}
+        column = config.kwargs.get("column")
+        shown = mask if column in personal or column is None else str
         outcome.outcomes.append(
             ExpectationOutcome(
                 expectation=config.type,
-                column=config.kwargs.get("column"),
+                column=column,
                 severity=str(getattr(config.severity, "value", config.severity)),
                 success=bool(item.success),
                 unexpected_count=int(details.get("unexpected_count") or 0),
                 unexpected_percent=float(details.get("unexpected_percent") or 0.0),
-                examples=[mask(v) for v in (details.get("partial_unexpected_list") or [])[:EXAMPLES_SHOWN]],
+                examples=[shown(v) for v in (details.get("partial_unexpected_list") or [])[:EXAMPLES_SHOWN]],
             )
         )
     return outcome

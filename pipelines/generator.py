@@ -26,7 +26,6 @@ The same arguments always write byte-identical files.
 from __future__ import annotations
 
 import gzip
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -170,27 +169,33 @@ def make_people(rng: np.random.Generator, people: int, calendar: Calendar) -> pd
 
 def _form_households(rng: np.random.Generator, frame: pd.DataFrame) -> None:
     """Groups of 2-4 people sharing address, a landline and usually the surname; some twins."""
-    people = len(frame)
-    members = np.flatnonzero(rng.random(people) < HOUSEHOLD_SHARE)
+    members = np.flatnonzero(rng.random(len(frame)) < HOUSEHOLD_SHARE)
     rng.shuffle(members)
-    sizes = rng.integers(2, 5, size=len(members))
-    start = 0
-    landlines = _landline_numbers(rng, len(members) + 1)
-    for number, size in enumerate(sizes):
-        group = members[start : start + size]
-        start += size
-        if len(group) < 2:
-            break
-        head = group[0]
-        for column in ("street", "town", "postcode"):
-            frame.loc[group, column] = frame.at[head, column]
-        frame.loc[group, "household"] = head
-        frame.loc[group, "phone"] = landlines[number]  # the shared home phone
-        shares_surname = group[rng.random(len(group)) < 0.8]
-        frame.loc[shares_surname, "last_name"] = frame.at[head, "last_name"]
-        if rng.random() < TWIN_SHARE / HOUSEHOLD_SHARE * 2:
-            twin = group[1]
-            frame.loc[twin, ["birth", "last_name"]] = frame.loc[head, ["birth", "last_name"]].to_numpy()
+    ends = np.cumsum(rng.integers(2, 5, size=len(members)))
+    ends = ends[ends <= len(members)]  # whole groups only
+    if not len(ends):
+        return
+    starts = np.concatenate([[0], ends[:-1]])
+    members = members[: ends[-1]]
+    group = np.searchsorted(ends, np.arange(len(members)), side="right")
+    head = members[starts[group]]
+    for column in ("street", "town", "postcode"):
+        values = frame[column].to_numpy(dtype=object)
+        values[members] = values[head]
+        frame[column] = values
+    frame.loc[members, "household"] = head
+    frame.loc[members, "phone"] = _landline_numbers(rng, len(ends))[group]  # the shared home phone
+    last = frame["last_name"].to_numpy(dtype=object)
+    shares_surname = rng.random(len(members)) < 0.8
+    last[members[shares_surname]] = last[head[shares_surname]]
+    # Twins: the second member of some households shares the first's birth date and surname.
+    twins = rng.random(len(ends)) < TWIN_SHARE / HOUSEHOLD_SHARE * 2
+    twin, twin_head = members[starts[twins] + 1], members[starts[twins]]
+    last[twin] = last[twin_head]
+    frame["last_name"] = last
+    birth = frame["birth"].to_numpy().copy()
+    birth[twin] = birth[twin_head]
+    frame["birth"] = birth
 
 
 def _personal_emails(rng: np.random.Generator, frame: pd.DataFrame) -> np.ndarray:
@@ -603,23 +608,13 @@ def write_delivery(frame: pd.DataFrame, table: str, folder: Path, day: date, sho
         body = [line.rsplit(",", 1)[0] if cut else line for line, cut in zip(lines[1:], short)]
         text = "\n".join([lines[0], *body[: len(frame)]]) + "\n"
     else:
-        records = frame[columns].to_dict(orient="records")
-        rendered = []
-        for record, cut in zip(records, short):
-            line = json.dumps({k: _json_value(v) for k, v in record.items()}, ensure_ascii=False)
-            rendered.append(line[: len(line) // 2] if cut else line)
+        lines = frame[columns].to_json(orient="records", lines=True, force_ascii=False).splitlines()
+        # A truncated line is what a crashed export leaves behind.
+        rendered = [line[: len(line) // 2] if cut else line for line, cut in zip(lines, short)]
         text = "\n".join(rendered) + ("\n" if rendered else "")
     data = text.encode("utf-8")
     path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
     return path
-
-
-def _json_value(value):
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def generate_inbox(

@@ -150,3 +150,19 @@ def test_dagster_definitions_validate():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_every_table_matches_its_documentation(workspace):
+    from assets.catalog import documented_tables
+
+    actual = {}
+    for schema, table, column, data_type in query(
+        workspace,
+        "select table_schema, table_name, column_name, data_type from information_schema.columns "
+        "where table_catalog = 'omniloyal' order by table_schema, table_name, ordinal_position",
+    ):
+        actual.setdefault(f"{schema}.{table}", []).append((column, data_type.lower().replace(" ", "")))
+    documented = {
+        table: [(c.name, c.type.replace(" ", "")) for c in columns] for table, columns in documented_tables().items()
+    }
+    assert actual == documented

@@ -7,7 +7,7 @@ ledger as (select * from loyalty.ledger),
 tiers as (select * from loyalty.program_tiers),
 
 points as (
-    select customer_id, sum(points) as points_balance
+    select customer_id, cast(sum(points) as bigint) as points_balance
     from ledger
     group by customer_id
 ),
@@ -23,7 +23,7 @@ standing as (
     select
         customers.customer_id,
         coalesce(points.points_balance, 0) as points_balance,
-        coalesce(spend.qualifying_spend_12m, 0) as qualifying_spend_12m
+        cast(coalesce(spend.qualifying_spend_12m, 0) as decimal(18, 2)) as qualifying_spend_12m
     from customers
     left join points using (customer_id)
     left join spend using (customer_id)
@@ -43,7 +43,7 @@ with_next as (
     select
         tiered.*,
         next_tier.tier as next_tier,
-        next_tier.min_qualifying_spend - tiered.qualifying_spend_12m as spend_to_next_tier
+        cast(next_tier.min_qualifying_spend - tiered.qualifying_spend_12m as decimal(18, 2)) as spend_to_next_tier
     from tiered
     left join tiers as next_tier on next_tier.tier_rank = tiered.tier_rank + 1
 )

@@ -22,7 +22,7 @@ rfm_values as (
         customer_id,
         date_diff('day', cast(max(occurred_at) as date), getvariable('as_of')) as recency_days,
         count(*) as frequency,
-        sum(amount) as monetary
+        cast(sum(amount) as decimal(18, 2)) as monetary
     from purchases
     group by customer_id
 ),

@@ -34,11 +34,11 @@ standardized as (
         cast(null as boolean) as marketing_opt_in,
         cast(null as boolean) as push_opt_in,
         cast(null as timestamp) as consent_stated_at,
+        _delivered_on as delivered_on,
+        _file as source_file,
         reason as contact_reason,
         csat,
-        goodwill_points,
-        _delivered_on as delivered_on,
-        _file as source_file
+        goodwill_points
     from latest
 )
 
