@@ -11,7 +11,7 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test ui lint clean
+.PHONY: install demo test ui lint bench clean
 
 # uv installs the pinned ranges in seconds; plain pip is the fallback.
 $(BIN)/omniloyal: pyproject.toml
@@ -32,6 +32,10 @@ test: install
 ui: install
 	mkdir -p data/dagster_home
 	DAGSTER_HOME=$(abspath data/dagster_home) $(BIN)/dagster dev -w workspace.yaml
+
+# Benchmarks are scripts, not tests: they print Markdown tables for docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m tests.benchmarks.bench_foundation
 
 lint: install
 	$(BIN)/ruff check assets pipelines tests

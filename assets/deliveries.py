@@ -26,9 +26,10 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -37,6 +38,8 @@ import pyarrow as pa
 from assets.contract import Column, SourceFile, classify, delivery_date, source_files
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A JSON-lines file none of whose first lines is JSON is another format, not bad rows.
+SNIFF_LINES = 20
 
 
 class DeliveryError(Exception):
@@ -94,7 +97,10 @@ def find_deliveries(inbox: Path, ignored: list[str] | None = None) -> list[Deliv
         on = delivery_date(name)
         if on is None:
             raise DeliveryError(f"{name}: file name has no _YYYYMMDD delivery date")
-        found.append(Delivery(path, name, spec, on, path.stat().st_size, _sha256(path)))
+        try:
+            found.append(Delivery(path, name, spec, on, path.stat().st_size, _sha256(path)))
+        except OSError as err:
+            raise DeliveryError(f"{name}: cannot be read ({err.strerror})") from None
     return sorted(found, key=lambda d: (d.delivered_on, d.name))
 
 
@@ -110,7 +116,10 @@ def _sha256(path: Path) -> str:
 
 
 def read_text(delivery: Delivery) -> str:
-    data = delivery.path.read_bytes()
+    try:
+        data = delivery.path.read_bytes()
+    except OSError as err:
+        raise DeliveryError(f"{delivery.name}: cannot be read ({err.strerror})") from None
     if delivery.path.suffix == ".gz":
         try:
             data = gzip.decompress(data)
@@ -154,7 +163,7 @@ def split_csv(delivery: Delivery, text: str) -> tuple[pa.Table, list[dict]]:
         except StopIteration:
             break
         except csv.Error as err:
-            rejects.append(_reject(delivery, reader.line_num, "\n".join(lines[start : reader.line_num]), f"not valid CSV ({err})"))
+            rejects.append(_reject(reader.line_num, "\n".join(lines[start : reader.line_num]), f"not valid CSV ({err})"))
             start = reader.line_num
             continue
         first_line, raw = start + 1, "\n".join(lines[start : reader.line_num])
@@ -162,7 +171,7 @@ def split_csv(delivery: Delivery, text: str) -> tuple[pa.Table, list[dict]]:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if len(row) != len(header):
-            rejects.append(_reject(delivery, first_line, raw, f"expected {len(header)} fields, found {len(row)}"))
+            rejects.append(_reject(first_line, raw, f"expected {len(header)} fields, found {len(row)}"))
             continue
         for name in spec.column_names:
             columns[name].append(row[position[name]] if name in position else None)
@@ -178,7 +187,19 @@ def split_jsonl(delivery: Delivery, text: str) -> pa.Table:
         if line.strip():
             numbers.append(number)
             raws.append(line)
+    if raws and not any(_is_json(line) for line in raws[:SNIFF_LINES]):
+        raise DeliveryError(
+            f"{delivery.name}: not a JSON-lines file (none of its first {min(len(raws), SNIFF_LINES)} lines is JSON)"
+        )
     return pa.table({"_line": pa.array(numbers, pa.int64()), "_raw": pa.array(raws, pa.string())})
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_header(delivery: Delivery, header: list[str]) -> None:
@@ -197,7 +218,7 @@ def _records_table(columns: dict[str, list], numbers: list[int], raws: list[str]
     return pa.table(arrays)
 
 
-def _reject(delivery: Delivery, line: int, raw: str, reason: str) -> dict:
+def _reject(line: int, raw: str, reason: str) -> dict:
     return {"line": line, "raw": raw, "reason": reason}
 
 
@@ -442,4 +463,4 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> dict:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,6 +1,5 @@
 """Stage identity: which customer records are one person, and their customer_id."""
 
-
 import json
 from pathlib import Path
 

@@ -1,13 +1,12 @@
 """Stage ingest: new inbox deliveries into the raw layer, bad rows into quarantine."""
 
-
 from pathlib import Path
 
 import dagster as dg
 
 from assets.contract import source_files
 from assets.deliveries import DeliveryError, ingest_inbox
-from assets.sql_assets import table_metadata
+from assets.sql_assets import sql_asset, table_metadata
 from pipelines.settings import PipelineSettings
 
 RAW_TABLES = [f"raw.{spec.table}" for spec in source_files()]
@@ -76,3 +75,12 @@ def nothing_lost_in_ingestion(context: dg.AssetCheckExecutionContext, settings: 
         passed=not mismatched,
         metadata={"deliveries_not_reconciled": dg.MetadataValue.text(", ".join(f for (f,) in mismatched) or "none")},
     )
+
+
+source_summary = sql_asset(
+    "quality/source_summary",
+    deps=["raw/deliveries", *[f"raw/{spec.table}" for spec in source_files()]],
+    group="ingest",
+    description="Per delivery: rows read, loaded and quarantined, and presence and validity of identifying fields.",
+    standardizers=True,
+)

@@ -1,6 +1,5 @@
 """Stage loyalty: the program's rules, the points ledger and balances with tiers."""
 
-
 import dagster as dg
 
 from assets.program import ProgramError, write_program_tables

@@ -1,6 +1,5 @@
 """Stage core: the unified customer profile and every customer event across channels."""
 
-
 from assets.sql_assets import sql_asset
 
 customers = sql_asset(

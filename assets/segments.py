@@ -1,6 +1,5 @@
 """Stage marts: customer segments and programme KPIs."""
 
-
 from assets.sql_assets import sql_asset
 
 segments = sql_asset(

@@ -1,6 +1,5 @@
 """Dagster glue shared by the stage modules: an asset per SQL model, and table metadata."""
 
-
 from collections.abc import Sequence
 
 import dagster as dg

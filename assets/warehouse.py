@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -67,7 +67,7 @@ class Warehouse:
         self.published_path.parent.mkdir(parents=True, exist_ok=True)
         if self.published_path.exists():
             self.previous_dir.mkdir(parents=True, exist_ok=True)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             # A hard link keeps the old version without copying it; readers that hold the
             # published file open keep reading the old inode after the rename below.
             os.link(self.published_path, self.previous_dir / f"{self.published_path.stem}-{stamp}.duckdb")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -630,7 +630,7 @@ def generate_inbox(
     """Write an inbox in the export contract's format; returns rows written per file kind."""
     if people < 1 or days < 1:
         raise ValueError("people and days must be at least 1")
-    calendar = Calendar(end_date or datetime.now(timezone.utc).date(), days)
+    calendar = Calendar(end_date or datetime.now(UTC).date(), days)
     rng = np.random.default_rng(seed)
     population = make_people(rng, people, calendar)
     accounts = assign_accounts(rng, population, calendar)

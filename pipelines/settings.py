@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
-from pathlib import Path
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
@@ -53,7 +52,7 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def as_of_date(self) -> date:
         if not self.as_of:
-            return datetime.now(timezone.utc).date()
+            return datetime.now(UTC).date()
         try:
             return date.fromisoformat(self.as_of)
         except ValueError:

@@ -141,6 +141,7 @@ def test_a_file_over_the_bad_row_threshold_fails_naming_the_file(tmp_path, con):
         ("web/orders_20250306.csv.gz", b"not gzip at all", "web/orders_20250306.csv.gz: not a readable gzip file"),
         ("web/orders_20250306.csv", b"\x00\x01\x02binary", "web/orders_20250306.csv: binary content, not a CSV text file"),
         ("web/orders_latest.csv", ORDERS_HEADER + "\n", "web/orders_latest.csv: file name has no _YYYYMMDD delivery date"),
+        ("app/users_20250306.jsonl", "user_id,email\nU1,a@b.com\n", "app/users_20250306.jsonl: not a JSON-lines file"),
     ],
 )
 def test_file_level_problems_fail_with_the_file_named(tmp_path, con, name, content, message):
@@ -148,6 +149,21 @@ def test_file_level_problems_fail_with_the_file_named(tmp_path, con, name, conte
     with pytest.raises(DeliveryError) as raised:
         ingest_inbox(con, tmp_path)
     assert str(raised.value).startswith(message)
+
+
+def test_an_unreadable_file_fails_naming_it(tmp_path, con, monkeypatch):
+    path = write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\n")
+    original = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return original(self, *args, **kwargs)
+
+    # Root reads any file whatever its mode, so the refusal is simulated.
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(DeliveryError, match=r"^web/orders_20250306.csv: cannot be read \(Permission denied\)"):
+        ingest_inbox(con, tmp_path)
 
 
 def test_files_outside_the_contract_are_ignored_and_reported(tmp_path, con):

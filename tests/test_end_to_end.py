@@ -166,3 +166,28 @@ def test_every_table_matches_its_documentation(workspace):
         table: [(c.name, c.type.replace(" ", "")) for c in columns] for table, columns in documented_tables().items()
     }
     assert actual == documented
+
+
+def table_fingerprints(workspace: Path, skip: set[str]) -> dict[str, tuple]:
+    from assets.catalog import documented_tables
+
+    return {
+        table: query(workspace, f"select count(*), sum(hash(t)) from {table} t")[0]
+        for table in documented_tables()
+        if table not in skip
+    }
+
+
+def test_a_redelivered_copy_under_a_new_name_changes_no_table(workspace):
+    original = next((workspace / "inbox" / "store").glob("transactions_*.csv"))
+    copy = original.with_name("transactions_29991231.csv")
+    before = table_fingerprints(workspace, skip={"raw.duplicate_deliveries"})
+    shutil.copy(original, copy)
+    try:
+        assert run(workspace) == 0
+    finally:
+        copy.unlink()
+    assert table_fingerprints(workspace, skip={"raw.duplicate_deliveries"}) == before
+    assert query(workspace, "select file, duplicate_of from raw.duplicate_deliveries") == [
+        ("store/transactions_29991231.csv", f"store/{original.name}")
+    ]

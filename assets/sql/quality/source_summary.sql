@@ -1,0 +1,57 @@
+-- One row per delivery: rows read, loaded and quarantined, and for customer-record files
+-- how many loaded rows carry each identifying field and how many of those are valid.
+-- Rates are shares of the loaded rows (0-1); null where the file kind has no such field.
+with
+
+deliveries as (select * from raw.deliveries),
+web_customers as (select * from raw.web_customers),
+app_users as (select * from raw.app_users),
+store_members as (select * from raw.store_members),
+callcenter_contacts as (select * from raw.callcenter_contacts),
+
+identifying_fields as (
+    select _delivery_id, true as has_email_field, email, phone, true as has_birth_field, birth_date as birth_on from web_customers
+    union all
+    select _delivery_id, true, email, phone, true, birthday from app_users
+    union all
+    select _delivery_id, false, null, phone, true, date_of_birth from store_members
+    union all
+    select _delivery_id, true, email, phone, false, null from callcenter_contacts
+),
+
+field_rates as (
+    select
+        _delivery_id as delivery_id,
+        case when bool_or(has_email_field) then avg(case when email is not null then 1.0 else 0.0 end) end as email_present_rate,
+        case when bool_or(has_email_field) then avg(case when standardize_email(email) is not null then 1.0 else 0.0 end) end as email_valid_rate,
+        avg(case when phone is not null then 1.0 else 0.0 end) as phone_present_rate,
+        avg(case when standardize_phone(phone) is not null then 1.0 else 0.0 end) as phone_valid_rate,
+        case when bool_or(has_birth_field) then avg(case when birth_on is not null then 1.0 else 0.0 end) end as birth_date_present_rate,
+        case when bool_or(has_birth_field) then avg(case when plausible_birth_on(birth_on) is not null then 1.0 else 0.0 end) end as birth_date_valid_rate
+    from identifying_fields
+    group by all
+),
+
+summary as (
+    select
+        deliveries.source,
+        deliveries.entity,
+        deliveries.file,
+        deliveries.delivered_on,
+        deliveries.rows_read,
+        deliveries.rows_loaded,
+        deliveries.rows_quarantined,
+        round(deliveries.rows_quarantined / nullif(deliveries.rows_read, 0), 4) as quarantined_rate,
+        round(field_rates.email_present_rate, 4) as email_present_rate,
+        round(field_rates.email_valid_rate, 4) as email_valid_rate,
+        round(field_rates.phone_present_rate, 4) as phone_present_rate,
+        round(field_rates.phone_valid_rate, 4) as phone_valid_rate,
+        round(field_rates.birth_date_present_rate, 4) as birth_date_present_rate,
+        round(field_rates.birth_date_valid_rate, 4) as birth_date_valid_rate,
+        deliveries.ingested_at
+    from deliveries
+    left join field_rates using (delivery_id)
+)
+
+select * from summary
+order by delivered_on, file
