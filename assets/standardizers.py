@@ -70,6 +70,8 @@ SIMPLE_EMAIL = re.compile(
 )
 SPECIAL_USE_TLDS = {"arpa", "invalid", "local", "localhost", "onion", "test"}
 TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "dame", "rev", "mx", "lord", "lady"}
+PHONE_FORMATTING = re.compile(r"[\s().\-/]")
+PHONE_COMPACT = re.compile(r"\+?\d{6,15}")
 UK_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 NAME_PART = re.compile(r"([\s\-'’]+)")
 NOT_LETTER = re.compile(r"[^a-z]")
@@ -81,7 +83,8 @@ def _clean(text: str | None) -> str | None:
     if text is None:
         return None
     text = unicodedata.normalize("NFKC", str(text)[:MAX_INPUT])
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    if not text.isprintable():  # rare; the per-character scan is slow
+        text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     text = " ".join(text.split())
     return text or None
 
@@ -205,6 +208,13 @@ def standardize_phone(text: str | None, region: str = "GB") -> str | None:
     text = _clean(text)
     if text is None:
         return None
+    # "07911 123456", "(07911) 123-456" and "07911.123.456" are one number: parse it once.
+    compact = PHONE_FORMATTING.sub("", text)
+    return _e164(compact if PHONE_COMPACT.fullmatch(compact) else text, region)
+
+
+@lru_cache(maxsize=1 << 20)
+def _e164(text: str, region: str) -> str | None:
     candidates = [text]
     digits = re.sub(r"\D", "", text)
     if digits and not text.lstrip().startswith(("+", "0")):
