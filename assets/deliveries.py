@@ -400,7 +400,7 @@ def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, max_bad_share: flo
 def _record_duplicate(con: duckdb.DuckDBPyConnection, delivery: Delivery, original: str) -> None:
     already = con.execute(
         "select count(*) from raw.duplicate_deliveries where file = ? and sha256 = ?", [delivery.name, delivery.sha256]
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not already:
         con.execute(
             "insert into raw.duplicate_deliveries values (?, ?, ?, ?)",
@@ -439,7 +439,7 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> dict:
         )
     loaded, typed_bad = con.execute(
         "select count(*) filter (where _problem is null), count(*) filter (where _problem is not null) from incoming"
-    ).fetchone()
+    ).fetchall()[0]
     con.execute("drop table incoming")
     summary = {
         "delivery_id": delivery.sha256,

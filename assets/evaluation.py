@@ -82,7 +82,7 @@ def evaluate(warehouse: str | Path, truth: str | Path) -> Accuracy:
     try:
         con.execute("attach ? as wh (read_only)", [str(warehouse)])
         con.execute("create table truth as select * from read_csv(?, header = true, all_varchar = true)", [str(truth)])
-        row = con.execute(METRICS_SQL).fetchone()
+        row = con.execute(METRICS_SQL).fetchall()[0]
     finally:
         con.close()
     records, customers, people, predicted, true, correct, b3p, b3r = row

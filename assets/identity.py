@@ -70,7 +70,7 @@ def one_customer_per_record(context: dg.AssetCheckExecutionContext, settings: Pi
                 (select count(*) from identity.match_input
                  anti join identity.source_records using (source, source_record_id))
             """
-        ).fetchone()
+        ).fetchall()[0]
     return dg.AssetCheckResult(
         passed=duplicated == 0 and missing == 0,
         metadata={"records_in_several_customers": duplicated, "records_without_customer": missing},

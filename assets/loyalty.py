@@ -46,7 +46,7 @@ def ledger_entry_ids_unique(context: dg.AssetCheckExecutionContext, settings: Pi
     with settings.build(context.run.run_id) as con:
         duplicates = con.execute(
             "select count(*) from (select entry_id from loyalty.ledger group by 1 having count(*) > 1)"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_entry_ids": duplicates})
 
 
@@ -63,7 +63,7 @@ def balances_reconcile_to_ledger(context: dg.AssetCheckExecutionContext, setting
             from loyalty.balances as balances
             left join ledger_sums using (customer_id)
             """
-        ).fetchone()
+        ).fetchall()[0]
     return dg.AssetCheckResult(
         passed=off == 0 and points_ledger == points_balances,
         metadata={"customers_not_reconciled": off, "ledger_points": int(points_ledger), "balance_points": int(points_balances or 0)},

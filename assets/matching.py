@@ -19,6 +19,10 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 # Columns of identity.match_input that the model compares.
 UNIQUE_ID = "unique_id"
 
+def _same(column: str) -> str:
+    return f'"{column}_l" = "{column}_r"'
+
+
 COMPARISONS = [
     # The canonical form folds nicknames (Bob -> robert) so they count as a strong match.
     cl.CustomComparison(
@@ -34,10 +38,42 @@ COMPARISONS = [
     ),
     cl.NameComparison("last_name_key").configure(term_frequency_adjustments=True),
     cl.DateOfBirthComparison("birth_on", input_is_string=False),
-    cl.EmailComparison("email_key"),
-    cl.ExactMatch("phone_e164").configure(term_frequency_adjustments=True),
-    cl.PostcodeComparison("postcode"),
-    cl.JaroWinklerAtThresholds("street_key", [0.95, 0.85]),
+    # Agreeing on a shared identifier (a household phone, a family mailbox or address;
+    # see identity/match_input.sql) is its own level, so it never counts like a personal one.
+    cl.CustomComparison(
+        output_column_name="email",
+        comparison_levels=[
+            cll.NullLevel("email_key"),
+            cll.CustomLevel(f"{_same('email_key')} and not is_shared_email_l", "Exact match on a personal mailbox"),
+            cll.CustomLevel(_same("email_key"), "Exact match on a shared mailbox"),
+            cll.JaroWinklerLevel("email_key", 0.88),
+            cll.ElseLevel(),
+        ],
+    ),
+    cl.CustomComparison(
+        output_column_name="phone",
+        comparison_levels=[
+            cll.NullLevel("phone_e164"),
+            cll.CustomLevel(f"{_same('phone_e164')} and not is_shared_phone_l", "Exact match on a personal phone"),
+            cll.CustomLevel(_same("phone_e164"), "Exact match on a shared phone"),
+            cll.ElseLevel(),
+        ],
+    ),
+    # One comparison for the address: street and postcode are one piece of evidence.
+    cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            cll.NullLevel("postcode"),
+            cll.CustomLevel(
+                f"{_same('postcode')} and {_same('street_key')} and not is_shared_address_l",
+                "Same street and postcode, one household member",
+            ),
+            cll.CustomLevel(f"{_same('postcode')} and {_same('street_key')}", "Same street and postcode, shared"),
+            cll.CustomLevel(_same("postcode"), "Same postcode"),
+            cll.CustomLevel("split_part(postcode_l, ' ', 1) = split_part(postcode_r, ' ', 1)", "Same postcode district"),
+            cll.ElseLevel(),
+        ],
+    ),
 ]
 
 # Pairs are only scored when they share one of these; together they keep the number
@@ -78,6 +114,7 @@ def splink_settings() -> SettingsCreator:
         blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
+        additional_columns_to_retain=["is_shared_phone", "is_shared_email", "is_shared_address"],
     )
 
 

@@ -215,6 +215,9 @@ def standardize_phone(text: str | None, region: str = "GB") -> str | None:
 
 @lru_cache(maxsize=1 << 20)
 def _e164(text: str, region: str) -> str | None:
+    fast = _e164_without_parsing(text, region)
+    if fast is not None:
+        return fast
     candidates = [text]
     digits = re.sub(r"\D", "", text)
     if digits and not text.lstrip().startswith(("+", "0")):
@@ -227,6 +230,34 @@ def _e164(text: str, region: str) -> str | None:
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+@lru_cache(maxsize=64)
+def _dialling_codes(region: str) -> tuple[str, str] | None:
+    """(country code, national trunk prefix) of a region, e.g. ('44', '0') for GB."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or not metadata.national_prefix:
+        return None
+    return str(metadata.country_code), metadata.national_prefix
+
+
+def _e164_without_parsing(compact: str, region: str) -> str | None:
+    """The common shapes (07911123456, +447911123456, 00447911123456) checked without
+    phonenumbers' parser, which is most of the cost; None means "ask the parser"."""
+    codes = _dialling_codes(region)
+    if codes is None or not compact.lstrip("+").isdigit():
+        return None
+    country, trunk = codes
+    for prefix in ("+" + country, "00" + country, trunk):
+        if compact.startswith(prefix):
+            national = compact[len(prefix) :]
+            break
+    else:
+        return None
+    if not national or national[0] == "0":  # leading zeros need the parser's rules
+        return None
+    number = phonenumbers.PhoneNumber(country_code=int(country), national_number=int(national))
+    return f"+{country}{national}" if phonenumbers.is_valid_number(number) else None
 
 
 def standardize_postcode(text: str | None, country: str = "GB") -> str | None:

@@ -126,7 +126,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> int:
 
 
 def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return con.execute(f"select count(*) from {table}").fetchone()[0]
+    return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -134,5 +134,5 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     found = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, name],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return found > 0

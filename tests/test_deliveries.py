@@ -119,8 +119,8 @@ def test_rerun_and_redelivered_copy_add_nothing(tmp_path, con):
     assert ingest_inbox(con, tmp_path).deliveries == []
     shutil.copy(tmp_path / "web/orders_20250306.csv", tmp_path / "web/orders_20250307.csv")
     assert ingest_inbox(con, tmp_path).deliveries == []
-    assert con.execute("select count(*) from raw.web_orders").fetchone()[0] == 1
-    assert con.execute("select count(*) from raw.deliveries").fetchone()[0] == 1
+    assert con.execute("select count(*) from raw.web_orders").fetchall()[0][0] == 1
+    assert con.execute("select count(*) from raw.deliveries").fetchall()[0][0] == 1
     assert con.execute("select file, duplicate_of from raw.duplicate_deliveries").fetchall() == [
         ("web/orders_20250307.csv", "web/orders_20250306.csv")
     ]

@@ -59,7 +59,7 @@ def test_ledger_earns_on_completed_purchases_up_to_the_as_of_date(con):
         ("C2", "E1", "earn", 900),
         ("C2", "E2", "earn", 300),
     ]
-    assert con.execute("select count(distinct entry_id) from loyalty.ledger").fetchone()[0] == 4
+    assert con.execute("select count(distinct entry_id) from loyalty.ledger").fetchall()[0][0] == 4
 
 
 def test_ledger_entry_ids_are_stable_across_rebuilds(con):

@@ -35,4 +35,4 @@ def test_later_delivery_wins_and_fields_are_standardized(tmp_path):
         ("W2", "Ann", "Lee", "x@y.com", None, True, None, True, None, None, False, date(2026, 1, 1)),
     ]
     # History stays in raw: both deliveries of W1.
-    assert con.execute("select count(*) from raw.web_customers where account_id = 'W1'").fetchone()[0] == 2
+    assert con.execute("select count(*) from raw.web_customers where account_id = 'W1'").fetchall()[0][0] == 2
