@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 # Columns of identity.match_input that the model compares.
 UNIQUE_ID = "unique_id"
@@ -105,6 +107,39 @@ U_SAMPLE_PAIRS = 1_000_000
 # Pairs at or above this probability are evidence; clusters join records linked at it.
 MATCH_THRESHOLD = 0.95
 
+# Two records conflict when both carry a birth date and the dates differ by more than a
+# one-character typo, or both carry a first name and the names are neither the same
+# given name nor close spellings. Conflicting records are two people, whatever they share
+# (a household's phone and address, a family mailbox), so they are never linked directly,
+# and a cluster that joins them through others is split: first by demanding ever more
+# certain links inside it, then, as a last resort, into its single records.
+CONFLICT = """
+    (a.birth_on is not null and b.birth_on is not null
+        and levenshtein(strftime(a.birth_on, '%Y%m%d'), strftime(b.birth_on, '%Y%m%d')) > 1)
+    or (a.canonical_first_name is not null and b.canonical_first_name is not null
+        and a.canonical_first_name <> b.canonical_first_name
+        and jaro_winkler_similarity(a.first_name_key, b.first_name_key) < 0.8)
+"""
+SPLIT_THRESHOLDS = [0.99, 0.999, 0.9999, 0.99999]
+
+# identity.match_evidence: each scored pair with the weight (log2 Bayes factor) every
+# field contributed, term-frequency adjustments included, and the blocking rule that proposed it.
+EVIDENCE_SELECT = """
+select
+    unique_id_l,
+    unique_id_r,
+    match_probability,
+    match_weight,
+    mw_first_name + coalesce(mw_tf_adj_first_name, 0) as first_name_weight,
+    mw_last_name_key + coalesce(mw_tf_adj_last_name_key, 0) as last_name_weight,
+    mw_birth_on as birth_date_weight,
+    mw_email as email_weight,
+    mw_phone as phone_weight,
+    mw_address as address_weight,
+    cast(match_key as integer) as blocking_rule
+from {predictions}
+"""
+
 
 def splink_settings() -> SettingsCreator:
     return SettingsCreator(
@@ -112,9 +147,8 @@ def splink_settings() -> SettingsCreator:
         unique_id_column_name=UNIQUE_ID,
         comparisons=COMPARISONS,
         blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
-        retain_intermediate_calculation_columns=False,
+        retain_intermediate_calculation_columns=True,
         retain_matching_columns=False,
-        additional_columns_to_retain=["is_shared_phone", "is_shared_email", "is_shared_address"],
     )
 
 
@@ -140,17 +174,90 @@ def match_records(records: pa.Table, threshold: float = MATCH_THRESHOLD, seed: i
     """Train the model on `records` (identity.match_input) and cluster them into people."""
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
-    db_api = DuckDBAPI()
+    con = duckdb.connect()
+    db_api = DuckDBAPI(connection=con)
     linker = Linker(db_api.register(records, table_name="match_input"), splink_settings(), log_level=logging.ERROR)
     train(linker, seed=seed)
     predictions = linker.inference.predict(threshold_match_probability=threshold)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold)
-    evidence = predictions.as_pandas_dataframe()
+    con.execute(f"create table scored as {EVIDENCE_SELECT.format(predictions=predictions.physical_name)}")
+    con.execute("create table links as select * from scored")
+    con.register("match_input_records", records)
+    con.execute("create table records as select * from match_input_records")
+    guarded = guard_against_conflicts(con, db_api)
     return MatchResult(
-        clusters=pa.Table.from_pandas(
-            clusters.as_pandas_dataframe()[[UNIQUE_ID, "cluster_id"]], preserve_index=False
-        ),
-        evidence=pa.Table.from_pandas(evidence, preserve_index=False),
+        clusters=con.sql(f"select unique_id, cluster_id from {guarded}").to_arrow_table(),
+        evidence=con.sql(
+            "select scored.*, links.unique_id_l is not null as is_linked from scored "
+            "left join links using (unique_id_l, unique_id_r) order by unique_id_l, unique_id_r"
+        ).to_arrow_table(),
         model_json=linker.misc.save_model_to_json(),
-        pairs_linked=len(evidence),
+        pairs_linked=con.execute("select count(*) from links").fetchall()[0][0],
     )
+
+
+def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -> str:
+    """Connected components over the links of table `links`, no cluster holding a conflict.
+
+    Drops conflicting links from `links`; returns the name of a table (unique_id, cluster_id).
+    """
+    con.execute(
+        f"""
+        create or replace table links as
+        select links.*
+        from links
+        join records a on a.{UNIQUE_ID} = links.{UNIQUE_ID}_l
+        join records b on b.{UNIQUE_ID} = links.{UNIQUE_ID}_r
+        where not coalesce({CONFLICT}, false)
+        """
+    )
+    clusters = _connected_components(con, db_api)
+    for stricter in SPLIT_THRESHOLDS:
+        conflicted = _conflicted_clusters(con, clusters)
+        if not conflicted:
+            return clusters
+        _drop_links_in_conflicted_clusters(con, clusters, below=stricter)
+        clusters = _connected_components(con, db_api)
+    if _conflicted_clusters(con, clusters):
+        _drop_links_in_conflicted_clusters(con, clusters, below=2.0)  # every link: single records
+        clusters = _connected_components(con, db_api)
+    return clusters
+
+
+def _drop_links_in_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters: str, below: float) -> None:
+    con.execute(
+        f"""
+        create or replace table links as
+        select links.*
+        from links
+        join {clusters} as c on c.{UNIQUE_ID} = links.{UNIQUE_ID}_l
+        where c.cluster_id not in (select cluster_id from conflicted_clusters)
+            or links.match_probability >= {below}
+        """
+    )
+
+
+def _connected_components(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -> str:
+    clusters = cluster_pairwise_predictions_at_threshold(
+        "records", "links", db_api=db_api, node_id_column_name=UNIQUE_ID
+    )
+    return clusters.physical_name
+
+
+def _conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters: str) -> int:
+    """Clusters holding two conflicting records, into table conflicted_clusters; their count."""
+    con.execute(
+        f"""
+        create or replace table conflicted_clusters as
+        with sized as (
+            select *, count(*) over (partition by cluster_id) as size from {clusters}
+        ),
+        members as (
+            select sized.cluster_id, records.* from sized join records using ({UNIQUE_ID}) where size > 1
+        )
+        select distinct a.cluster_id
+        from members a
+        join members b on a.cluster_id = b.cluster_id and a.{UNIQUE_ID} < b.{UNIQUE_ID}
+        where {CONFLICT}
+        """
+    )
+    return con.execute("select count(*) from conflicted_clusters").fetchall()[0][0]

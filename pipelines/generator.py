@@ -85,7 +85,7 @@ class Calendar:
 # ---------------------------------------------------------------- people
 
 
-def _zipf_choice(rng: np.random.Generator, options: list[str], size: int, exponent: float = 0.9) -> np.ndarray:
+def _zipf_choice(rng: np.random.Generator, options: list[str], size: int, exponent: float = 0.5) -> np.ndarray:
     weights = 1.0 / np.arange(1, len(options) + 1) ** exponent
     return rng.choice(np.array(options, dtype=object), size=size, p=weights / weights.sum())
 
@@ -103,12 +103,14 @@ def _mobile_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.array([f"0{p}{r:08d}" for p, r in zip(prefix, rest)], dtype=object)
 
 
+# Area codes and a first local digit in an allocated range, so the numbers are valid.
+LANDLINE_RANGES = ["0207", "0208", "01614", "01214", "01132", "01179", "01414"]
+
+
 def _landline_numbers(rng: np.random.Generator, size: int) -> np.ndarray:
-    area = rng.choice(["020", "0161", "0121", "0113", "0141", "0117"], size=size)
-    return np.array(
-        [f"{a}{rng_digits:0{11 - len(a)}d}" for a, rng_digits in zip(area, rng.integers(2 * 10**6, 9 * 10**6, size=size))],
-        dtype=object,
-    )
+    start = rng.choice(LANDLINE_RANGES, size=size)
+    local = rng.integers(0, 10**7, size=size)
+    return np.array([f"{s}{n:07d}"[:11] for s, n in zip(start, local)], dtype=object)
 
 
 def _postcodes(rng: np.random.Generator, areas: np.ndarray) -> np.ndarray:
@@ -126,7 +128,9 @@ def make_people(rng: np.random.Generator, people: int, calendar: Calendar) -> pd
         _zipf_choice(rng, REFERENCE["female_first_names"], people),
         _zipf_choice(rng, REFERENCE["male_first_names"], people),
     )
-    last = _zipf_choice(rng, REFERENCE["surnames"], people, exponent=1.0)
+    # Exponents chosen so the commonest names are a few percent of people, as in the UK
+    # (Smith ~1.3%, Olivia ~1.5% of girls); steeper ones made a name barely tell anyone apart.
+    last = _zipf_choice(rng, REFERENCE["surnames"], people, exponent=0.6)
     birth = _random_dates(rng, calendar.end_date - timedelta(days=90 * 365), calendar.end_date - timedelta(days=18 * 365), people)
     towns = rng.integers(0, len(REFERENCE["towns"]), size=people)
     town = np.array([REFERENCE["towns"][t][0] for t in towns], dtype=object)
@@ -160,7 +164,7 @@ def make_people(rng: np.random.Generator, people: int, calendar: Calendar) -> pd
     frame["email"] = _personal_emails(rng, frame)
     frame["maiden_name"] = np.where(
         frame["female"] & (rng.random(people) < MAIDEN_NAME_RATE * 5),
-        _zipf_choice(rng, REFERENCE["surnames"], people, exponent=1.0),
+        _zipf_choice(rng, REFERENCE["surnames"], people, exponent=0.6),
         None,
     )
     frame["activity"] = rng.lognormal(mean=0.0, sigma=1.0, size=people)
