@@ -105,11 +105,14 @@ EM_TRAINING_BLOCKS = [
 U_SAMPLE_PAIRS = 1_000_000
 
 # Pairs at or above this probability are evidence; clusters join records linked at it.
-MATCH_THRESHOLD = 0.95
+# Tuned on generator data (seed 21, 20k people): 0.95 gave F1 0.963, 0.99 gave 0.966 and
+# 0.999 gave 0.952 (precision 0.987, 0.996, 0.999).
+MATCH_THRESHOLD = 0.99
 
 # Two records conflict when both carry a birth date and the dates differ by more than a
 # one-character typo, or both carry a first name and the names are neither the same
-# given name nor close spellings. Conflicting records are two people, whatever they share
+# given name nor a typo apart (more than two edits and little alike: 'pte' is Peter,
+# 'Emma' and 'Sophie' are two people). Conflicting records are two people, whatever they share
 # (a household's phone and address, a family mailbox), so they are never linked directly,
 # and a cluster that joins them through others is split: first by demanding ever more
 # certain links inside it, then, as a last resort, into its single records.
@@ -118,6 +121,7 @@ CONFLICT = """
         and levenshtein(strftime(a.birth_on, '%Y%m%d'), strftime(b.birth_on, '%Y%m%d')) > 1)
     or (a.canonical_first_name is not null and b.canonical_first_name is not null
         and a.canonical_first_name <> b.canonical_first_name
+        and levenshtein(a.first_name_key, b.first_name_key) > 2
         and jaro_winkler_similarity(a.first_name_key, b.first_name_key) < 0.8)
 """
 SPLIT_THRESHOLDS = [0.99, 0.999, 0.9999, 0.99999]
