@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.identity_ids import assign_stable_ids
 from assets.matching import match_records
 from assets.sql_assets import sql_asset, table_metadata
 from pipelines.settings import PipelineSettings
@@ -51,15 +52,29 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
         )
 
 
-source_records = sql_asset(
-    "identity/source_records",
-    deps=["identity/match_input", "identity/clusters"],
-    group="identity",
-    description="One row per customer record of every source, with the customer_id it belongs to.",
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["identity", "source_records"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+                     description="One row per customer record of every source, with its stable customer_id."),
+        dg.AssetSpec(["identity", "id_history"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+                     description="Every customer_id change of every run: merges and splits, when and how many records."),
+    ],
+    group_name="identity",
+    can_subset=False,
 )
+def stable_customer_ids(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    """Give this run's clusters customer_ids, keeping the previous run's ids (identity/source_records.sql)."""
+    with settings.build(context.run_id) as con:
+        assign_stable_ids(con)
+        changes = con.execute("select reason, count(*) from identity.id_changes group by 1").fetchall()
+        yield dg.MaterializeResult(
+            asset_key=["identity", "source_records"],
+            metadata={**table_metadata(con, "identity.source_records"), "id_changes": dg.MetadataValue.json(dict(changes))},
+        )
+        yield dg.MaterializeResult(asset_key=["identity", "id_history"], metadata=table_metadata(con, "identity.id_history"))
 
 
-@dg.asset_check(asset=source_records, blocking=True, description="Every record belongs to exactly one customer.")
+@dg.asset_check(asset=dg.AssetKey(["identity", "source_records"]), blocking=True, description="Every record belongs to exactly one customer.")
 def one_customer_per_record(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
     with settings.build(context.run.run_id) as con:
         duplicated, missing = con.execute(

@@ -128,18 +128,20 @@ SPLIT_THRESHOLDS = [0.99, 0.999, 0.9999, 0.99999]
 
 # identity.match_evidence: each scored pair with the weight (log2 Bayes factor) every
 # field contributed, term-frequency adjustments included, and the blocking rule that proposed it.
+# Rounded to 6 decimals: DuckDB's parallel sums during training vary in the last bits
+# from run to run, and a rerun on unchanged data must publish the same table.
 EVIDENCE_SELECT = """
 select
     unique_id_l,
     unique_id_r,
-    match_probability,
-    match_weight,
-    mw_first_name + coalesce(mw_tf_adj_first_name, 0) as first_name_weight,
-    mw_last_name_key + coalesce(mw_tf_adj_last_name_key, 0) as last_name_weight,
-    mw_birth_on as birth_date_weight,
-    mw_email as email_weight,
-    mw_phone as phone_weight,
-    mw_address as address_weight,
+    round(match_probability, 6) as match_probability,
+    round(match_weight, 6) as match_weight,
+    round(mw_first_name + coalesce(mw_tf_adj_first_name, 0), 6) as first_name_weight,
+    round(mw_last_name_key + coalesce(mw_tf_adj_last_name_key, 0), 6) as last_name_weight,
+    round(mw_birth_on, 6) as birth_date_weight,
+    round(mw_email, 6) as email_weight,
+    round(mw_phone, 6) as phone_weight,
+    round(mw_address, 6) as address_weight,
     cast(match_key as integer) as blocking_rule
 from {predictions}
 """

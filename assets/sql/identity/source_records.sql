@@ -1,10 +1,14 @@
 -- One row per customer record of every source, with the customer it belongs to.
--- A customer_id is derived from the earliest-registered record of its cluster, so a
--- rerun on unchanged inputs gives every record the same id.
+-- customer_ids are stable: each old id goes to the new cluster holding most of its
+-- records (on a split, the larger part keeps it; ties go to the lower cluster id), and a
+-- cluster claimed by several old ids keeps the oldest (on a merge, the older id
+-- survives). Only clusters no old id claims get a new id, derived from their
+-- earliest-registered record; identity.id_changes records every merge and split.
 with
 
 match_input as (select * from identity.match_input),
 clusters as (select * from identity.clusters),
+previous as (select * from identity.previous_source_records),
 
 clustered as (
     select
@@ -17,20 +21,68 @@ clustered as (
     left join clusters using (unique_id)
 ),
 
-anchored as (
-    select
-        *,
-        first_value(unique_id) over (
-            partition by cluster_id order by registered_at nulls last, unique_id
-        ) as anchor_record,
-        count(*) over (partition by cluster_id) as records_in_customer
+old_ids as (
+    select customer_id, min(customer_since) as customer_since
+    from previous
+    group by customer_id
+),
+
+claims as (
+    select clustered.cluster_id, previous.customer_id, count(*) as records
     from clustered
+    join previous using (source, source_record_id)
+    group by all
+),
+
+id_homes as (
+    select customer_id, cluster_id
+    from claims
+    qualify row_number() over (partition by customer_id order by records desc, cluster_id) = 1
+),
+
+kept_ids as (
+    select id_homes.cluster_id, id_homes.customer_id, old_ids.customer_since
+    from id_homes
+    join old_ids using (customer_id)
+    qualify row_number() over (
+        partition by id_homes.cluster_id order by old_ids.customer_since, id_homes.customer_id
+    ) = 1
+),
+
+anchors as (
+    select
+        cluster_id,
+        arg_min(unique_id, (coalesce(registered_at, timestamp '9999-12-31'), unique_id)) as anchor_record
+    from clustered
+    group by cluster_id
+),
+
+new_ids as (
+    select
+        anchors.cluster_id,
+        -- A derived id that an old customer already had gets the run date mixed in.
+        case
+            when 'C' || upper(substr(md5(anchor_record), 1, 12)) in (select customer_id from old_ids)
+                then 'C' || upper(substr(md5(anchor_record || '@' || getvariable('as_of')), 1, 12))
+            else 'C' || upper(substr(md5(anchor_record), 1, 12))
+        end as customer_id,
+        getvariable('as_of') as customer_since
+    from anchors
+    anti join kept_ids using (cluster_id)
+),
+
+cluster_ids as (
+    select * from kept_ids
+    union all
+    select * from new_ids
 )
 
 select
-    source,
-    source_record_id,
-    'C' || upper(substr(md5(anchor_record), 1, 12)) as customer_id,
-    records_in_customer
-from anchored
+    clustered.source,
+    clustered.source_record_id,
+    cluster_ids.customer_id,
+    cluster_ids.customer_since,
+    count(*) over (partition by clustered.cluster_id) as records_in_customer
+from clustered
+join cluster_ids using (cluster_id)
 order by customer_id, source, source_record_id
