@@ -31,24 +31,43 @@ match_input = sql_asset(
     group_name="identity",
 )
 def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings):
-    """Train the Splink model on this run's records, score candidate pairs and cluster them."""
+    """Score candidate pairs with the Splink model, link them, guard against conflicts, cluster.
+
+    The model is trained on this run's records unless settings.identity_model names a
+    saved one. The model and Splink's charts go to <reports>/identity/<as-of>/.
+    """
+    folder = Path(settings.reports_dir) / "identity" / settings.as_of_date().isoformat()
+    model = Path(settings.identity_model) if settings.identity_model else None
+    if model is not None and not model.is_file():
+        raise dg.Failure(description=f"identity_model {model}: no such model file")
     with settings.build(context.run_id) as con:
         records = con.sql("select * from identity.match_input").to_arrow_table()
-        result = match_records(records)
+        result = match_records(records, model=model, charts_dir=folder)
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)
             con.execute(f"create or replace table identity.{table} as select * from splink_output")
             con.unregister("splink_output")
-        model_path = Path(settings.reports_dir) / "identity" / "splink_model.json"
-        model_path.parent.mkdir(parents=True, exist_ok=True)
+        model_path = folder / "splink_model.json"
         model_path.write_text(json.dumps(result.model_json, indent=2), encoding="utf-8")
+        guarded = con.execute(
+            "select count(*) filter (where not is_linked), count(*) from identity.match_evidence"
+        ).fetchall()[0]
         yield dg.MaterializeResult(
             asset_key=["identity", "clusters"],
-            metadata={**table_metadata(con, "identity.clusters"), "model": dg.MetadataValue.path(str(model_path))},
+            metadata={
+                **table_metadata(con, "identity.clusters"),
+                "model": dg.MetadataValue.path(str(model_path)),
+                "model_reused": model is not None,
+                **{f"chart_{name}": dg.MetadataValue.path(str(path)) for name, path in result.charts.items()},
+            },
         )
         yield dg.MaterializeResult(
             asset_key=["identity", "match_evidence"],
-            metadata={**table_metadata(con, "identity.match_evidence"), "pairs_linked": result.pairs_linked},
+            metadata={
+                **table_metadata(con, "identity.match_evidence"),
+                "pairs_linked": result.pairs_linked,
+                "pairs_kept_apart_by_conflict_guard": guarded[0],
+            },
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -111,8 +112,8 @@ MATCH_THRESHOLD = 0.99
 
 # Two records conflict when both carry a birth date and the dates differ by more than a
 # one-character typo, or both carry a first name and the names are neither the same
-# given name nor a typo apart (more than two edits and little alike: 'pte' is Peter,
-# 'Emma' and 'Sophie' are two people). Conflicting records are two people, whatever they share
+# given name nor a typo apart, in spelling or in given name (more than two edits and
+# little alike: 'pte' is Peter, 'sarh' and 'Sally' are Sarah, 'Emma' and 'Sophie' are two). Conflicting records are two people, whatever they share
 # (a household's phone and address, a family mailbox), so they are never linked directly,
 # and a cluster that joins them through others is split: first by demanding ever more
 # certain links inside it, then, as a last resort, into its single records.
@@ -122,9 +123,12 @@ CONFLICT = """
     or (a.canonical_first_name is not null and b.canonical_first_name is not null
         and a.canonical_first_name <> b.canonical_first_name
         and levenshtein(a.first_name_key, b.first_name_key) > 2
+        and levenshtein(a.canonical_first_name, b.canonical_first_name) > 2
         and jaro_winkler_similarity(a.first_name_key, b.first_name_key) < 0.8)
 """
-SPLIT_THRESHOLDS = [0.99, 0.999, 0.9999, 0.99999]
+# The ladder climbs in match weight (log2 Bayes factor), which keeps separating pairs
+# long after their probabilities all round to 1.
+SPLIT_WEIGHTS = [10, 14, 18, 22, 26, 30]
 
 # identity.match_evidence: each scored pair with the weight (log2 Bayes factor) every
 # field contributed, term-frequency adjustments included, and the blocking rule that proposed it.
@@ -154,7 +158,7 @@ def splink_settings() -> SettingsCreator:
         comparisons=COMPARISONS,
         blocking_rules_to_generate_predictions=PREDICTION_BLOCKS,
         retain_intermediate_calculation_columns=True,
-        retain_matching_columns=False,
+        retain_matching_columns=True,
     )
 
 
@@ -164,6 +168,7 @@ class MatchResult:
     evidence: pa.Table  # pairs at or above the threshold, with their match weights
     model_json: dict
     pairs_linked: int
+    charts: dict[str, Path]  # chart name -> HTML file, when a charts folder was given
 
 
 def train(linker: Linker, seed: int = 42) -> None:
@@ -176,20 +181,36 @@ def train(linker: Linker, seed: int = 42) -> None:
         linker.training.estimate_parameters_using_expectation_maximisation(block)
 
 
-def match_records(records: pa.Table, threshold: float = MATCH_THRESHOLD, seed: int = 42) -> MatchResult:
-    """Train the model on `records` (identity.match_input) and cluster them into people."""
+def match_records(
+    records: pa.Table,
+    threshold: float = MATCH_THRESHOLD,
+    seed: int = 42,
+    model: Path | None = None,
+    charts_dir: Path | None = None,
+) -> MatchResult:
+    """Cluster `records` (identity.match_input) into people.
+
+    The model is trained on the records themselves, or read from `model` (a JSON file
+    saved by an earlier run) to skip training. With `charts_dir`, Splink's charts are
+    written there as HTML.
+    """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
     con = duckdb.connect()
     db_api = DuckDBAPI(connection=con)
-    linker = Linker(db_api.register(records, table_name="match_input"), splink_settings(), log_level=logging.ERROR)
-    train(linker, seed=seed)
+    source = db_api.register(records, table_name="match_input")
+    if model is None:
+        linker = Linker(source, splink_settings(), log_level=logging.ERROR)
+        train(linker, seed=seed)
+    else:
+        linker = Linker(source, str(model), log_level=logging.ERROR)
     predictions = linker.inference.predict(threshold_match_probability=threshold)
     con.execute(f"create table scored as {EVIDENCE_SELECT.format(predictions=predictions.physical_name)}")
     con.execute("create table links as select * from scored")
     con.register("match_input_records", records)
     con.execute("create table records as select * from match_input_records")
     guarded = guard_against_conflicts(con, db_api)
+    charts = write_charts(linker, predictions, db_api, guarded, charts_dir) if charts_dir else {}
     return MatchResult(
         clusters=con.sql(f"select unique_id, cluster_id from {guarded}").to_arrow_table(),
         evidence=con.sql(
@@ -198,7 +219,38 @@ def match_records(records: pa.Table, threshold: float = MATCH_THRESHOLD, seed: i
         ).to_arrow_table(),
         model_json=linker.misc.save_model_to_json(),
         pairs_linked=con.execute("select count(*) from links").fetchall()[0][0],
+        charts=charts,
     )
+
+
+def write_charts(linker: Linker, predictions, db_api: DuckDBAPI, clusters: str, folder: Path) -> dict[str, Path]:
+    """Splink's model charts, a waterfall of sample pairs and the cluster studio, as HTML.
+
+    The waterfall hides record values; the cluster studio shows records, so the folder
+    holds personal data like the warehouse does.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    charts = {
+        "match_weights": linker.visualisations.match_weights_chart(),
+        "m_u_parameters": linker.visualisations.m_u_parameters_chart(),
+        "waterfall": linker.visualisations.waterfall_chart(
+            predictions.as_record_list(limit=20), remove_sensitive_data=True
+        ),
+    }
+    paths = {}
+    for name, chart in charts.items():
+        paths[name] = folder / f"{name}.html"
+        chart.save(str(paths[name]))
+    paths["cluster_studio"] = folder / "cluster_studio.html"
+    linker.visualisations.cluster_studio_dashboard(
+        predictions,
+        db_api.table_to_splink_dataframe("guarded_clusters", clusters),
+        str(paths["cluster_studio"]),
+        sampling_method="by_cluster_size",
+        sample_size=10,
+        overwrite=True,
+    )
+    return paths
 
 
 def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -> str:
@@ -217,19 +269,20 @@ def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -
         """
     )
     clusters = _connected_components(con, db_api)
-    for stricter in SPLIT_THRESHOLDS:
+    for stricter in SPLIT_WEIGHTS:
         conflicted = _conflicted_clusters(con, clusters)
         if not conflicted:
             return clusters
         _drop_links_in_conflicted_clusters(con, clusters, below=stricter)
         clusters = _connected_components(con, db_api)
     if _conflicted_clusters(con, clusters):
-        _drop_links_in_conflicted_clusters(con, clusters, below=2.0)  # every link: single records
+        _drop_links_in_conflicted_clusters(con, clusters, below=float("inf"))  # every link: single records
         clusters = _connected_components(con, db_api)
     return clusters
 
 
 def _drop_links_in_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters: str, below: float) -> None:
+    """Keep a conflicted cluster's links only at match weight `below` or more."""
     con.execute(
         f"""
         create or replace table links as
@@ -237,7 +290,7 @@ def _drop_links_in_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters:
         from links
         join {clusters} as c on c.{UNIQUE_ID} = links.{UNIQUE_ID}_l
         where c.cluster_id not in (select cluster_id from conflicted_clusters)
-            or links.match_probability >= {below}
+            or links.match_weight >= cast('{below}' as double)
         """
     )
 
