@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
     run.add_argument("--as-of", type=_date, default=env_default("as_of") or None, help="compute as of this date (default: today, UTC)")
     run.add_argument("--phone-region", default=env_default("phone_region"), help="region of phone numbers without a country code (default: %(default)s)")
+    run.add_argument("--identity-model", default=env_default("identity_model"),
+                     help="reuse a saved splink_model.json instead of training (default: train)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's event log while running")
 
     generate = commands.add_parser("generate", help="write a realistic messy inbox in the export contract's format")
@@ -76,6 +78,7 @@ def command_run(args: argparse.Namespace) -> int:
         "program_file": args.program,
         "as_of": args.as_of or "",
         "phone_region": args.phone_region,
+        "identity_model": args.identity_model,
     }
     if not Path(args.inbox).is_dir():
         print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)

@@ -29,6 +29,7 @@ DEFAULTS = {
     "phone_region": ("OMNILOYAL_PHONE_REGION", "GB"),
     "max_bad_row_share": ("OMNILOYAL_MAX_BAD_ROW_SHARE", "0.05"),
     "keep_versions": ("OMNILOYAL_KEEP_VERSIONS", "5"),
+    "identity_model": ("OMNILOYAL_IDENTITY_MODEL", ""),
 }
 
 
@@ -49,6 +50,7 @@ class PipelineSettings(dg.ConfigurableResource):
     phone_region: str = env_default("phone_region")  # region for phone numbers without a country code
     max_bad_row_share: float = float(env_default("max_bad_row_share"))  # a file above it fails the run
     keep_versions: int = int(env_default("keep_versions"))  # published versions kept for rollback
+    identity_model: str = env_default("identity_model")  # a saved splink_model.json to reuse; empty: train
 
     def as_of_date(self) -> date:
         if not self.as_of:
