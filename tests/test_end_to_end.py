@@ -193,3 +193,47 @@ def test_a_redelivered_copy_under_a_new_name_changes_no_table(workspace):
     assert query(workspace, "select file, duplicate_of from raw.duplicate_deliveries") == [
         ("store/transactions_29991231.csv", f"store/{original.name}")
     ]
+
+
+def test_hard_cases_in_generated_data(workspace):
+    con = duckdb.connect()
+    con.execute(f"attach '{workspace / 'warehouse' / 'omniloyal.duckdb'}' as wh (read_only)")
+    con.execute(
+        f"create table truth as select source || ':' || source_record_id as unique_id, person_id "
+        f"from read_csv('{workspace / 'truth.csv'}', all_varchar = true)"
+    )
+    con.execute(
+        """
+        create table r as
+        select m.*, t.person_id, s.customer_id
+        from wh.identity.match_input m
+        join truth t using (unique_id)
+        join wh.identity.source_records s using (source, source_record_id)
+        """
+    )
+
+    def share(sql: str) -> tuple[int, float]:
+        count, merged = con.execute(sql).fetchall()[0]
+        return count, merged / count
+
+    # Different people sharing a phone (households, twins): kept apart.
+    households, merged = share(
+        "select count(*), count(*) filter (where a.customer_id = b.customer_id) from r a join r b "
+        "on a.phone_e164 = b.phone_e164 and a.person_id < b.person_id"
+    )
+    assert households > 20 and merged <= 0.02, (households, merged)
+    # One person with two web accounts: one customer.
+    two_accounts, kept_together = share(
+        "select count(*), count(*) filter (where a.customer_id = b.customer_id) from r a join r b "
+        "on a.person_id = b.person_id and a.source = 'web' and b.source = 'web' and a.unique_id < b.unique_id"
+    )
+    assert two_accounts > 0 and kept_together >= 0.9, (two_accounts, kept_together)
+    # One person under a nickname and a given name (Bob / Robert) on records sharing a phone
+    # or mailbox: one customer. (Records sharing nothing but a name are a recall question.)
+    nicknames, kept_together = share(
+        "select count(*), count(*) filter (where a.customer_id = b.customer_id) from r a join r b "
+        "on a.person_id = b.person_id and a.unique_id < b.unique_id "
+        "and a.canonical_first_name = b.canonical_first_name and a.first_name_key <> b.first_name_key "
+        "and (a.phone_e164 = b.phone_e164 or a.email_key = b.email_key)"
+    )
+    assert nicknames > 0 and kept_together >= 0.95, (nicknames, kept_together)
