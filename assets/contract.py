@@ -118,6 +118,26 @@ def source_files() -> tuple[SourceFile, ...]:
     return tuple(files)
 
 
+@cache
+def source_priority() -> tuple[str, ...]:
+    """Source names, most trusted first, by each contract's `profile_priority`.
+
+    core.customers reads it (as the SQL variable `source_priority`) to break ties between
+    values stated on the same day.
+    """
+    ranked = []
+    for path in sorted((SCHEMAS_DIR / "sources").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rank = doc.get("profile_priority")
+        if not isinstance(rank, int) or isinstance(rank, bool):
+            raise ContractError(f"{path.name}: profile_priority must be a whole number, got {rank!r}")
+        ranked.append((rank, doc["source"]))
+    ranks = [rank for rank, _ in ranked]
+    if len(set(ranks)) != len(ranks):
+        raise ContractError(f"profile_priority must differ between sources, got {sorted(ranked)}")
+    return tuple(source for _, source in sorted(ranked))
+
+
 def source_file(table: str) -> SourceFile:
     for spec in source_files():
         if spec.table == table:

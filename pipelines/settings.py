@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import duckdb
 
+from assets.contract import source_priority
 from assets.program import DEFAULT_PROGRAM, Program, load_program
 from assets.warehouse import SQL_DIR, Warehouse
 
@@ -72,7 +73,8 @@ class PipelineSettings(dg.ConfigurableResource):
 
         With `standardizers`, the standardizing functions are registered for the SQL too.
         """
-        with self.warehouse().build(run_id, {"as_of": self.as_of_date()}) as con:
+        variables = {"as_of": self.as_of_date(), "source_priority": list(source_priority())}
+        with self.warehouse().build(run_id, variables) as con:
             con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             if standardizers:
                 # Imported here: phonenumbers and the name tables cost start-up time

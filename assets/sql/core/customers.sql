@@ -1,6 +1,13 @@
--- One unified profile per customer. Survivorship: each field takes the most recently
--- delivered non-null value among the customer's records; consent takes the latest
--- statement per channel. Counts of records per source show where a customer is known.
+-- One unified profile per customer, with where each value came from.
+-- Survivorship rules (README, "The unified profile"):
+--   names      the spelling most of the customer's records use; ties go to the freshest record
+--   contacts   e-mail, phone and birth date: the freshest record's non-null value
+--   address    street, city, postcode and country together, from the freshest record with one,
+--              so a street is never paired with another record's postcode
+--   consent    per channel, the latest statement (by the time it was stated)
+-- "Freshest" means delivered last; a tie on the delivery date goes to the source that
+-- ranks higher in the contract's profile_priority (getvariable('source_priority')), then
+-- to the later registration.
 with
 
 source_records as (select * from identity.source_records),
@@ -10,39 +17,99 @@ store as (select * from staging.store_members),
 callcenter as (select * from staging.callcenter_contacts),
 
 records as (
-    select * exclude (contact_reason, csat, goodwill_points) from callcenter
-    union all by name select * from web
-    union all by name select * from app
-    union all by name select * from store
+    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
+           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
+    from web
+    union all
+    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
+           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
+    from app
+    union all
+    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
+           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
+    from store
+    union all
+    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
+           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
+    from callcenter
 ),
 
 linked as (
     select
         source_records.customer_id,
         records.*,
-        -- Later deliveries are fresher; within one delivery the later registration wins.
+        -- A larger number is fresher; every record gets a distinct one, so picks are deterministic.
         row_number() over (
-            order by records.delivered_on, records.registered_at nulls first, records.source, records.source_record_id
+            order by
+                records.delivered_on,
+                list_position(getvariable('source_priority'), records.source) desc,
+                records.registered_at nulls first,
+                records.source,
+                records.source_record_id
         ) as freshness
     from records
     join source_records using (source, source_record_id)
 ),
 
-profiles as (
+first_name_spellings as (
+    select customer_id, first_name, count(*) as records, max(freshness) as freshness
+    from linked
+    where first_name is not null
+    group by all
+),
+
+first_names as (
+    select customer_id, first_name, freshness
+    from first_name_spellings
+    qualify row_number() over (partition by customer_id order by records desc, freshness desc) = 1
+),
+
+last_name_spellings as (
+    select customer_id, last_name, count(*) as records, max(freshness) as freshness
+    from linked
+    where last_name is not null
+    group by all
+),
+
+last_names as (
+    select customer_id, last_name, freshness
+    from last_name_spellings
+    qualify row_number() over (partition by customer_id order by records desc, freshness desc) = 1
+),
+
+freshest_values as (
     select
         customer_id,
-        arg_max(first_name, freshness) filter (where first_name is not null) as first_name,
-        arg_max(last_name, freshness) filter (where last_name is not null) as last_name,
-        arg_max(email, freshness) filter (where email is not null) as email,
-        arg_max(phone_e164, freshness) filter (where phone_e164 is not null) as phone_e164,
-        arg_max(birth_on, freshness) filter (where birth_on is not null) as birth_on,
-        arg_max(street, freshness) filter (where street is not null) as street,
-        arg_max(city, freshness) filter (where city is not null) as city,
-        arg_max(postcode, freshness) filter (where postcode is not null) as postcode,
-        arg_max(country, freshness) filter (where country is not null) as country,
-        coalesce(arg_max(marketing_opt_in, consent_stated_at) filter (where marketing_opt_in is not null), false) as has_email_consent,
-        coalesce(arg_max(push_opt_in, consent_stated_at) filter (where push_opt_in is not null), false) as has_push_consent,
+        arg_max({'value': email, 'source': source, 'updated_on': delivered_on}, freshness)
+            filter (where email is not null) as email,
+        arg_max({'value': phone_e164, 'source': source, 'updated_on': delivered_on}, freshness)
+            filter (where phone_e164 is not null) as phone,
+        arg_max({'value': birth_on, 'source': source, 'updated_on': delivered_on}, freshness)
+            filter (where birth_on is not null) as birth,
+        arg_max({'street': street, 'city': city, 'postcode': postcode, 'country': country,
+                 'source': source, 'updated_on': delivered_on}, freshness)
+            filter (where street is not null or postcode is not null) as address
+    from linked
+    group by customer_id
+),
+
+consent_statements as (
+    select
+        customer_id,
+        arg_max({'value': marketing_opt_in, 'source': source, 'stated_at': consent_stated_at}, (consent_stated_at, freshness))
+            filter (where marketing_opt_in is not null and consent_stated_at is not null) as email_consent,
+        arg_max({'value': push_opt_in, 'source': source, 'stated_at': consent_stated_at}, (consent_stated_at, freshness))
+            filter (where push_opt_in is not null and consent_stated_at is not null) as push_consent
+    from linked
+    group by customer_id
+),
+
+record_counts as (
+    select
+        customer_id,
         min(registered_at) as first_registered_at,
+        least(min(cast(registered_at as date)), min(delivered_on)) as first_seen_on,
+        max(delivered_on) as last_seen_on,
         count(*) as records_total,
         count(*) filter (where source = 'web') as web_records,
         count(*) filter (where source = 'app') as app_records,
@@ -50,7 +117,62 @@ profiles as (
         count(*) filter (where source = 'callcenter') as callcenter_records
     from linked
     group by customer_id
+),
+
+name_sources as (
+    select linked.customer_id, first_names.first_name, linked.source as first_name_source,
+           linked.delivered_on as first_name_updated_on
+    from first_names
+    join linked using (customer_id, freshness)
+),
+
+last_name_sources as (
+    select linked.customer_id, last_names.last_name, linked.source as last_name_source,
+           linked.delivered_on as last_name_updated_on
+    from last_names
+    join linked using (customer_id, freshness)
 )
 
-select * from profiles
+select
+    record_counts.customer_id,
+    name_sources.first_name,
+    name_sources.first_name_source,
+    name_sources.first_name_updated_on,
+    last_name_sources.last_name,
+    last_name_sources.last_name_source,
+    last_name_sources.last_name_updated_on,
+    freshest_values.email.value as email,
+    freshest_values.email.source as email_source,
+    freshest_values.email.updated_on as email_updated_on,
+    freshest_values.phone.value as phone_e164,
+    freshest_values.phone.source as phone_source,
+    freshest_values.phone.updated_on as phone_updated_on,
+    freshest_values.birth.value as birth_on,
+    freshest_values.birth.source as birth_on_source,
+    freshest_values.birth.updated_on as birth_on_updated_on,
+    freshest_values.address.street as street,
+    freshest_values.address.city as city,
+    freshest_values.address.postcode as postcode,
+    freshest_values.address.country as country,
+    freshest_values.address.source as address_source,
+    freshest_values.address.updated_on as address_updated_on,
+    coalesce(consent_statements.email_consent.value, false) as has_email_consent,
+    consent_statements.email_consent.source as email_consent_source,
+    consent_statements.email_consent.stated_at as email_consent_stated_at,
+    coalesce(consent_statements.push_consent.value, false) as has_push_consent,
+    consent_statements.push_consent.source as push_consent_source,
+    consent_statements.push_consent.stated_at as push_consent_stated_at,
+    record_counts.first_registered_at,
+    record_counts.first_seen_on,
+    record_counts.last_seen_on,
+    record_counts.records_total,
+    record_counts.web_records,
+    record_counts.app_records,
+    record_counts.store_records,
+    record_counts.callcenter_records
+from record_counts
+left join name_sources using (customer_id)
+left join last_name_sources using (customer_id)
+left join freshest_values using (customer_id)
+left join consent_statements using (customer_id)
 order by customer_id
