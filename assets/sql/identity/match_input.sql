@@ -29,6 +29,9 @@ keyed as (
         name_match_key(first_name) as first_name_key,
         canonical_first_name(first_name) as canonical_first_name,
         name_match_key(last_name) as last_name_key,
+        -- The whole name, nickname folded: its frequency tells how rare the name is as a pair
+        -- ("John Smith" is common even where John and Smith alone are not).
+        canonical_first_name(first_name) || ' ' || name_match_key(last_name) as full_name_key,
         email_match_key(email) as email_key,
         phone_e164,
         birth_on,
