@@ -150,20 +150,26 @@ def command_generate(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from assets.evaluation import evaluate
+    from assets.evaluation import evaluate, hard_cases
 
     for path in (Path(args.warehouse), args.truth):
         if not path.exists():
             print(f"omniloyal evaluate: {path} does not exist", file=sys.stderr)
             return 2
     result = evaluate(args.warehouse, args.truth)
+    cases = hard_cases(args.warehouse, args.truth)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        figures = result.as_dict()
+        figures["hard_cases"] = {case: {"pairs": pairs, "share_in_one_customer": share} for case, (pairs, share) in cases.items()}
+        print(json.dumps(figures, indent=2))
         return 0
     print(f"records evaluated   {result.records:,} ({result.people:,} people, {result.customers:,} customers)")
     print(f"pairwise            precision {result.precision:.4f}  recall {result.recall:.4f}  F1 {result.f1:.4f}")
     print(f"                    {result.correct_pairs:,} correct of {result.predicted_pairs:,} predicted, {result.true_pairs:,} true pairs")
     print(f"B-cubed             precision {result.bcubed_precision:.4f}  recall {result.bcubed_recall:.4f}  F1 {result.bcubed_f1:.4f}")
+    print("hard cases          pairs   share in one customer")
+    for case, (pairs, share) in cases.items():
+        print(f"  {case:<52} {pairs:>7,}   {share:.3f}")
     return 0
 
 

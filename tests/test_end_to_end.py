@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.evaluation import evaluate
+from assets.evaluation import evaluate, hard_cases
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
@@ -88,9 +88,11 @@ def test_matching_agrees_with_the_truth(workspace):
     accuracy = evaluate(workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv")
     # Every loaded record is evaluated; the truth also lists the few quarantined ones.
     assert accuracy.records == query(workspace, "select count(*) from identity.source_records")[0][0]
-    # The walking skeleton's baseline (plain Splink); the identity issue raises these floors.
-    assert accuracy.f1 > 0.75, accuracy
-    assert accuracy.bcubed_f1 > 0.9, accuracy
+    # 400 people train a weaker model than the benchmark's 20k (F1 0.86 here against 0.97
+    # there), but what it links must be right: merging two people leaks one's data to the other.
+    assert accuracy.precision > 0.98, accuracy
+    assert accuracy.f1 > 0.8, accuracy
+    assert accuracy.bcubed_f1 > 0.92, accuracy
 
 
 def test_ledger_reconciles_and_segments_cover_every_customer(workspace):
@@ -196,44 +198,17 @@ def test_a_redelivered_copy_under_a_new_name_changes_no_table(workspace):
 
 
 def test_hard_cases_in_generated_data(workspace):
-    con = duckdb.connect()
-    con.execute(f"attach '{workspace / 'warehouse' / 'omniloyal.duckdb'}' as wh (read_only)")
-    con.execute(
-        f"create table truth as select source || ':' || source_record_id as unique_id, person_id "
-        f"from read_csv('{workspace / 'truth.csv'}', all_varchar = true)"
-    )
-    con.execute(
-        """
-        create table r as
-        select m.*, t.person_id, s.customer_id
-        from wh.identity.match_input m
-        join truth t using (unique_id)
-        join wh.identity.source_records s using (source, source_record_id)
-        """
-    )
-
-    def share(sql: str) -> tuple[int, float]:
-        count, merged = con.execute(sql).fetchall()[0]
-        return count, merged / count
-
-    # Different people sharing a phone (households, twins): kept apart.
-    households, merged = share(
-        "select count(*), count(*) filter (where a.customer_id = b.customer_id) from r a join r b "
-        "on a.phone_e164 = b.phone_e164 and a.person_id < b.person_id"
-    )
-    assert households > 20 and merged <= 0.02, (households, merged)
-    # One person with two web accounts: one customer.
-    two_accounts, kept_together = share(
-        "select count(*), count(*) filter (where a.customer_id = b.customer_id) from r a join r b "
-        "on a.person_id = b.person_id and a.source = 'web' and b.source = 'web' and a.unique_id < b.unique_id"
-    )
-    assert two_accounts > 0 and kept_together >= 0.9, (two_accounts, kept_together)
-    # One person under a nickname and a given name (Bob / Robert) on records sharing a phone
-    # or mailbox: one customer. (Records sharing nothing but a name are a recall question.)
-    nicknames, kept_together = share(
-        "select count(*), count(*) filter (where a.customer_id = b.customer_id) from r a join r b "
-        "on a.person_id = b.person_id and a.unique_id < b.unique_id "
-        "and a.canonical_first_name = b.canonical_first_name and a.first_name_key <> b.first_name_key "
-        "and (a.phone_e164 = b.phone_e164 or a.email_key = b.email_key)"
-    )
-    assert nicknames > 0 and kept_together >= 0.95, (nicknames, kept_together)
+    cases = hard_cases(workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv")
+    # Floors for 400 people, where a case has a few dozen pairs at most; the benchmark
+    # reports the same figures at 20k and 100k people (docs/benchmarks.md).
+    floors = {
+        "different people sharing a phone": (20, lambda share: share <= 0.02),
+        # Twins are too rare at 400 people to count on; test_conflict_guard has a pair.
+        "different people sharing last name and birth date": (0, lambda share: share <= 0.02),
+        "one person's two web accounts": (5, lambda share: share >= 0.75),
+        "one person under a nickname and a given name": (10, lambda share: share >= 0.95),
+    }
+    assert set(cases) == set(floors)
+    for case, (pairs, share) in cases.items():
+        least_pairs, holds = floors[case]
+        assert pairs >= least_pairs and holds(share), (case, pairs, share)
