@@ -11,7 +11,7 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test ui lint bench clean
+.PHONY: install demo test ui lint bench bench-er clean
 
 # uv installs the pinned ranges in seconds; plain pip is the fallback.
 $(BIN)/omniloyal: pyproject.toml
@@ -36,6 +36,10 @@ ui: install
 # Benchmarks are scripts, not tests: they print Markdown tables for docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m tests.benchmarks.bench_foundation
+
+# Identity resolution at 20k and 100k people against plain Splink (about 20 minutes).
+bench-er: install
+	$(BIN)/python -m tests.benchmarks.bench_identity --people 20000 100000
 
 lint: install
 	$(BIN)/ruff check assets pipelines tests
