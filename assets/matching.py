@@ -120,8 +120,8 @@ MATCH_THRESHOLD = 0.99
 # little alike: 'pte' is Peter, 'sarh' and 'Sally' are Sarah, 'Emma' and 'Sophie' are two).
 # Conflicting records are two people, whatever they share (a household's phone and
 # address, a family mailbox), so they are never linked directly,
-# and a cluster that joins them through others is split: first by demanding ever more
-# certain links inside it, then, as a last resort, into its single records.
+# and a cluster that joins them through others is dissolved and rebuilt from its
+# strongest links, never joining two conflicting records (_reattach).
 CONFLICT = """
     (a.birth_on is not null and b.birth_on is not null
         and levenshtein(strftime(a.birth_on, '%Y%m%d'), strftime(b.birth_on, '%Y%m%d')) > 1)
@@ -131,10 +131,6 @@ CONFLICT = """
         and levenshtein(a.canonical_first_name, b.canonical_first_name) > 2
         and jaro_winkler_similarity(a.first_name_key, b.first_name_key) < 0.8)
 """
-# The ladder climbs in match weight (log2 Bayes factor), which keeps separating pairs
-# long after their probabilities all round to 1.
-SPLIT_WEIGHTS = [10, 14, 18, 22, 26, 30]
-
 # identity.match_evidence: each scored pair with the weight (log2 Bayes factor) every
 # field contributed, term-frequency adjustments included, and the blocking rule that proposed it.
 # Rounded to 6 decimals: DuckDB's parallel sums during training vary in the last bits
@@ -273,20 +269,82 @@ def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -
         """
     )
     clusters = _connected_components(con, db_api)
-    for stricter in SPLIT_WEIGHTS:
-        conflicted = _conflicted_clusters(con, clusters)
-        if not conflicted:
-            return clusters
-        _drop_links_in_conflicted_clusters(con, clusters, below=stricter)
-        clusters = _connected_components(con, db_api)
     if _conflicted_clusters(con, clusters):
-        _drop_links_in_conflicted_clusters(con, clusters, below=float("inf"))  # every link: single records
+        _dissolve_conflicted_clusters(con, clusters)
+        clusters = _connected_components(con, db_api)
+    return _reattach(con, db_api, clusters)
+
+
+def _reattach(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI, clusters: str, rounds: int = 50) -> str:
+    """Rebuild dissolved clusters from their strongest links, never joining a conflict.
+
+    Greedy agglomeration with cannot-link constraints: each round, every cluster picks its
+    strongest dropped link to a cluster it does not conflict with, and pairs of clusters
+    that pick each other are joined. Joining only mutual picks means no round can chain
+    three clusters whose ends conflict. A person has a handful of records, so a few rounds
+    rebuild them; after `rounds`, what is still apart stays apart (the safe side).
+    """
+    for _ in range(rounds):
+        con.execute(
+            f"""
+            create or replace table reattach as
+            with
+            dropped as (
+                select scored.* from scored anti join links using ({UNIQUE_ID}_l, {UNIQUE_ID}_r)
+            ),
+            between_clusters as (
+                select dropped.*, l.cluster_id as cluster_l, r.cluster_id as cluster_r
+                from dropped
+                join {clusters} as l on l.{UNIQUE_ID} = dropped.{UNIQUE_ID}_l
+                join {clusters} as r on r.{UNIQUE_ID} = dropped.{UNIQUE_ID}_r
+                where l.cluster_id <> r.cluster_id
+            ),
+            cluster_pairs as (
+                select
+                    least(cluster_l, cluster_r) as cluster_a,
+                    greatest(cluster_l, cluster_r) as cluster_b,
+                    arg_max({{'l': {UNIQUE_ID}_l, 'r': {UNIQUE_ID}_r}}, match_weight) as link,
+                    max(match_weight) as match_weight
+                from between_clusters
+                group by all
+            ),
+            members as (
+                select c.cluster_id, records.* from {clusters} as c join records using ({UNIQUE_ID})
+            ),
+            conflicting_pairs as (
+                select distinct cluster_pairs.cluster_a, cluster_pairs.cluster_b
+                from cluster_pairs
+                join members a on a.cluster_id = cluster_pairs.cluster_a
+                join members b on b.cluster_id = cluster_pairs.cluster_b
+                where {CONFLICT}
+            ),
+            allowed as (
+                select * from cluster_pairs anti join conflicting_pairs using (cluster_a, cluster_b)
+            ),
+            picks as (
+                select cluster_a as cluster_id, cluster_b as partner, match_weight from allowed
+                union all
+                select cluster_b, cluster_a, match_weight from allowed
+            ),
+            best as (
+                select cluster_id, partner from picks
+                qualify row_number() over (partition by cluster_id order by match_weight desc, partner) = 1
+            )
+            select allowed.link.l as {UNIQUE_ID}_l, allowed.link.r as {UNIQUE_ID}_r
+            from allowed
+            join best as a on a.cluster_id = allowed.cluster_a and a.partner = allowed.cluster_b
+            join best as b on b.cluster_id = allowed.cluster_b and b.partner = allowed.cluster_a
+            """
+        )
+        if not con.execute("select count(*) from reattach").fetchall()[0][0]:
+            break
+        con.execute(f"insert into links select scored.* from scored semi join reattach using ({UNIQUE_ID}_l, {UNIQUE_ID}_r)")
         clusters = _connected_components(con, db_api)
     return clusters
 
 
-def _drop_links_in_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters: str, below: float) -> None:
-    """Keep a conflicted cluster's links only at match weight `below` or more."""
+def _dissolve_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters: str) -> None:
+    """Drop every link inside a conflicted cluster: _reattach rebuilds it without the conflict."""
     con.execute(
         f"""
         create or replace table links as
@@ -294,7 +352,6 @@ def _drop_links_in_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters:
         from links
         join {clusters} as c on c.{UNIQUE_ID} = links.{UNIQUE_ID}_l
         where c.cluster_id not in (select cluster_id from conflicted_clusters)
-            or links.match_weight >= cast('{below}' as double)
         """
     )
 

@@ -22,6 +22,11 @@ RECORDS = [
     ("chain:ann", "ann", "ann", date(1950, 1, 1)),
     ("chain:nobody", None, None, None),
     ("chain:zoe", "zoe", "zoe", date(1999, 9, 9)),
+    # One person's four records (a, b, c) and a relative (d) who shares c's phone.
+    ("fam:a", "kate", "katherine", date(1981, 4, 4)),
+    ("fam:b", "katherine", "katherine", None),
+    ("fam:c", "kathy", "katherine", None),
+    ("fam:d", "lily", "lily", date(2010, 6, 6)),
 ]
 # unique_id_l, unique_id_r, match_weight
 LINKS = [
@@ -32,6 +37,9 @@ LINKS = [
     ("web:jo1", "web:jo2", 25.0),  # two web accounts of one person
     ("chain:ann", "chain:nobody", 9.0),  # a sparse record joins two people...
     ("chain:nobody", "chain:zoe", 17.0),  # ...who conflict on birth date and name
+    ("fam:a", "fam:b", 30.0),
+    ("fam:b", "fam:c", 25.0),
+    ("fam:c", "fam:d", 5.0),  # the shared phone; a and d conflict
 ]
 
 
@@ -41,6 +49,7 @@ def test_conflicting_records_are_never_in_one_cluster():
     con.executemany("insert into records values (?, ?, ?, ?)", RECORDS)
     con.execute("create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)")
     con.executemany("insert into links values (?, ?, ?)", LINKS)
+    con.execute("create table scored as select * from links")  # every scored pair, before the guard
     clusters = guard_against_conflicts(con, DuckDBAPI(connection=con))
     groups = con.execute(
         f"select list(unique_id order by unique_id) from {clusters} group by cluster_id order by 1"
@@ -49,6 +58,8 @@ def test_conflicting_records_are_never_in_one_cluster():
         ["app:pte", "web:peter"],
         ["chain:ann"],
         ["chain:nobody", "chain:zoe"],  # the weaker link of the chain gave way
+        ["fam:a", "fam:b", "fam:c"],  # rebuilt strongest link first; d would bring a conflict
+        ["fam:d"],
         ["mum:anne"],
         ["son:tom"],
         ["store:robert", "web:bob"],
