@@ -1,16 +1,34 @@
--- Every purchase, return, redemption and app engagement of every channel, attributed to
--- the customer whose record it came through. Anonymous store sales keep a null customer.
+-- Every purchase, return, redemption, app engagement and call-center contact of every
+-- channel, attributed to the customer whose record it came through. Anonymous store
+-- sales keep a null customer.
 with
 
 source_records as (select * from identity.source_records),
 web_orders as (select * from staging.web_orders),
 app_events as (select * from staging.app_events),
 store_transactions as (select * from staging.store_transactions),
+callcenter_contacts as (select * from staging.callcenter_contacts),
+
+-- A contact is an event of its own record; goodwill points granted on the call ride on it.
+contacts as (
+    select
+        source,
+        source_record_id as source_event_id,
+        source_record_id,
+        'contact' as event_type,
+        'completed' as status,
+        registered_at as occurred_at,
+        cast(null as decimal(18, 2)) as amount,
+        goodwill_points as points,
+        cast(null as date) as refunded_on
+    from callcenter_contacts
+),
 
 events as (
-    select * from web_orders
-    union all by name select * from app_events
-    union all by name select * from store_transactions
+    select * exclude (delivered_on) from web_orders
+    union all by name select * exclude (delivered_on) from app_events
+    union all by name select * exclude (delivered_on) from store_transactions
+    union all by name select * from contacts
 ),
 
 attributed as (
@@ -26,6 +44,9 @@ attributed as (
         cast(events.occurred_at as date) as occurred_on,
         events.amount,
         events.points,
+        -- A refund is known from the first delivery showing it; it never precedes the order.
+        case when events.refunded_on is not null
+            then greatest(cast(events.refunded_on as timestamp), events.occurred_at) end as refunded_at,
         events.event_type = 'purchase' and events.status = 'completed' as is_completed_purchase
     from events
     left join source_records

@@ -23,6 +23,7 @@ events as (
         ts as occurred_at,
         case when type = 'redeem' then null else amount end as amount,
         case when type = 'redeem' then cast(amount as bigint) end as points,
+        cast(null as date) as refunded_on,
         _delivered_on as delivered_on
     from latest
 )

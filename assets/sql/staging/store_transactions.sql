@@ -24,6 +24,7 @@ events as (
         txn_ts as occurred_at,
         case when kind = 'redeem' then null else amount end as amount,
         case when kind = 'redeem' then cast(amount as bigint) end as points,
+        cast(null as date) as refunded_on,
         _delivered_on as delivered_on
     from latest
 )

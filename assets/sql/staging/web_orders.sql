@@ -13,6 +13,15 @@ latest as (
     ) = 1
 ),
 
+-- The export has no refund time: the first delivery that shows an order refunded
+-- is when the refund became known, and a run as of an earlier date must not see it.
+refunds as (
+    select order_id, min(_delivered_on) as refunded_on
+    from orders
+    where status = 'refunded'
+    group by order_id
+),
+
 events as (
     select
         'web' as source,
@@ -23,8 +32,10 @@ events as (
         ordered_at as occurred_at,
         total_amount as amount,
         cast(null as bigint) as points,
+        case when status = 'refunded' then refunds.refunded_on end as refunded_on,
         _delivered_on as delivered_on
     from latest
+    left join refunds using (order_id)
 )
 
 select * from events
