@@ -14,6 +14,8 @@ import pandas as pd
 import yaml
 
 CHANNELS = ("web", "app", "store")
+ENGAGEMENT_EVENTS = ("share", "review", "check_in")
+QUALIFY_ON = ("spend", "points")
 DEFAULT_PROGRAM = Path(__file__).resolve().parents[1] / "pipelines" / "program.yaml"
 
 
@@ -22,11 +24,30 @@ class ProgramError(ValueError):
 
 
 @dataclass(frozen=True)
+class Tier:
+    name: str
+    threshold: float  # qualifying spend (or base points) over the window
+    earn_multiplier: float
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     earn_rates: dict[str, float]
-    tiers: list[tuple[str, float]]  # (name, min_qualifying_spend), ascending
+    enrolment_points: int
+    birthday_multiplier: float
+    engagement_points: dict[str, int]
+    engagement_daily_cap: int
+    expiry_months: int
+    qualify_on: str
+    window_months: int
+    downgrade_grace_months: int
+    tiers: list[Tier]  # ascending thresholds, the first at 0
     rfm_segments: list[tuple[str, tuple[int, int], tuple[int, int]]]  # (name, r range, fm range)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
@@ -43,29 +64,59 @@ def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
     def fail(message: str) -> ProgramError:
         return ProgramError(f"{path}: {message}")
 
-    rates = (doc.get("earning") or {}).get("points_per_currency_unit") or {}
+    def section(name: str) -> dict:
+        value = doc.get(name)
+        if not isinstance(value, dict):
+            raise fail(f"{name}: expected a section (a mapping), got {value!r}")
+        return value
+
+    def setting(parent: dict, where: str, key: str, *, minimum: float = 0, whole: bool = False) -> float:
+        value = parent.get(key)
+        if not _number(value) or value < minimum or (whole and value != int(value)):
+            kind = "a whole number" if whole else "a number"
+            raise fail(f"{where}.{key} must be {kind} >= {minimum:g}, got {value!r}")
+        return int(value) if whole else float(value)
+
+    earning = section("earning")
+    rates = earning.get("points_per_currency_unit") or {}
     missing = [c for c in CHANNELS if c not in rates]
     if missing:
         raise fail(f"earning.points_per_currency_unit has no rate for {', '.join(missing)}")
-    for channel, rate in rates.items():
+    for channel in rates:
         if channel not in CHANNELS:
             raise fail(f"earning.points_per_currency_unit: unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
-        if not isinstance(rate, (int, float)) or rate < 0:
-            raise fail(f"earning.points_per_currency_unit.{channel} must be a number >= 0, got {rate!r}")
+        setting(rates, "earning.points_per_currency_unit", channel)
+
+    bonuses = section("bonuses")
+    engagement = bonuses.get("engagement")
+    if not isinstance(engagement, dict):
+        raise fail("bonuses.engagement: expected points_per_event and daily_cap")
+    per_event = engagement.get("points_per_event") or {}
+    for event in per_event:
+        if event not in ENGAGEMENT_EVENTS:
+            raise fail(f"bonuses.engagement.points_per_event: unknown event {event!r} (known: {', '.join(ENGAGEMENT_EVENTS)})")
+        setting(per_event, "bonuses.engagement.points_per_event", event, whole=True)
+
+    expiry = section("expiry")
+    tiers_section = section("tiers")
+    qualify_on = tiers_section.get("qualify_on")
+    if qualify_on not in QUALIFY_ON:
+        raise fail(f"tiers.qualify_on must be one of {', '.join(QUALIFY_ON)}, got {qualify_on!r}")
 
     tiers = []
-    for i, tier in enumerate(doc.get("tiers") or []):
-        if not isinstance(tier, dict) or "name" not in tier or "min_qualifying_spend" not in tier:
-            raise fail(f"tiers[{i}] needs a name and a min_qualifying_spend")
-        tiers.append((str(tier["name"]), float(tier["min_qualifying_spend"])))
+    for i, level in enumerate(tiers_section.get("levels") or []):
+        if not isinstance(level, dict) or "name" not in level:
+            raise fail(f"tiers.levels[{i}] needs a name, a threshold and an earn_multiplier")
+        where = f"tiers.levels[{i}] ({level['name']})"
+        tiers.append(Tier(str(level["name"]), setting(level, where, "threshold"), setting(level, where, "earn_multiplier", minimum=1)))
     if not tiers:
-        raise fail("tiers: at least one tier is required")
-    if tiers[0][1] != 0:
-        raise fail(f"tiers: the first tier ({tiers[0][0]}) must start at 0 so every customer has a tier")
-    if any(b[1] <= a[1] for a, b in zip(tiers, tiers[1:])):
-        raise fail("tiers: min_qualifying_spend must increase from one tier to the next")
-    if len({name for name, _ in tiers}) != len(tiers):
-        raise fail("tiers: tier names must be unique")
+        raise fail("tiers.levels: at least one tier is required")
+    if tiers[0].threshold != 0:
+        raise fail(f"tiers.levels: the first tier ({tiers[0].name}) must start at 0 so every customer has a tier")
+    if any(b.threshold <= a.threshold for a, b in zip(tiers, tiers[1:])):
+        raise fail("tiers.levels: thresholds must increase from one tier to the next")
+    if len({tier.name for tier in tiers}) != len(tiers):
+        raise fail("tiers.levels: tier names must be unique")
 
     segments = []
     for i, rule in enumerate(doc.get("rfm_segments") or []):
@@ -86,32 +137,69 @@ def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
     if uncovered:
         raise fail(f"rfm_segments do not cover the (r, fm) cells {uncovered}")
 
-    return Program(currency=str(doc.get("currency", "")), earn_rates=dict(rates), tiers=tiers, rfm_segments=segments)
+    return Program(
+        currency=str(doc.get("currency", "")),
+        earn_rates={channel: float(rate) for channel, rate in rates.items()},
+        enrolment_points=setting(bonuses, "bonuses", "enrolment_points", whole=True),
+        birthday_multiplier=setting(bonuses, "bonuses", "birthday_multiplier", minimum=1),
+        engagement_points={event: int(points) for event, points in per_event.items()},
+        engagement_daily_cap=setting(engagement, "bonuses.engagement", "daily_cap", whole=True),
+        expiry_months=setting(expiry, "expiry", "months", minimum=1, whole=True),
+        qualify_on=qualify_on,
+        window_months=setting(tiers_section, "tiers", "window_months", minimum=1, whole=True),
+        downgrade_grace_months=setting(tiers_section, "tiers", "downgrade_grace_months", whole=True),
+        tiers=tiers,
+        rfm_segments=segments,
+    )
 
 
 def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> None:
-    """loyalty.program_earn_rates, loyalty.program_tiers and loyalty.program_rfm_segments."""
-    earn_rates = pd.DataFrame(
-        {"channel": list(program.earn_rates), "points_per_unit": [float(v) for v in program.earn_rates.values()]}
-    )
-    tiers = pd.DataFrame(
-        {
-            "tier": [name for name, _ in program.tiers],
-            "tier_rank": range(1, len(program.tiers) + 1),
-            "min_qualifying_spend": [spend for _, spend in program.tiers],
-        }
-    )
-    rfm = pd.DataFrame(
-        {
-            "segment": [name for name, _, _ in program.rfm_segments],
-            "priority": range(1, len(program.rfm_segments) + 1),
-            "r_min": [r[0] for _, r, _ in program.rfm_segments],
-            "r_max": [r[1] for _, r, _ in program.rfm_segments],
-            "fm_min": [fm[0] for _, _, fm in program.rfm_segments],
-            "fm_max": [fm[1] for _, _, fm in program.rfm_segments],
-        }
-    )
-    for table, frame in (("program_earn_rates", earn_rates), ("program_tiers", tiers), ("program_rfm_segments", rfm)):
+    """The program as loyalty.program_* tables, which the SQL models read."""
+    tables = {
+        "program_settings": pd.DataFrame(
+            {
+                "currency": [program.currency],
+                "enrolment_points": [program.enrolment_points],
+                "birthday_multiplier": [program.birthday_multiplier],
+                "engagement_daily_cap": [program.engagement_daily_cap],
+                "expiry_months": [program.expiry_months],
+                "qualify_on": [program.qualify_on],
+                "window_months": [program.window_months],
+                "downgrade_grace_months": [program.downgrade_grace_months],
+            }
+        ),
+        "program_earn_rates": pd.DataFrame(
+            {"channel": list(program.earn_rates), "points_per_unit": list(program.earn_rates.values())}
+        ),
+        "program_engagement": pd.DataFrame(
+            {
+                "event_type": pd.Series(list(program.engagement_points), dtype="object"),
+                "points": pd.Series(list(program.engagement_points.values()), dtype="int64"),
+            }
+        ),
+        "program_tiers": pd.DataFrame(
+            {
+                "tier": [tier.name for tier in program.tiers],
+                "tier_rank": range(1, len(program.tiers) + 1),
+                "threshold": [tier.threshold for tier in program.tiers],
+                "earn_multiplier": [tier.earn_multiplier for tier in program.tiers],
+            }
+        ),
+        "program_rfm_segments": pd.DataFrame(
+            {
+                "segment": [name for name, _, _ in program.rfm_segments],
+                "priority": range(1, len(program.rfm_segments) + 1),
+                "r_min": [r[0] for _, r, _ in program.rfm_segments],
+                "r_max": [r[1] for _, r, _ in program.rfm_segments],
+                "fm_min": [fm[0] for _, _, fm in program.rfm_segments],
+                "fm_max": [fm[1] for _, _, fm in program.rfm_segments],
+            }
+        ),
+    }
+    for table, frame in tables.items():
         con.register("program_frame", frame)
         con.execute(f"create or replace table loyalty.{table} as select * from program_frame")
         con.unregister("program_frame")
+
+
+PROGRAM_TABLES = ["program_settings", "program_earn_rates", "program_engagement", "program_tiers", "program_rfm_segments"]
