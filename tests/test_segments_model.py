@@ -1,6 +1,7 @@
-"""The ledger, balances, segments and KPI models on small hand-built inputs.
+"""The RFM segments model on small hand-built inputs.
 
-Each expected value below is computed by hand from the rows in the fixture.
+Each expected value below is computed by hand from the rows in the fixture. The points
+ledger and balances have their own scenarios in test_points_ledger.py.
 """
 
 from datetime import date
@@ -44,43 +45,9 @@ def con():
         "insert into core.events values ($2 || ':' || $3, $1, $2, $3, $4, $5, $6, cast($6 as date), $7, null, $4 = 'purchase' and $5 = 'completed')",
         EVENTS,
     )
-    for model in ("loyalty/ledger", "loyalty/balances", "marts/segments"):
-        run_model(con, model)
+    run_model(con, "marts/segments")
     yield con
     con.close()
-
-
-def test_ledger_earns_on_completed_purchases_up_to_the_as_of_date(con):
-    entries = con.execute("select customer_id, source_event_id, entry_type, points from loyalty.ledger order by 1, 2").fetchall()
-    # floor(100.40) = 100, floor(200.99) = 200; refunded, cancelled, future and anonymous events earn nothing.
-    assert entries == [
-        ("C1", "O1", "earn", 100),
-        ("C1", "T1", "earn", 200),
-        ("C2", "E1", "earn", 900),
-        ("C2", "E2", "earn", 300),
-    ]
-    assert con.execute("select count(distinct entry_id) from loyalty.ledger").fetchall()[0][0] == 4
-
-
-def test_ledger_entry_ids_are_stable_across_rebuilds(con):
-    before = con.execute("select entry_id from loyalty.ledger order by 1").fetchall()
-    run_model(con, "loyalty/ledger")
-    assert con.execute("select entry_id from loyalty.ledger order by 1").fetchall() == before
-
-
-def test_balances_and_tiers_from_rolling_12_month_spend(con):
-    rows = con.execute(
-        "select customer_id, points_balance, qualifying_spend_12m::double, tier, next_tier, spend_to_next_tier::double "
-        "from loyalty.balances order by 1"
-    ).fetchall()
-    assert rows == [
-        # 100.40 + 200.99 = 301.39 >= 250 -> Silver; Gold at 750.
-        ("C1", 300, 301.39, "Silver", "Gold", 448.61),
-        # Only E2 (300) is within the 12 months before 2026-06-30.
-        ("C2", 1200, 300.0, "Silver", "Gold", 450.0),
-        ("C3", 0, 0.0, "Member", "Silver", 250.0),
-        ("C4", 0, 0.0, "Member", "Silver", 250.0),
-    ]
 
 
 def test_rfm_scores_and_segments(con):

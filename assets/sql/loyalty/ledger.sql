@@ -1,32 +1,41 @@
--- The points ledger: one row per points movement, traceable to the event that caused it.
--- entry_id is derived from the rule and the source event, so reruns and re-deliveries
--- produce the same entries. Only events up to the as-of date count.
+-- The points ledger as of the run's date: every credit the rules gave, every debit as far
+-- as the balance allowed it, and every expiry. Each entry is traceable to the event
+-- (source, source_event_id) and rule that caused it; entry_id is derived from them, so
+-- reruns and re-deliveries produce the same entries. A customer's entries add up to
+-- their balance, and in time order (credits, then expiries, then debits within one
+-- moment) the running balance never goes below zero.
 with
 
-events as (select * from core.events),
-earn_rates as (select * from loyalty.program_earn_rates),
+movements as (select * from loyalty.point_movements),
+debits as (select * from loyalty.debits),
+lots as (select * from loyalty.lot_expiry),
 
-purchases as (
-    select *
-    from events
-    where is_completed_purchase
-        and customer_id is not null
-        and occurred_on <= getvariable('as_of')
+as_of as (
+    select cast(getvariable('as_of') as timestamp) + interval 1 day as ends_at
 ),
 
-earned as (
-    select
-        md5('earn|' || purchases.event_id) as entry_id,
-        purchases.customer_id,
-        'earn' as entry_type,
-        cast(floor(purchases.amount * earn_rates.points_per_unit) as bigint) as points,
-        purchases.occurred_at,
-        purchases.channel as source,
-        purchases.source_event_id,
-        purchases.amount as qualifying_amount
-    from purchases
-    join earn_rates on earn_rates.channel = purchases.channel
+credits as (
+    select entry_id, customer_id, entry_type, rule, points, occurred_at, source, source_event_id, expires_at
+    from movements
+    where points > 0
+),
+
+applied_debits as (
+    select entry_id, customer_id, entry_type, rule, -applied_points as points, occurred_at, source, source_event_id,
+           cast(null as timestamp) as expires_at
+    from debits
+    where applied_points > 0
+),
+
+expiries as (
+    select md5('expiry|' || lots.entry_id) as entry_id, lots.customer_id, 'expire' as entry_type, 'expiry' as rule,
+           -lots.expired_points as points, lots.expires_at as occurred_at, lots.source, lots.source_event_id,
+           cast(null as timestamp) as expires_at
+    from lots, as_of
+    where lots.expired_points > 0 and lots.expires_at < as_of.ends_at
 )
 
-select * from earned
+select * from credits
+union all select * from applied_debits
+union all select * from expiries
 order by customer_id, occurred_at, entry_id
