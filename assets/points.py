@@ -64,24 +64,36 @@ def broken_invariants(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def settle_debits(con: duckdb.DuckDBPyConnection) -> int:
     """Build loyalty.debits and loyalty.lot_expiry with every debit decided; returns the rounds."""
     run_model(con, "loyalty/debits")
-    rounds = 0
-    while True:
-        con.execute(
-            "create or replace table loyalty.customers_to_settle as "
-            "select distinct customer_id from loyalty.debits where status = 'pending'"
-        )
-        if not row_count(con, "loyalty.customers_to_settle"):
-            break
+    # Round one covers every customer with points. Most never ask for more than they have,
+    # so later rounds work on the few who did, and only their lots are worked out again.
+    _settling(con, "select distinct customer_id from loyalty.point_movements")
+    run_model(con, "loyalty/lot_expiry")
+    rounds = 1
+    run_model(con, "loyalty/debit_checks")
+    con.execute(APPLY_DECISIONS)
+    con.execute("alter table loyalty.lot_expiry rename to lot_expiry_round_one")
+    while _settling(con, "select distinct customer_id from loyalty.debits where status = 'pending'"):
         rounds += 1
         run_model(con, "loyalty/lot_expiry")
         run_model(con, "loyalty/debit_checks")
         con.execute(APPLY_DECISIONS)
-    # With every debit decided, the expiry of every customer's lots.
-    con.execute(
-        "create or replace table loyalty.customers_to_settle as "
-        "select distinct customer_id from loyalty.point_movements"
-    )
+    # Round one's lots stand for customers whose debits were all applied as asked; the
+    # others' are worked out again with their final decisions.
+    _settling(con, "select distinct customer_id from loyalty.debits where status <> 'applied'")
     run_model(con, "loyalty/lot_expiry")
-    con.execute("drop table if exists loyalty.debit_checks")
-    con.execute("drop table loyalty.customers_to_settle")
+    con.execute(
+        "delete from loyalty.lot_expiry_round_one "
+        "where customer_id in (select customer_id from loyalty.customers_to_settle)"
+    )
+    con.execute("insert into loyalty.lot_expiry_round_one select * from loyalty.lot_expiry")
+    con.execute("drop table loyalty.lot_expiry")
+    con.execute("alter table loyalty.lot_expiry_round_one rename to lot_expiry")
+    for table in ("debit_checks", "customers_to_settle"):
+        con.execute(f"drop table loyalty.{table}")
     return rounds
+
+
+def _settling(con: duckdb.DuckDBPyConnection, customers_sql: str) -> int:
+    """Set loyalty.customers_to_settle; returns how many there are."""
+    con.execute(f"create or replace table loyalty.customers_to_settle as {customers_sql}")
+    return row_count(con, "loyalty.customers_to_settle")

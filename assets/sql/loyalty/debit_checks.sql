@@ -7,11 +7,14 @@ with
 
 settling as (select customer_id from loyalty.customers_to_settle),
 debits as (select * from loyalty.debits),
+movements as (select * from loyalty.point_movements),
 lots as (select * from loyalty.lot_expiry),
 
 credited as (
-    select customer_id, occurred_at, max(earned_through) as credited_through
-    from lots
+    select movements.customer_id, movements.occurred_at, max(movements.credited_through) as credited_through
+    from movements
+    semi join settling using (customer_id)
+    where movements.points > 0
     group by all
 ),
 

@@ -17,4 +17,3 @@ select
     cast(null as varchar) as reason
 from loyalty.point_movements
 where points < 0
-order by customer_id, occurred_at, entry_id

@@ -38,4 +38,3 @@ expiries as (
 select * from credits
 union all select * from applied_debits
 union all select * from expiries
-order by customer_id, occurred_at, entry_id

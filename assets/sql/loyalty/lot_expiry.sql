@@ -4,7 +4,9 @@
 --   expired through lot i = max(0, max over lots j <= i of (earned_through_j - debited_before_j))
 -- where earned_through_j is the customer's credits through lot j and debited_before_j the
 -- debits applied before lot j expires. Built for the customers in
--- loyalty.customers_to_settle (all of them once debits are settled).
+-- loyalty.customers_to_settle (all of them once debits are settled), and only for lots
+-- that expire by 30 days after the as-of date: later ones neither expire in the ledger
+-- nor count as expiring soon, and being last in spending order, they change no earlier lot.
 with
 
 settling as (select customer_id from loyalty.customers_to_settle),
@@ -14,13 +16,11 @@ debits as (select * from loyalty.debits),
 lots as (
     select
         movements.customer_id, movements.entry_id, movements.source, movements.source_event_id,
-        movements.points, movements.occurred_at, movements.expires_at,
-        sum(movements.points) over (
-            partition by movements.customer_id order by movements.occurred_at, movements.entry_id rows unbounded preceding
-        ) as earned_through
+        movements.points, movements.occurred_at, movements.expires_at, movements.credited_through as earned_through
     from movements
     semi join settling using (customer_id)
     where movements.points > 0
+        and movements.expires_at < cast(getvariable('as_of') as timestamp) + interval 31 day
 ),
 
 -- Pending debits count in full: until one is rejected, every earlier one stands.
@@ -65,4 +65,3 @@ select
     cast(expired_through - coalesce(lag(expired_through) over (partition by customer_id order by occurred_at, entry_id), 0)
         as bigint) as expired_points
 from expired
-order by customer_id, occurred_at, entry_id

@@ -193,7 +193,11 @@ select
     movements.occurred_at,
     movements.source,
     movements.source_event_id,
-    case when movements.points > 0 then movements.occurred_at + to_months(settings.expiry_months) end as expires_at
+    case when movements.points > 0 then movements.occurred_at + to_months(settings.expiry_months) end as expires_at,
+    -- The customer's credits up to and including this one, in the order lots are spent.
+    case when movements.points > 0 then cast(sum(movements.points) filter (where movements.points > 0) over (
+        partition by movements.customer_id order by movements.occurred_at, md5(movements.rule || '|' || movements.event_id)
+        rows unbounded preceding
+    ) as bigint) end as credited_through
 from movements, settings
 where movements.points <> 0
-order by customer_id, occurred_at, entry_id

@@ -50,4 +50,3 @@ select
         as base_points
 from valued
 cross join settings
-order by customer_id, occurred_at, event_id

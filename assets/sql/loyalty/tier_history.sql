@@ -101,4 +101,3 @@ select
     periods.change
 from periods
 join tiers using (tier_rank)
-order by customer_id, valid_from
