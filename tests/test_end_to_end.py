@@ -212,3 +212,22 @@ def test_hard_cases_in_generated_data(workspace):
     for case, (pairs, share) in cases.items():
         least_pairs, holds = floors[case]
         assert pairs >= least_pairs and holds(share), (case, pairs, share)
+
+
+def test_a_saved_model_reproduces_the_run_without_training(workspace):
+    from assets.matching import match_records
+
+    model = workspace / "reports" / "identity" / AS_OF / "splink_model.json"
+    assert {p.name for p in model.parent.glob("*.html")} == {
+        "match_weights.html", "m_u_parameters.html", "waterfall.html", "cluster_studio.html"}
+    con = duckdb.connect(str(workspace / "warehouse" / "omniloyal.duckdb"), read_only=True)
+    try:
+        records = con.sql("select * from identity.match_input").to_arrow_table()
+        published = con.execute("select list(unique_id order by unique_id) from identity.clusters group by cluster_id").fetchall()
+    finally:
+        con.close()
+    reused = match_records(records, model=model)
+    con = duckdb.connect()
+    con.register("clusters", reused.clusters)
+    again = con.execute("select list(unique_id order by unique_id) from clusters group by cluster_id").fetchall()
+    assert sorted(again) == sorted(published)
