@@ -317,3 +317,16 @@ def test_a_merge_combines_ledgers_without_doubling(program_path):
     assert broken_invariants(merged) == dict.fromkeys(INVARIANTS, 0)
     totals = "select customer_id, points_balance from loyalty.balances where customer_id not in ('REFUND', 'REJECT', 'ENROL') order by 1"
     assert merged.execute(totals).fetchall() == separate.execute(totals).fetchall()
+
+
+def test_tiers_can_qualify_on_points(tmp_path):
+    # SOON spent 20 + 70 = 90 but earned 40 + 70 = 110 base points (the app pays 2 a pound).
+    # Qualifying on points with Silver at 100, S2 (2025-12-01) lifts SOON to Silver.
+    path = tmp_path / "program.yaml"
+    path.write_text(PROGRAM.replace("qualify_on: spend", "qualify_on: points").replace("threshold: 500", "threshold: 100"))
+    con = connect(":memory:")
+    load_inputs(con)
+    build(con, program_path=path)
+    soon = balance_of(con, "SOON")
+    assert (soon["tier"], soon["tier_since"], soon["qualifying_points"]) == ("Silver", date(2025, 12, 1), 110)
+    assert (soon["next_tier"], soon["points_to_next_tier"], soon["spend_to_next_tier"]) == ("Gold", 890, None)
