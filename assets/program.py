@@ -14,6 +14,11 @@ import pandas as pd
 import yaml
 
 CHANNELS = ("web", "app", "store")
+EXPORT_CHANNELS = ("email", "push")
+CONDITION_OPS = ("=", "!=", "<", "<=", ">", ">=", "in")
+LIFECYCLE_STAGES = ("new", "active", "at_risk", "lapsed")
+# Tables whose documented, non-personal columns a custom segment may test.
+SEGMENT_COLUMN_TABLES = ("marts.segments", "loyalty.balances")
 ENGAGEMENT_EVENTS = ("share", "review", "check_in")
 QUALIFY_ON = ("spend", "points")
 DEFAULT_PROGRAM = Path(__file__).resolve().parents[1] / "pipelines" / "program.yaml"
@@ -31,6 +36,29 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Condition:
+    column: str  # a documented, non-personal column of marts.segments or loyalty.balances
+    op: str  # one of CONDITION_OPS
+    value: object  # number, text, bool, or a list of them for `in`
+
+
+@dataclass(frozen=True)
+class CustomSegment:
+    name: str
+    channel: str  # email or push: the consent its export needs
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    lifecycle_days: dict[str, int]  # new, active, at_risk, lapsed: increasing
+    value_bands: list[tuple[str, float]]  # (name, cumulative share up to), highest value first
+    engagement_levels: list[tuple[str, int]]  # (name, minimum events in 90 days), ascending from 0
+    close_to_next_tier_share: float
+    custom: list[CustomSegment]
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     earn_rates: dict[str, float]
@@ -44,6 +72,15 @@ class Program:
     downgrade_grace_months: int
     tiers: list[Tier]  # ascending thresholds, the first at 0
     rfm_segments: list[tuple[str, tuple[int, int], tuple[int, int]]]  # (name, r range, fm range)
+    segmentation: Segmentation
+
+
+def segment_columns() -> set[str]:
+    """Columns a custom segment may test: documented in schemas/warehouse, not personal data."""
+    from assets.catalog import documented_tables
+
+    tables = documented_tables()
+    return {c.name for table in SEGMENT_COLUMN_TABLES for c in tables[table] if not c.pii}
 
 
 def _number(value: object) -> bool:
@@ -137,6 +174,8 @@ def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
     if uncovered:
         raise fail(f"rfm_segments do not cover the (r, fm) cells {uncovered}")
 
+    segmentation = _segmentation(section("segments"), fail)
+
     return Program(
         currency=str(doc.get("currency", "")),
         earn_rates={channel: float(rate) for channel, rate in rates.items()},
@@ -150,6 +189,78 @@ def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
         downgrade_grace_months=setting(tiers_section, "tiers", "downgrade_grace_months", whole=True),
         tiers=tiers,
         rfm_segments=segments,
+        segmentation=segmentation,
+    )
+
+
+def _segmentation(doc: dict, fail) -> Segmentation:
+    lifecycle = doc.get("lifecycle_days") or {}
+    if set(lifecycle) != set(LIFECYCLE_STAGES) or not all(_number(v) and v > 0 and v == int(v) for v in lifecycle.values()):
+        raise fail(f"segments.lifecycle_days needs whole numbers of days > 0 for {', '.join(LIFECYCLE_STAGES)}, got {lifecycle!r}")
+    days = [int(lifecycle[stage]) for stage in LIFECYCLE_STAGES]
+    if days != sorted(set(days)):
+        raise fail(f"segments.lifecycle_days must increase from new to lapsed, got {lifecycle!r}")
+
+    bands = []
+    for i, band in enumerate(doc.get("value_bands") or []):
+        share = band.get("up_to_share") if isinstance(band, dict) else None
+        if not isinstance(band, dict) or "name" not in band or not _number(share) or not 0 < share <= 1:
+            raise fail(f"segments.value_bands[{i}] needs a name and an up_to_share in (0, 1]")
+        bands.append((str(band["name"]), float(share)))
+    if not bands or bands[-1][1] != 1 or any(b[1] <= a[1] for a, b in zip(bands, bands[1:])):
+        raise fail("segments.value_bands: up_to_share must increase and the last must be 1")
+
+    levels = []
+    for i, level in enumerate(doc.get("engagement_levels") or []):
+        least = level.get("min_events_90d") if isinstance(level, dict) else None
+        if not isinstance(level, dict) or "name" not in level or not _number(least) or least < 0 or least != int(least):
+            raise fail(f"segments.engagement_levels[{i}] needs a name and a whole min_events_90d >= 0")
+        levels.append((str(level["name"]), int(least)))
+    if not levels or levels[0][1] != 0 or any(b[1] <= a[1] for a, b in zip(levels, levels[1:])):
+        raise fail("segments.engagement_levels: min_events_90d must start at 0 and increase")
+
+    share = doc.get("close_to_next_tier_share")
+    if not _number(share) or not 0 < share < 1:
+        raise fail(f"segments.close_to_next_tier_share must be a number between 0 and 1, got {share!r}")
+
+    allowed = segment_columns()
+    custom = []
+    for i, spec in enumerate(doc.get("custom") or []):
+        where = f"segments.custom[{i}]"
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
+            raise fail(f"{where} needs a name")
+        where = f"{where} ({spec['name']})"
+        if spec.get("channel") not in EXPORT_CHANNELS:
+            raise fail(f"{where}: channel must be one of {', '.join(EXPORT_CHANNELS)}, got {spec.get('channel')!r}")
+        conditions = []
+        for j, condition in enumerate(spec.get("where") or []):
+            if not isinstance(condition, dict):
+                raise fail(f"{where}.where[{j}] must be a mapping with column, op and value")
+            column, op, value = condition.get("column"), condition.get("op"), condition.get("value")
+            if column not in allowed:
+                raise fail(f"{where}.where[{j}]: column {column!r} is not a non-personal column of "
+                           f"{' or '.join(SEGMENT_COLUMN_TABLES)} (see schemas/warehouse)")
+            if op not in CONDITION_OPS:
+                raise fail(f"{where}.where[{j}]: op must be one of {' '.join(CONDITION_OPS)}, got {op!r}")
+            values = value if op == "in" else [value]
+            if op == "in" and not (isinstance(value, list) and value):
+                raise fail(f"{where}.where[{j}]: `in` needs a non-empty list of values")
+            if not all(isinstance(v, (str, int, float, bool)) for v in values):
+                raise fail(f"{where}.where[{j}]: value must be a number, text or true/false, got {value!r}")
+            conditions.append(Condition(column, op, tuple(value) if op == "in" else value))
+        if not conditions:
+            raise fail(f"{where} needs at least one condition under `where`")
+        custom.append(CustomSegment(spec["name"].strip(), spec["channel"], tuple(conditions)))
+    names = [c.name for c in custom]
+    if len(set(names)) != len(names):
+        raise fail("segments.custom: segment names must be unique")
+
+    return Segmentation(
+        lifecycle_days=dict(zip(LIFECYCLE_STAGES, days)),
+        value_bands=bands,
+        engagement_levels=levels,
+        close_to_next_tier_share=float(share),
+        custom=custom,
     )
 
 
@@ -166,6 +277,21 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
                 "qualify_on": [program.qualify_on],
                 "window_months": [program.window_months],
                 "downgrade_grace_months": [program.downgrade_grace_months],
+                **{f"{stage}_days": [days] for stage, days in program.segmentation.lifecycle_days.items()},
+                "close_to_next_tier_share": [program.segmentation.close_to_next_tier_share],
+            }
+        ),
+        "program_value_bands": pd.DataFrame(
+            {
+                "value_band": [name for name, _ in program.segmentation.value_bands],
+                "band_rank": range(1, len(program.segmentation.value_bands) + 1),
+                "up_to_share": [share for _, share in program.segmentation.value_bands],
+            }
+        ),
+        "program_engagement_levels": pd.DataFrame(
+            {
+                "engagement_level": [name for name, _ in program.segmentation.engagement_levels],
+                "min_events_90d": [least for _, least in program.segmentation.engagement_levels],
             }
         ),
         "program_earn_rates": pd.DataFrame(
@@ -202,4 +328,7 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
         con.unregister("program_frame")
 
 
-PROGRAM_TABLES = ["program_settings", "program_earn_rates", "program_engagement", "program_tiers", "program_rfm_segments"]
+PROGRAM_TABLES = [
+    "program_settings", "program_earn_rates", "program_engagement", "program_tiers", "program_rfm_segments",
+    "program_value_bands", "program_engagement_levels",
+]

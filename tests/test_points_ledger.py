@@ -31,6 +31,11 @@ tiers:
     - {name: Member, threshold: 0, earn_multiplier: 1}
     - {name: Silver, threshold: 500, earn_multiplier: 1.5}
     - {name: Gold, threshold: 1000, earn_multiplier: 2}
+segments:
+  lifecycle_days: {new: 30, active: 90, at_risk: 180, lapsed: 365}
+  value_bands: [{name: All, up_to_share: 1}]
+  engagement_levels: [{name: Any, min_events_90d: 0}]
+  close_to_next_tier_share: 0.1
 rfm_segments: [{name: All, r: [1, 5], fm: [1, 5]}]
 """
 AS_OF = date(2026, 6, 30)

@@ -26,6 +26,11 @@ tiers:
   window_months: 12
   downgrade_grace_months: 3
   levels: [{name: Member, threshold: 0, earn_multiplier: 1}, {name: Gold, threshold: 100, earn_multiplier: 2}]
+segments:
+  lifecycle_days: {new: 30, active: 90, at_risk: 180, lapsed: 365}
+  value_bands: [{name: All, up_to_share: 1}]
+  engagement_levels: [{name: Any, min_events_90d: 0}]
+  close_to_next_tier_share: 0.1
 rfm_segments: [{name: All, r: [1, 5], fm: [1, 5]}]
 """
 
