@@ -1,43 +1,111 @@
 -- Programme KPIs as a long table: one row per kpi, period and dimension.
--- period is 'as_of' for a snapshot at the run's date, or a month 'YYYY-MM'.
+-- period is 'as_of' for a snapshot at the run's date (windows end on it), or a month
+-- 'YYYY-MM' up to the as-of date. dimension is a breakdown (channel, source, tier,
+-- segment, entry type) or 'all'. README ("KPIs") defines each measure.
 with
 
 customers as (select * from core.customers),
+events as (select * from core.events),
 balances as (select * from loyalty.balances),
 ledger as (select * from loyalty.ledger),
-events as (select * from core.events),
+tier_history as (select * from loyalty.tier_history),
 segments as (select * from marts.segments),
 source_records as (select * from identity.source_records),
+match_input as (select * from identity.match_input),
 
 purchases as (
     select *
     from events
-    where is_completed_purchase and occurred_on <= getvariable('as_of')
+    where is_completed_purchase and customer_id is not null and occurred_on <= getvariable('as_of')
+),
+
+recent_purchases as (
+    select * from purchases where occurred_on > getvariable('as_of') - interval 12 month
+),
+
+buyers_by_month as (
+    select distinct customer_id, date_trunc('month', occurred_on) as month from purchases
+),
+
+-- A customer record in a channel makes a member of it.
+members_by_source as (
+    select source, count(distinct customer_id) as members from source_records group by source
+),
+
+-- A source's record is matched when its customer also has a record in another source.
+sources_per_customer as (
+    select customer_id, count(distinct source) as sources from source_records group by customer_id
 ),
 
 snapshot as (
-    select 'customers' as kpi, 'all' as dimension, count(*)::double as value from customers
+    select 'members' as kpi, 'all' as dimension, count(*)::double as value from customers
+    union all
+    select 'members', source, members from members_by_source
     union all
     select 'customer_records', source, count(*) from source_records group by source
     union all
     select 'records_per_customer', 'all', (select count(*) from source_records)::double / nullif(count(*), 0) from customers
     union all
+    select 'identity_match_rate', source_records.source,
+           avg(case when sources_per_customer.sources > 1 then 1.0 else 0.0 end)
+    from source_records join sources_per_customer using (customer_id)
+    group by source_records.source
+    union all
+    select 'active_members_30d', 'all', count(distinct customer_id)
+    from purchases where occurred_on > getvariable('as_of') - interval 30 day
+    union all
+    select 'active_members_90d', 'all', count(distinct customer_id)
+    from purchases where occurred_on > getvariable('as_of') - interval 90 day
+    union all
+    -- Of the customers who bought in the 90 days before the last 90, the share who bought again in the last 90.
+    select 'retention_rate_90d', 'all', avg(case when again.customer_id is not null then 1.0 else 0.0 end)
+    from (
+        select distinct customer_id from purchases
+        where occurred_on > getvariable('as_of') - interval 180 day and occurred_on <= getvariable('as_of') - interval 90 day
+    ) as before
+    left join (
+        select distinct customer_id from purchases where occurred_on > getvariable('as_of') - interval 90 day
+    ) as again using (customer_id)
+    union all
+    select 'repeat_purchase_rate', 'all', avg(case when frequency >= 2 then 1.0 else 0.0 end)
+    from segments where frequency > 0
+    union all
+    select 'average_order_value_12m', 'all', avg(amount) from recent_purchases
+    union all
+    select 'revenue_per_member_12m', 'all', (select sum(amount) from recent_purchases) / nullif(count(*), 0) from customers
+    union all
+    select 'purchase_frequency_12m', 'all', count(*)::double / nullif(count(distinct customer_id), 0) from recent_purchases
+    union all
+    select 'points_outstanding', 'all', coalesce(sum(points_balance), 0) from balances
+    union all
+    select 'points_issued', 'all', coalesce(sum(points), 0) from ledger where points > 0
+    union all
+    select 'points_redeemed', 'all', coalesce(-sum(points), 0) from ledger where entry_type = 'redeem'
+    union all
+    select 'points_expired', 'all', coalesce(-sum(points), 0) from ledger where entry_type = 'expire'
+    union all
+    select 'redemption_rate', 'all',
+           coalesce(-sum(points) filter (where entry_type = 'redeem'), 0) / nullif(sum(points) filter (where points > 0), 0)
+    from ledger
+    union all
+    select 'breakage_rate', 'all',
+           coalesce(-sum(points) filter (where entry_type = 'expire'), 0) / nullif(sum(points) filter (where points > 0), 0)
+    from ledger
+    union all
     select 'members_per_tier', tier, count(*) from balances group by tier
     union all
     select 'customers_per_rfm_segment', rfm_segment, count(*) from segments group by rfm_segment
     union all
-    select 'active_members_90d', 'all', count(distinct customer_id)
-    from purchases
-    where customer_id is not null and occurred_on > getvariable('as_of') - interval 90 day
+    select 'customers_per_lifecycle_stage', lifecycle_stage, count(*) from segments group by lifecycle_stage
     union all
-    select 'points_outstanding', 'all', coalesce(sum(points_balance), 0) from balances
+    select 'customers_per_channel_mix', channel_mix, count(*) from segments group by channel_mix
     union all
-    select 'omnichannel_share', 'all',
-        avg(case when channels >= 2 then 1.0 else 0.0 end)
-    from (
-        select customer_id, count(distinct channel) as channels
-        from purchases where customer_id is not null group by customer_id
-    )
+    select 'omnichannel_share', 'all', avg(case when purchase_channels >= 2 then 1.0 else 0.0 end)
+    from segments where purchase_channels > 0
+    union all
+    select 'average_spend', case when purchase_channels >= 2 then 'omnichannel' else 'single channel' end,
+           avg(historical_value)
+    from segments where purchase_channels > 0 group by 2
 ),
 
 monthly as (
@@ -46,14 +114,44 @@ monthly as (
     union all
     select 'orders', strftime(occurred_on, '%Y-%m'), channel, count(*) from purchases group by all
     union all
-    select 'active_members', strftime(occurred_on, '%Y-%m'), 'all', count(distinct customer_id)
-    from purchases where customer_id is not null group by all
+    select 'average_order_value', strftime(occurred_on, '%Y-%m'), 'all', avg(amount) from purchases group by all
+    union all
+    select 'active_members', strftime(month, '%Y-%m'), 'all', count(*) from buyers_by_month group by all
+    union all
+    -- Of the customers who bought in the month before, the share who bought in this one.
+    select 'retention_rate', strftime(this_month.month, '%Y-%m'), 'all',
+           avg(case when later.customer_id is not null then 1.0 else 0.0 end)
+    from (select month + interval 1 month as month, customer_id from buyers_by_month) as this_month
+    left join buyers_by_month as later using (customer_id, month)
+    where this_month.month <= getvariable('as_of')
+    group by all
+    union all
+    select 'churn_rate', strftime(this_month.month, '%Y-%m'), 'all',
+           avg(case when later.customer_id is null then 1.0 else 0.0 end)
+    from (select month + interval 1 month as month, customer_id from buyers_by_month) as this_month
+    left join buyers_by_month as later using (customer_id, month)
+    where this_month.month <= getvariable('as_of')
+    group by all
+    union all
+    select 'enrolments', strftime(registered_at, '%Y-%m'), source, count(*)
+    from match_input
+    where source <> 'callcenter' and cast(registered_at as date) <= getvariable('as_of')
+    group by all
     union all
     select 'points_issued', strftime(occurred_at, '%Y-%m'), entry_type, sum(points)
     from ledger where points > 0 group by all
+    union all
+    select 'points_redeemed', strftime(occurred_at, '%Y-%m'), 'all', -sum(points)
+    from ledger where entry_type = 'redeem' group by all
+    union all
+    select 'points_expired', strftime(occurred_at, '%Y-%m'), 'all', -sum(points)
+    from ledger where entry_type = 'expire' group by all
+    union all
+    select 'tier_movements', strftime(valid_from, '%Y-%m'), change || ' to ' || tier, count(*)
+    from tier_history where cast(valid_from as date) <= getvariable('as_of') group by all
 )
 
-select kpi, 'as_of' as period, dimension, value from snapshot
+select kpi, 'as_of' as period, dimension, value::double as value from snapshot
 union all
-select kpi, period, dimension, value from monthly
+select kpi, period, dimension, value::double from monthly
 order by kpi, period, dimension
