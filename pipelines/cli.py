@@ -3,6 +3,7 @@
     omniloyal run       materialize every asset in-process (the job the UI and schedule run)
     omniloyal generate  write a realistic messy inbox, and its truth file
     omniloyal evaluate  measure identity resolution against a truth file
+    omniloyal export    re-export one segment from the published warehouse
 
 Failures print one clear message and exit non-zero; no tracebacks for bad input.
 """
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
     evaluate.add_argument("--truth", type=Path, required=True, help="CSV source,source_record_id,person_id (from omniloyal generate --truth)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    export = commands.add_parser("export", help="re-export one segment from the published warehouse, without a run")
+    export.add_argument("--segment", required=True, help="segment name, e.g. Champions or 'Gold Nearly Platinum'")
+    export.add_argument("--format", choices=["csv", "parquet"], action="append",
+                        help="file format; repeat for both (default: csv and parquet)")
+    export.add_argument("--hashes", action="store_true", help="add SHA-256 e-mail and phone columns for ad platforms")
+    export.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
+    export.add_argument("--exports", default=env_default("exports_dir"), help="exports folder (default: %(default)s)")
+    export.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
     return parser
 
 
@@ -173,9 +183,40 @@ def command_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from assets.program import ProgramError, load_program
+    from assets.segment_files import FORMATS, write_segment_exports
+
+    if not Path(args.warehouse).is_file():
+        print(f"omniloyal export: {args.warehouse} does not exist (run `omniloyal run` first)", file=sys.stderr)
+        return 2
+    try:
+        program = load_program(args.program)
+    except ProgramError as err:
+        print(f"omniloyal export: {err}", file=sys.stderr)
+        return 2
+    # Read-only: an export never blocks a run, and never changes the warehouse.
+    con = duckdb.connect(args.warehouse, read_only=True)
+    try:
+        (as_of,) = con.execute("select max(as_of_on) from marts.segments").fetchall()[0]
+        written = write_segment_exports(con, program, Path(args.exports), as_of, formats=tuple(args.format or FORMATS),
+                                        hashes=args.hashes, only=args.segment)
+    except ValueError as err:
+        print(f"omniloyal export: {err}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    for entry in written:
+        for kind in entry["files"].values():
+            print(f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({entry['channel']} consent)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "generate": command_generate, "evaluate": command_evaluate}
+    handlers = {"run": command_run, "generate": command_generate, "evaluate": command_evaluate, "export": command_export}
     return handlers[args.command](args)
 
 

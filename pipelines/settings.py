@@ -31,6 +31,7 @@ DEFAULTS = {
     "max_bad_row_share": ("OMNILOYAL_MAX_BAD_ROW_SHARE", "0.05"),
     "keep_versions": ("OMNILOYAL_KEEP_VERSIONS", "5"),
     "identity_model": ("OMNILOYAL_IDENTITY_MODEL", ""),
+    "export_hashes": ("OMNILOYAL_EXPORT_HASHES", "false"),
 }
 
 
@@ -52,6 +53,7 @@ class PipelineSettings(dg.ConfigurableResource):
     max_bad_row_share: float = float(env_default("max_bad_row_share"))  # a file above it fails the run
     keep_versions: int = int(env_default("keep_versions"))  # published versions kept for rollback
     identity_model: str = env_default("identity_model")  # a saved splink_model.json to reuse; empty: train
+    export_hashes: bool = env_default("export_hashes").lower() in ("1", "true", "yes")  # SHA-256 ad-platform columns
 
     def as_of_date(self) -> date:
         if not self.as_of:

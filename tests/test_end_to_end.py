@@ -1,5 +1,6 @@
 """The whole asset graph on a small generated inbox, through the `omniloyal` command line."""
 
+import csv
 import hashlib
 import shutil
 import subprocess
@@ -8,9 +9,11 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from assets.evaluation import evaluate, hard_cases
+from assets.program import load_program
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
@@ -105,10 +108,64 @@ def test_ledger_reconciles_and_segments_cover_every_customer(workspace):
 
 
 def test_exports_written_with_manifest(workspace):
+    import json
+
     folder = workspace / "exports" / AS_OF
-    assert (folder / "manifest.json").exists()
-    segments = {row[0] for row in query(workspace, "select distinct rfm_segment from marts.segments")}
-    assert len(list(folder.glob("*.csv"))) == len(segments)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (custom,) = query(workspace, "select count(distinct segment) from marts.custom_segment_members")
+    rfm_and_lifecycle = query(
+        workspace, "select count(distinct (segmentation, segment)) from marts.segment_memberships "
+        "where segmentation in ('rfm', 'lifecycle')")[0][0]
+    assert len(manifest["files"]) == rfm_and_lifecycle + len(load_program().segmentation.custom)
+    assert len(list(folder.glob("*.csv"))) == len(list(folder.glob("*.parquet"))) == len(manifest["files"])
+    # Every exported e-mail customer consented to e-mail; every push customer to push.
+    for entry in manifest["files"]:
+        ids = [row["customer_id"] for row in csv.DictReader((folder / entry["files"]["csv"]["file"]).open(newline=""))]
+        assert len(ids) == entry["rows"]
+        if ids:
+            consent = "has_email_consent" if entry["channel"] == "email" else "has_push_consent"
+            refused = query(workspace, f"select count(*) from core.customers where customer_id in "
+                                       f"({', '.join(repr(i) for i in ids)}) and not {consent}")[0][0]
+            assert refused == 0, entry
+
+
+def test_the_report_shows_the_kpis(workspace):
+    from html.parser import HTMLParser
+
+    class Figures(HTMLParser):
+        found: dict = {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if "data-kpi" in attrs:
+                value = attrs["data-value"]
+                self.found[(attrs["data-kpi"], attrs["data-period"], attrs["data-dimension"])] = (
+                    None if value == "None" else float(value))
+
+    page = (workspace / "reports" / f"{AS_OF}.html").read_text()
+    assert (workspace / "reports" / "latest.html").read_text() == page
+    parser = Figures()
+    parser.feed(page)
+    kpis = {(k, p, d): v for k, p, d, v in query(workspace, "select kpi, period, dimension, value from marts.kpis where period = 'as_of'")}
+    assert parser.found == kpis
+    for title in ("Tier funnel", "Customers per RFM segment", "RFM grid", "Monthly active members", "Monthly revenue",
+                  "Points per month", "Match rate per source", "Data quality"):
+        assert title in page
+    # No personal data: no e-mail address of any customer appears.
+    emails = [row[0] for row in query(workspace, "select email from core.customers where email is not null limit 50")]
+    assert not any(email in page for email in emails)
+
+
+def test_export_command_re_exports_one_segment(workspace, tmp_path, capsys):
+    assert main(["export", "--segment", "Champions", "--format", "parquet", "--hashes",
+                 "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"), "--exports", str(tmp_path)]) == 0
+    written = tmp_path / AS_OF / "rfm_champions.parquet"
+    table = pq.read_table(written)
+    assert {"email_sha256", "phone_sha256", "phone_digits_sha256"} <= set(table.column_names)
+    assert str(written) in capsys.readouterr().out
+    assert main(["export", "--segment", "Nobody", "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"),
+                 "--exports", str(tmp_path)]) == 2
+    assert "no segment named 'Nobody'" in capsys.readouterr().err
 
 
 def test_rerun_on_unchanged_inbox_changes_nothing(workspace):

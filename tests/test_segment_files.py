@@ -5,8 +5,10 @@ import hashlib
 import json
 from datetime import date
 
+import pyarrow.parquet as pq
 import pytest
 
+from assets.program import load_program
 from assets.segment_files import neutralize_formula, segment_file_name, write_segment_exports
 from assets.warehouse import connect
 
@@ -35,37 +37,100 @@ def test_segment_file_names():
     assert segment_file_name("Potential Loyalists") == "potential_loyalists"
 
 
-def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path):
+PROGRAM_SEGMENTS = """
+  custom:
+    - name: Push Gold
+      channel: push
+      where:
+        - {column: tier, op: "=", value: Gold}
+"""
+
+
+@pytest.fixture
+def warehouse(tmp_path):
     con = connect(":memory:")
     con.execute(
         """
         create table core.customers as select * from (values
-            ('C1', '=HYPERLINK("http://x")', 'a@example.com', '+447911123456', true),
-            ('C2', 'Bob', 'b@example.com', null, false),
-            ('C3', 'Cy', null, null, true),
-            ('C4', 'Di', 'd@example.com', null, true)
-        ) t(customer_id, first_name, email, phone_e164, has_email_consent)
+            ('C1', '=HYPERLINK("http://x")', 'A@Example.com', '+447911123456', true, false),
+            ('C2', 'Bob', 'b@example.com', null, false, true),
+            ('C3', 'Cy', null, null, true, true),
+            ('C4', 'Di', 'd@example.com', null, true, false)
+        ) t(customer_id, first_name, email, phone_e164, has_email_consent, has_push_consent)
         """
     )
     con.execute(
-        "create table loyalty.balances as select * from (values ('C1', 'Gold', 10), ('C2', 'Member', 0), "
-        "('C3', 'Member', 0), ('C4', 'Silver', 5)) t(customer_id, tier, points_balance)"
+        "create table loyalty.balances as select * from (values ('C1', 'Gold', 10), ('C2', 'Gold', 0), "
+        "('C3', 'Gold', 0), ('C4', 'Silver', 5)) t(customer_id, tier, points_balance)"
     )
     con.execute(
         "create table marts.segments as select * from (values "
-        "('C1', 'Champions', 5, 5, 5, 1, 9, 900.0), ('C2', 'Champions', 5, 5, 5, 2, 8, 800.0), "
-        "('C3', 'Champions', 5, 5, 5, 3, 7, 700.0), ('C4', 'Lost', 1, 1, 1, 400, 1, 10.0)) "
-        "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, monetary)"
+        "('C1', 'Champions', 5, 5, 5, 1, 9, 900.0, 'active'), ('C2', 'Champions', 5, 5, 5, 2, 8, 800.0, 'active'), "
+        "('C3', 'Champions', 5, 5, 5, 3, 7, 700.0, 'active'), ('C4', 'Lost', 1, 1, 1, 400, 1, 10.0, 'churned')) "
+        "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, monetary, lifecycle_stage)"
     )
-    files = write_segment_exports(con, tmp_path, date(2026, 6, 30))
+    con.execute("create table marts.custom_segment_members as select customer_id, 'Push Gold' as segment, 'push' as channel "
+                "from loyalty.balances where tier = 'Gold'")
+    con.execute(
+        "create table marts.segment_memberships as "
+        "select customer_id, 'rfm' as segmentation, rfm_segment as segment from marts.segments "
+        "union all select customer_id, 'custom', segment from marts.custom_segment_members"
+    )
+    bundled = (load_program.__defaults__[0]).read_text()
+    start, end = bundled.index("  custom:"), bundled.index("rfm_segments:")
+    program_path = tmp_path / "program.yaml"
+    program_path.write_text(bundled[:start] + PROGRAM_SEGMENTS + "\n" + bundled[end:])
+    yield con, load_program(program_path)
+    con.close()
+
+
+def read_csv(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path, warehouse):
+    con, program = warehouse
+    files = write_segment_exports(con, program, tmp_path, date(2026, 6, 30))
     folder = tmp_path / "2026-06-30"
-    with (folder / "champions.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    # C2 has no consent, C3 no e-mail: only C1 is in the Champions e-mail audience.
-    assert [(r["customer_id"], r["first_name"], r["phone_e164"]) for r in rows] == [
-        ("C1", '\'=HYPERLINK("http://x")', "+447911123456")
+    rows = read_csv(folder / "rfm_champions.csv")
+    # E-mail audience: C2 has no e-mail consent, C3 no e-mail; only C1 is left.
+    assert [(r["customer_id"], r["first_name"], r["phone_e164"], r["tier"]) for r in rows] == [
+        ("C1", '\'=HYPERLINK("http://x")', "+447911123456", "Gold")
     ]
+    assert list(rows[0])[6:] == ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency", "monetary"]
+    # Push audience of the custom segment: the Gold customers whose latest push statement is consent.
+    assert [r["customer_id"] for r in read_csv(folder / "custom_push_gold.csv")] == ["C2", "C3"]
+    # Parquet holds the same rows, typed and without the spreadsheet guard.
+    parquet = pq.read_table(folder / "rfm_champions.parquet").to_pylist()
+    assert [(r["customer_id"], r["first_name"], r["points_balance"]) for r in parquet] == [("C1", '=HYPERLINK("http://x")', 10)]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert [(f["file"], f["rows"]) for f in manifest["files"]] == [("champions.csv", 1), ("lost.csv", 1)]
-    assert manifest["files"] == files
-    assert files[0]["sha256"] == hashlib.sha256((folder / "champions.csv").read_bytes()).hexdigest()
+    assert [(f["segmentation"], f["segment"], f["channel"], f["rows"]) for f in manifest["files"]] == [
+        ("custom", "Push Gold", "push", 2), ("rfm", "Champions", "email", 1), ("rfm", "Lost", "email", 1)]
+    assert manifest["files"] == sorted(files, key=lambda f: (f["segmentation"], f["segment"]))
+    champions = next(f for f in files if f["segment"] == "Champions")
+    for kind in ("csv", "parquet"):
+        path = folder / champions["files"][kind]["file"]
+        assert champions["files"][kind]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_ad_platform_hashes(tmp_path, warehouse):
+    con, program = warehouse
+    write_segment_exports(con, program, tmp_path, date(2026, 6, 30), formats=("csv",), hashes=True, only="Champions")
+    (row,) = read_csv(tmp_path / "2026-06-30" / "rfm_champions.csv")
+    # Normalized before hashing: the e-mail trimmed and lower-cased; the phone in E.164 with
+    # its + (Google Customer Match) and as digits only (Meta).
+    assert row["email_sha256"] == hashlib.sha256(b"a@example.com").hexdigest()
+    assert row["phone_sha256"] == hashlib.sha256(b"+447911123456").hexdigest()
+    assert row["phone_digits_sha256"] == hashlib.sha256(b"447911123456").hexdigest()
+
+
+def test_re_exporting_one_segment_keeps_the_others_in_the_manifest(tmp_path, warehouse):
+    con, program = warehouse
+    write_segment_exports(con, program, tmp_path, date(2026, 6, 30))
+    (entry,) = write_segment_exports(con, program, tmp_path, date(2026, 6, 30), formats=("parquet",), only="Lost")
+    assert entry["segment"] == "Lost" and list(entry["files"]) == ["parquet"]
+    manifest = json.loads((tmp_path / "2026-06-30" / "manifest.json").read_text())
+    assert [f["segment"] for f in manifest["files"]] == ["Push Gold", "Champions", "Lost"]
+    with pytest.raises(ValueError, match="no segment named 'Nobody'"):
+        write_segment_exports(con, program, tmp_path, date(2026, 6, 30), only="Nobody")
