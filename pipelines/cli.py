@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--phone-region", default=env_default("phone_region"), help="region of phone numbers without a country code (default: %(default)s)")
     run.add_argument("--identity-model", default=env_default("identity_model"),
                      help="reuse a saved splink_model.json instead of training (default: train)")
+    run.add_argument("--job", choices=["omniloyal_everything", "loyalty_and_marts"], default="omniloyal_everything",
+                     help="everything, or only loyalty, marts and exports after a program change (default: %(default)s)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's event log while running")
 
     generate = commands.add_parser("generate", help="write a realistic messy inbox in the export contract's format")
@@ -94,7 +96,7 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)
         return 2
     started = time.monotonic()
-    job = defs.resolve_job_def("omniloyal_everything")
+    job = defs.resolve_job_def(args.job)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
         run_config={

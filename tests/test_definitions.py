@@ -40,3 +40,63 @@ def test_daily_schedule_runs_the_whole_job_in_one_process():
     assert schedule.job_name == job.name
     # One writer per DuckDB file: steps must not run in parallel processes.
     assert job.executor_def.name == dg.in_process_executor.name
+
+
+def test_the_inbox_sensor_requests_one_run_per_new_delivery(tmp_path):
+    from pipelines.settings import PipelineSettings
+
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    assert sensor.job_name == "omniloyal_everything"
+    settings = PipelineSettings(inbox_dir=str(tmp_path))
+
+    def tick(cursor):
+        context = dg.build_sensor_context(cursor=cursor, resources={"settings": settings})
+        result = sensor.evaluate_tick(context)
+        return result.run_requests, result.cursor
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "customers_20260601.csv").write_text("account_id\nW1\n")
+    (tmp_path / "web" / "notes.txt").write_text("not a delivery")
+    requests, cursor = tick(None)
+    assert len(requests) == 1
+    # Nothing new: no run, whatever the number of ticks.
+    assert tick(cursor)[0] == [] and tick(cursor)[0] == []
+    # Two files of the next delivery: one run for them, with a new run key.
+    (tmp_path / "web" / "customers_20260602.csv").write_text("account_id\nW2\n")
+    (tmp_path / "web" / "orders_20260602.csv").write_text("order_id\nO1\n")
+    next_requests, next_cursor = tick(cursor)
+    assert len(next_requests) == 1 and next_requests[0].run_key != requests[0].run_key
+    assert next_requests[0].tags["omniloyal/new_files"] == "2"
+    assert tick(next_cursor)[0] == []
+
+
+def test_a_program_change_job_leaves_identity_out():
+    job = defs.resolve_job_def("loyalty_and_marts")
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert {"loyalty/ledger", "marts/segments", "published_warehouse"} <= keys
+    assert not {k for k in keys if k.startswith(("identity/", "staging/", "raw/", "core/"))}
+
+
+def test_every_asset_has_a_description_owners_and_kinds():
+    graph = defs.resolve_asset_graph()
+    lacking = []
+    for key in graph.get_all_asset_keys():
+        spec = defs.resolve_assets_def(key).specs_by_key[key]
+        if not (spec.description and spec.owners and spec.kinds):
+            lacking.append(key.to_user_string())
+    assert lacking == []
+
+
+def test_metadata_previews_mask_personal_data():
+    from assets.sql_assets import table_metadata
+    from assets.warehouse import connect
+
+    con = connect(":memory:")
+    con.execute("create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, "
+                "'jon@example.com' as email, 'Leeds' as city")
+    con.execute("create table loyalty.scratch as select 'Jonathan' as anything")
+    preview = table_metadata(con, "core.customers")["preview"].value
+    assert "| C1 | J******n | j*************m | Leeds |" in preview  # schemas/ flags first_name and email pii
+    assert "Jonathan" not in preview and "jon@example.com" not in preview
+    # A table schemas/ does not document is masked whole.
+    assert "Jonathan" not in table_metadata(con, "loyalty.scratch")["preview"].value

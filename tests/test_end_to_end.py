@@ -288,3 +288,35 @@ def test_a_saved_model_reproduces_the_run_without_training(workspace):
     con.register("clusters", reused.clusters)
     again = con.execute("select list(unique_id order by unique_id) from clusters group by cluster_id").fetchall()
     assert sorted(again) == sorted(published)
+
+
+def test_a_program_change_rebuilds_loyalty_and_marts_without_identity(workspace, tmp_path):
+    from assets.catalog import documented_tables
+    from assets.program import DEFAULT_PROGRAM
+
+    warehouse = tmp_path / "warehouse" / "omniloyal.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copy(workspace / "warehouse" / "omniloyal.duckdb", warehouse)
+    program = tmp_path / "program.yaml"
+    program.write_text(DEFAULT_PROGRAM.read_text().replace("enrolment_points: 250", "enrolment_points: 300"))
+    upstream = [t for t in documented_tables() if t.split(".")[0] in ("raw", "staging", "identity", "core")]
+
+    def fingerprints():
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            tables = {t: con.execute(f"select count(*), sum(hash(t)) from {t} t").fetchall()[0] for t in upstream}
+            enrolment = con.execute("select count(*), sum(points) from loyalty.ledger where rule = 'enrolment'").fetchall()[0]
+            return tables, enrolment
+        finally:
+            con.close()
+
+    before, (enrolments, points) = fingerprints()
+    assert points == 250 * enrolments
+    assert main(["run", "--job", "loyalty_and_marts", "--inbox", str(workspace / "inbox"), "--warehouse", str(warehouse),
+                 "--exports", str(tmp_path / "exports"), "--reports", str(tmp_path / "reports"), "--as-of", AS_OF,
+                 "--program", str(program)]) == 0
+    after, enrolment_after = fingerprints()
+    assert after == before  # identity, profiles and everything upstream untouched
+    assert enrolment_after == (enrolments, 300 * enrolments)
+    assert not (tmp_path / "reports" / "identity").exists()  # the Splink step did not run
+    assert (tmp_path / "reports" / f"{AS_OF}.html").exists()
