@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.identity_ids import assign_stable_ids
 from assets.matching import match_records
-from assets.sql_assets import sql_asset, table_metadata
+from assets.sql_assets import sql_asset, table_metadata, table_spec
 from pipelines.settings import PipelineSettings
 
 CUSTOMER_TABLES = ["web_customers", "app_users", "store_members", "callcenter_contacts"]
@@ -23,9 +23,9 @@ match_input = sql_asset(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["identity", "clusters"], deps=[["identity", "match_input"]],
+        table_spec(kinds=("duckdb", "splink"), key=["identity", "clusters"], deps=[["identity", "match_input"]],
                      description="Cluster of every matched record (records matching nothing are absent)."),
-        dg.AssetSpec(["identity", "match_evidence"], deps=[["identity", "match_input"]],
+        table_spec(kinds=("duckdb", "splink"), key=["identity", "match_evidence"], deps=[["identity", "match_input"]],
                      description="Record pairs linked by the model, with their match probability and weights."),
     ],
     group_name="identity",
@@ -73,9 +73,9 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["identity", "source_records"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+        table_spec(kinds=("duckdb", "splink"), key=["identity", "source_records"], deps=[["identity", "match_input"], ["identity", "clusters"]],
                      description="One row per customer record of every source, with its stable customer_id."),
-        dg.AssetSpec(["identity", "id_history"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+        table_spec(kinds=("duckdb", "splink"), key=["identity", "id_history"], deps=[["identity", "match_input"], ["identity", "clusters"]],
                      description="Every customer_id change of every run: merges and splits, when and how many records."),
     ],
     group_name="identity",

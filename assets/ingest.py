@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.contract import source_files
 from assets.deliveries import DeliveryError, ingest_inbox
-from assets.sql_assets import sql_asset, table_metadata
+from assets.sql_assets import sql_asset, table_metadata, table_spec
 from pipelines.settings import PipelineSettings
 
 RAW_TABLES = [f"raw.{spec.table}" for spec in source_files()]
@@ -19,13 +19,13 @@ def _key(table: str) -> dg.AssetKey:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(_key(table), description=f"Loaded rows of every delivery, as typed by the contract ({table}).")
+        table_spec(kinds=("duckdb", "python"), key=_key(table), description=f"Loaded rows of every delivery, as typed by the contract ({table}).")
         for table in RAW_TABLES
     ]
     + [
-        dg.AssetSpec(_key("raw.deliveries"), description="Manifest: one row per ingested file, with its checksum and row counts."),
-        dg.AssetSpec(_key("raw.duplicate_deliveries"), description="Files whose bytes were already ingested under another name."),
-        dg.AssetSpec(_key("quality.quarantine"), description="Rows that break the contract, with file, line, reason and raw text."),
+        table_spec(kinds=("duckdb", "python"), key=_key("raw.deliveries"), description="Manifest: one row per ingested file, with its checksum and row counts."),
+        table_spec(kinds=("duckdb", "python"), key=_key("raw.duplicate_deliveries"), description="Files whose bytes were already ingested under another name."),
+        table_spec(kinds=("duckdb", "python"), key=_key("quality.quarantine"), description="Rows that break the contract, with file, line, reason and raw text."),
     ],
     group_name="ingest",
     can_subset=False,

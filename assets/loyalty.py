@@ -4,14 +4,14 @@ import dagster as dg
 
 from assets.points import INVARIANTS, settle_debits
 from assets.program import PROGRAM_TABLES, ProgramError, write_program_tables
-from assets.sql_assets import sql_asset, table_metadata
+from assets.sql_assets import sql_asset, table_metadata, table_spec
 from pipelines.settings import PipelineSettings
 
 PROGRAM = [f"loyalty/{t}" for t in PROGRAM_TABLES]
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(["loyalty", t], description=f"The program file's {t.removeprefix('program_')}, as a table.")
+    specs=[table_spec(kinds=("duckdb", "python"), key=["loyalty", t], description=f"The program file's {t.removeprefix('program_')}, as a table.")
            for t in PROGRAM_TABLES],
     group_name="loyalty",
 )
@@ -52,9 +52,9 @@ point_movements = sql_asset(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(["loyalty", "debits"], deps=[["loyalty", "point_movements"]],
+        table_spec(kinds=("duckdb", "python"), key=["loyalty", "debits"], deps=[["loyalty", "point_movements"]],
                      description="Every requested debit and what the balance allowed: applied, rejected or capped."),
-        dg.AssetSpec(["loyalty", "lot_expiry"], deps=[["loyalty", "point_movements"]],
+        table_spec(kinds=("duckdb", "python"), key=["loyalty", "lot_expiry"], deps=[["loyalty", "point_movements"]],
                      description="Every credit as a lot of points, and how much of it expired (oldest spent first)."),
     ],
     group_name="loyalty",

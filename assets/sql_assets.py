@@ -5,18 +5,50 @@ from collections.abc import Sequence
 import dagster as dg
 import duckdb
 
+from assets.catalog import personal_columns
+from assets.privacy import mask
 from assets.warehouse import row_count, run_model
 from pipelines.settings import PipelineSettings
 
+PREVIEW_ROWS = 5
+
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict:
-    """Row count and columns of a warehouse table. No values: they may be personal data."""
+    """Row count, columns and a few rows of a warehouse table, personal data masked."""
     columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
     return {
         "table": dg.MetadataValue.text(table),
         "dagster/row_count": row_count(con, table),
         "columns": dg.MetadataValue.text(", ".join(columns)),
+        "preview": dg.MetadataValue.md(preview(con, table, columns)),
     }
+
+
+def preview(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> str:
+    """The first rows as a Markdown table; values of personal columns (schemas/) masked.
+
+    A table schemas/ does not document is treated as all personal.
+    """
+    try:
+        personal = personal_columns(table)
+    except KeyError:
+        personal = set(columns)
+    rows = con.execute(f"select * from {table} limit {PREVIEW_ROWS}").fetchall()
+
+    def cell(column: str, value: object) -> str:
+        shown = mask(value) if column in personal else ("null" if value is None else str(value))
+        return shown.replace("|", "\\|").replace("\n", " ")[:40]
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(columns, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def table_spec(key: dg.AssetKey | Sequence[str], description: str, deps: Sequence[Sequence[str]] = (), kinds: Sequence[str] = ("duckdb",),
+               owners: Sequence[str] = ("team:data-engineering",)) -> dg.AssetSpec:
+    """The spec of one table built by a multi-asset, with the project's owners and kinds."""
+    key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(list(key))
+    return dg.AssetSpec(key, description=description, deps=[list(d) for d in deps], kinds=set(kinds), owners=list(owners))
 
 
 def sql_asset(
