@@ -29,7 +29,9 @@ demo: install
 test: install
 	$(BIN)/pytest -q
 
+# A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install
+	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
 	mkdir -p data/dagster_home
 	DAGSTER_HOME=$(abspath data/dagster_home) $(BIN)/dagster dev -w workspace.yaml
 
