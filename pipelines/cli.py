@@ -203,6 +203,8 @@ def command_export(args: argparse.Namespace) -> int:
     con = duckdb.connect(args.warehouse, read_only=True)
     try:
         (as_of,) = con.execute("select max(as_of_on) from marts.segments").fetchall()[0]
+        if as_of is None:
+            raise ValueError(f"{args.warehouse} has no segments to export (marts.segments is empty)")
         written = write_segment_exports(con, program, Path(args.exports), as_of, formats=tuple(args.format or FORMATS),
                                         hashes=args.hashes, only=args.segment)
     except ValueError as err:
