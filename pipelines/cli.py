@@ -207,8 +207,9 @@ def command_export(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.warehouse} has no segments to export (marts.segments is empty)")
         written = write_segment_exports(con, program, Path(args.exports), as_of, formats=tuple(args.format or FORMATS),
                                         hashes=args.hashes, only=args.segment)
-    except ValueError as err:
-        print(f"omniloyal export: {err}", file=sys.stderr)
+    except (ValueError, duckdb.Error) as err:
+        # duckdb.Error: a warehouse published before the segments existed, or not a warehouse.
+        print(f"omniloyal export: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     finally:
         con.close()
