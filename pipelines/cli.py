@@ -199,8 +199,12 @@ def command_export(args: argparse.Namespace) -> int:
     except ProgramError as err:
         print(f"omniloyal export: {err}", file=sys.stderr)
         return 2
-    # Read-only: an export never blocks a run, and never changes the warehouse.
-    con = duckdb.connect(args.warehouse, read_only=True)
+    try:
+        # Read-only: an export never blocks a run, and never changes the warehouse.
+        con = duckdb.connect(args.warehouse, read_only=True)
+    except duckdb.Error as err:
+        print(f"omniloyal export: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     try:
         (as_of,) = con.execute("select max(as_of_on) from marts.segments").fetchall()[0]
         if as_of is None:
