@@ -73,9 +73,9 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
 
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "splink"), key=["identity", "source_records"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+        table_spec(kinds=("duckdb", "sql"), key=["identity", "source_records"], deps=[["identity", "match_input"], ["identity", "clusters"]],
                      description="One row per customer record of every source, with its stable customer_id."),
-        table_spec(kinds=("duckdb", "splink"), key=["identity", "id_history"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+        table_spec(kinds=("duckdb", "sql"), key=["identity", "id_history"], deps=[["identity", "match_input"], ["identity", "clusters"]],
                      description="Every customer_id change of every run: merges and splits, when and how many records."),
     ],
     group_name="identity",
