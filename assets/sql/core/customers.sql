@@ -17,21 +17,11 @@ store as (select * from staging.store_members),
 callcenter as (select * from staging.callcenter_contacts),
 
 records as (
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
-           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
-    from web
-    union all
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
-           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
-    from app
-    union all
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
-           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
-    from store
-    union all
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode,
-           country, registered_at, marketing_opt_in, push_opt_in, consent_stated_at, delivered_on
-    from callcenter
+    -- The staging customer-record tables share their column names (schemas/warehouse/staging.yaml).
+    select * from web
+    union all by name select * from app
+    union all by name select * from store
+    union all by name select * from callcenter
 ),
 
 linked as (
