@@ -13,7 +13,19 @@ a duplicate and add nothing) we:
 4. append the good records to raw.<source>_<entity> and the rest to
    quality.quarantine, and record the delivery in raw.deliveries.
 
-Rows read = rows loaded + rows quarantined, for every delivery.
+A problem with the record itself (wrong number of fields, not a JSON object, a
+required column missing, unparseable or out of range) quarantines the record. A
+problem with an optional personal column (the fields identity compares: a birth date
+`1937-12-33`, a phone, an e-mail, a postcode) only empties that field: the record
+loads with the field null, so the person keeps their purchases and points, and the
+problem goes to quality.field_issues with the file, line, column, reason and the
+value, masked. Any other column with a problem (an unknown order status, a negative
+optional amount, goodwill points out of range) still quarantines the record: those
+carry money and points, which must not be guessed. raw keeps no other copy of the
+bad text: the delivered file is the original.
+
+Rows read = rows loaded + rows quarantined, for every delivery; field issues are
+on loaded rows and count towards neither the quarantine nor the bad-row threshold.
 
 CSV records are split with Python's csv module (a C parser) because it reports
 the line of every record, which DuckDB's reader only does for rejected ones;
@@ -36,10 +48,14 @@ import duckdb
 import pyarrow as pa
 
 from assets.contract import Column, SourceFile, classify, delivery_date, source_files
+from assets.privacy import mask_sql
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # A JSON-lines file none of whose first lines is JSON is another format, not bad rows.
 SNIFF_LINES = 20
+# quality.field_issues keeps at most this much of a bad value (masked when personal).
+SHOWN_VALUE_CHARS = 100
+FIELD_ISSUE = "struct(column_name varchar, reason varchar, masked_value varchar)"
 
 
 class DeliveryError(Exception):
@@ -72,6 +88,10 @@ class IngestResult:
     @property
     def rows_quarantined(self) -> int:
         return sum(d["rows_quarantined"] for d in self.deliveries)
+
+    @property
+    def field_issues(self) -> int:
+        return sum(d["field_issues"] for d in self.deliveries)
 
 
 # ---------------------------------------------------------------- finding deliveries
@@ -283,21 +303,57 @@ def problem_expression(column: Column, text: str, typed: str) -> str:
 
 
 def typed_select(spec: SourceFile, relation: str) -> str:
-    """Select every contract column typed, plus `_problem` (null for a good record)."""
-    selects, problems = [], []
+    """Select every contract column typed, plus `_problem` and `_field_issues`.
+
+    `_problem` is null for a record that loads; otherwise it lists every problem of the
+    record, and a record is quarantined for a problem of a required or non-personal
+    column (the shape is checked before: CSV field counts in Python, JSON objects below).
+    A problem with an optional personal column nulls that column and is listed in
+    `_field_issues` (column, reason, masked value).
+    """
+    checks, row_problems, all_problems, issues, selects = [], [], [], [], []
     for column in spec.columns:
         text = _text_of(spec, column)
         typed = typed_expression(column, text)
-        selects.append(f"{typed} as {column.name}")
-        problems.append(problem_expression(column, text, typed))
-    problem = f"nullif(concat_ws('; ', {', '.join(problems)}), '')"
+        problem = problem_expression(column, text, typed)
+        checks.append(f"{typed} as {column.name}")
+        if problem == "null":
+            selects.append(column.name)
+            continue
+        checks.append(f"{problem} as _problem_{column.name}")
+        all_problems.append(f"_problem_{column.name}")
+        if column.required or not column.pii:
+            row_problems.append(f"_problem_{column.name}")
+            selects.append(column.name)
+            continue
+        value = f"nullif(trim({text}), '')"
+        shown = mask_sql(value) if column.pii else value
+        checks.append(
+            f"case when _problem_{column.name} is not null then left({shown}, {SHOWN_VALUE_CHARS}) end "
+            f"as _value_{column.name}"
+        )
+        selects.append(f"case when _problem_{column.name} is null then {column.name} end as {column.name}")
+        issues.append(
+            f"case when _problem_{column.name} is not null then {{'column_name': {_quote(column.name)}, "
+            f"'reason': _problem_{column.name}, 'masked_value': _value_{column.name}}} end"
+        )
+    row_problem = f"concat_ws('; ', {', '.join(row_problems)}) <> ''" if row_problems else "false"
+    problem = f"case when {row_problem} then concat_ws('; ', {', '.join(all_problems)}) end"
+    if issues:
+        field_issues = f"list_filter([{', '.join(issues)}], lambda issue: issue is not null)"
+    else:
+        field_issues = f"cast([] as {FIELD_ISSUE}[])"
     if spec.format == "jsonl":
         # A line that is not a JSON object has no fields to complain about.
         problem = (
             "case when not coalesce(try(json_valid(_raw)), false) then 'malformed JSON line' "
             f"when try(json_type(_raw)) <> 'OBJECT' then 'JSON line is not an object' else {problem} end"
         )
-    return f"select {', '.join(selects)}, _line, _raw,\n  {problem} as _problem\nfrom {relation}"
+    return (
+        f"with checked as (\n  select {', '.join(checks)}, _line, _raw\n  from {relation}\n)\n"
+        f"select {', '.join(selects)}, _line, _raw,\n  {problem} as _problem,\n"
+        f"  {field_issues} as _field_issues\nfrom checked"
+    )
 
 
 def _text_of(spec: SourceFile, column: Column) -> str:
@@ -352,6 +408,20 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             raw varchar,
             delivery_id varchar not null,
             quarantined_at timestamp not null
+        )"""
+    )
+    con.execute(
+        """
+        create table if not exists quality.field_issues (
+            source varchar not null,
+            entity varchar not null,
+            file varchar not null,
+            line bigint not null,
+            column_name varchar not null,
+            reason varchar not null,
+            masked_value varchar,
+            delivery_id varchar not null,
+            found_at timestamp not null
         )"""
     )
     for spec in source_files():
@@ -432,13 +502,26 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> dict:
         "insert into quality.quarantine select ?, ?, ?, _line, _problem, _raw, ?, ? from incoming where _problem is not null",
         [spec.source, spec.entity, delivery.name, delivery.sha256, now],
     )
+    con.execute(
+        """
+        insert into quality.field_issues
+        select ?, ?, ?, _line, issue.column_name, issue.reason, issue.masked_value, ?, ?
+        from (
+            select _line, unnest(_field_issues) as issue, generate_subscripts(_field_issues, 1) as position
+            from incoming
+            where _problem is null
+        )
+        order by _line, position""",
+        [spec.source, spec.entity, delivery.name, delivery.sha256, now],
+    )
     if rejects:
         con.executemany(
             "insert into quality.quarantine values (?, ?, ?, ?, ?, ?, ?, ?)",
             [[spec.source, spec.entity, delivery.name, r["line"], r["reason"], r["raw"], delivery.sha256, now] for r in rejects],
         )
-    loaded, typed_bad = con.execute(
-        "select count(*) filter (where _problem is null), count(*) filter (where _problem is not null) from incoming"
+    loaded, typed_bad, field_issues = con.execute(
+        "select count(*) filter (where _problem is null), count(*) filter (where _problem is not null), "
+        "coalesce(sum(len(_field_issues)) filter (where _problem is null), 0) from incoming"
     ).fetchall()[0]
     con.execute("drop table incoming")
     summary = {
@@ -459,6 +542,7 @@ def ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> dict:
         f"insert into raw.deliveries ({', '.join(names)}) values ({', '.join('?' for _ in names)})",
         list(summary.values()),
     )
+    summary["field_issues"] = int(field_issues)  # in quality.field_issues, not in the manifest
     return summary
 
 

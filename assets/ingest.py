@@ -10,7 +10,7 @@ from assets.sql_assets import sql_asset, table_metadata, table_spec
 from pipelines.settings import PipelineSettings
 
 RAW_TABLES = [f"raw.{spec.table}" for spec in source_files()]
-MANIFEST_TABLES = ["raw.deliveries", "raw.duplicate_deliveries", "quality.quarantine"]
+MANIFEST_TABLES = ["raw.deliveries", "raw.duplicate_deliveries", "quality.quarantine", "quality.field_issues"]
 
 
 def _key(table: str) -> dg.AssetKey:
@@ -26,6 +26,8 @@ def _key(table: str) -> dg.AssetKey:
         table_spec(kinds=("duckdb", "python"), key=_key("raw.deliveries"), description="Manifest: one row per ingested file, with its checksum and row counts."),
         table_spec(kinds=("duckdb", "python"), key=_key("raw.duplicate_deliveries"), description="Files whose bytes were already ingested under another name."),
         table_spec(kinds=("duckdb", "python"), key=_key("quality.quarantine"), description="Rows that break the contract, with file, line, reason and raw text."),
+        table_spec(kinds=("duckdb", "python"), key=_key("quality.field_issues"),
+                   description="Optional fields emptied because their value breaks the contract; the row itself loaded."),
     ],
     group_name="ingest",
     can_subset=False,
@@ -40,7 +42,8 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
             raise dg.Failure(description=str(err)) from None
         context.log.info(
             f"ingested {len(result.deliveries)} new deliveries: {result.rows_read} rows read, "
-            f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined"
+            f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined; "
+            f"{result.field_issues} optional fields emptied (quality.field_issues)"
         )
         if result.ignored_files:
             context.log.warning(f"files matching no contract pattern were not read: {', '.join(result.ignored_files)}")
@@ -74,6 +77,56 @@ def nothing_lost_in_ingestion(context: dg.AssetCheckExecutionContext, settings: 
     return dg.AssetCheckResult(
         passed=not mismatched,
         metadata={"deliveries_not_reconciled": dg.MetadataValue.text(", ".join(f for (f,) in mismatched) or "none")},
+    )
+
+
+# A source reading fewer of its phones than this, or reading most of them only as possible
+# (not valid) numbers, reads them in the wrong region or delivers a format the standardizer
+# does not know: worth a look, not worth stopping a run.
+PHONE_READ_FLOOR = 0.90
+
+
+def phone_read_shares(con) -> dict[str, tuple[float, float | None]]:
+    """Per source, over its deliveries: (share of the phones given that became a phone_e164,
+    share of those that are valid numbers). A US number read as British is a possible UK
+    number, so a wrong region shows in the second share."""
+    rows = con.execute(
+        "select source, sum(phones_read) / sum(phones_present), sum(phones_valid) / nullif(sum(phones_read), 0) "
+        "from quality.source_summary where phones_present > 0 group by source order by source"
+    ).fetchall()
+    return {source: (float(read), None if valid is None else float(valid)) for source, read, valid in rows}
+
+
+@dg.asset_check(
+    asset=_key("quality.source_summary"),
+    blocking=False,
+    description=f"Warns when a source reads fewer than {PHONE_READ_FLOOR:.0%} of its phones as numbers (valid or possible), "
+    f"or fewer than {PHONE_READ_FLOOR:.0%} of those it reads are valid, over its deliveries: a wrong phone region, "
+    "or a phone format the standardizer does not know.",
+)
+def phone_read_rate(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+    with settings.build(context.run.run_id, standardizers=True) as con:
+        shares = phone_read_shares(con)
+        region, inferred_from = con.execute(
+            "select getvariable('phone_region'), getvariable('phone_region_inferred_from')"
+        ).fetchall()[0]
+    low = {
+        source: f"{source} ({read:.1%} read, {valid or 0:.1%} of them valid)"
+        for source, (read, valid) in shares.items()
+        if read < PHONE_READ_FLOOR or (valid or 0) < PHONE_READ_FLOOR
+    }
+    metadata = {"sources_below_floor": dg.MetadataValue.text(", ".join(low.values()) or "none")}
+    for source, (read, valid) in shares.items():
+        metadata[f"phone_read_rate_{source}"] = dg.MetadataValue.float(round(read, 4))
+        metadata[f"phone_valid_share_{source}"] = dg.MetadataValue.float(round(valid or 0, 4))
+    metadata["phone_region"] = dg.MetadataValue.text(region)
+    metadata["phone_region_inferred_from"] = dg.MetadataValue.text(inferred_from)
+    return dg.AssetCheckResult(
+        passed=not low,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"below {PHONE_READ_FLOOR:.0%}: {', '.join(low.values())}" if low
+        else f"every source reads at least {PHONE_READ_FLOOR:.0%} of its phones, at least {PHONE_READ_FLOOR:.0%} of them valid",
+        metadata=metadata,
     )
 
 

@@ -19,3 +19,11 @@ def mask(value: object) -> str:
     if len(text) <= 4:
         return "*" * len(text)
     return text[0] + "*" * (len(text) - 2) + text[-1]
+
+
+def mask_sql(expression: str) -> str:
+    """The SQL twin of `mask` over a varchar expression (null stays null), for set-based code."""
+    return (
+        f"case when length({expression}) <= 4 then repeat('*', length({expression})) "
+        f"else left({expression}, 1) || repeat('*', length({expression}) - 2) || right({expression}, 1) end"
+    )

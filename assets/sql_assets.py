@@ -7,7 +7,7 @@ import duckdb
 
 from assets.catalog import personal_columns
 from assets.privacy import mask
-from assets.warehouse import row_count, run_model
+from assets.warehouse import model_sql, row_count, run_model
 from pipelines.settings import PipelineSettings
 
 PREVIEW_ROWS = 5
@@ -60,6 +60,7 @@ def sql_asset(
 ) -> dg.AssetsDefinition:
     """An asset that builds the table of one .sql model, e.g. 'core/customers' -> core.customers."""
     schema, table = model.split("/")
+    reads_phones = standardizers and "standardize_phone(" in model_sql(model)
 
     @dg.asset(
         key=[schema, table],
@@ -72,6 +73,15 @@ def sql_asset(
     def _build(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
         with settings.build(context.run_id, standardizers=standardizers) as con:
             run_model(con, model)
-            return dg.MaterializeResult(metadata=table_metadata(con, f"{schema}.{table}"))
+            metadata = table_metadata(con, f"{schema}.{table}")
+            if reads_phones:
+                # The region phones without a country code were read in (settings.build set it).
+                region, inferred_from = con.execute(
+                    "select getvariable('phone_region'), getvariable('phone_region_inferred_from')"
+                ).fetchall()[0]
+                context.log.info(f"phones without a country code read as {region}: {inferred_from}")
+                metadata["phone_region"] = dg.MetadataValue.text(region)
+                metadata["phone_region_inferred_from"] = dg.MetadataValue.text(inferred_from)
+            return dg.MaterializeResult(metadata=metadata)
 
     return _build

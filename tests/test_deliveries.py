@@ -1,13 +1,15 @@
-"""Ingestion: every kind of bad row and bad file, decoding, idempotency."""
+"""Ingestion: every kind of bad row, bad field and bad file, decoding, idempotency."""
 
 import gzip
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from assets.deliveries import DeliveryError, ingest_inbox
-from assets.warehouse import connect
+from assets.standardizers import register_udfs
+from assets.warehouse import SQL_DIR, connect, run_model
 
 ORDERS_HEADER = "order_id,account_id,ordered_at,total_amount,currency,status"
 
@@ -32,6 +34,13 @@ def quarantine(con) -> list[tuple]:
     return con.execute("select file, line, reason, raw from quality.quarantine order by file, line").fetchall()
 
 
+def field_issues(con) -> list[tuple]:
+    return con.execute(
+        "select source, entity, file, line, column_name, reason, masked_value from quality.field_issues "
+        "order by file, line, column_name"
+    ).fetchall()
+
+
 def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(tmp_path, con):
     write(
         tmp_path,
@@ -53,13 +62,15 @@ def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(tmp_pa
         + "\r\n",
     )
     result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (9, 2, 7)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (9, 2, 7, 0)
     assert quarantine(con) == [
         ("web/orders_20250306.csv", 3, "total_amount is negative", "O2,A1,2025-03-05T10:15:00Z,-3,GBP,completed"),
         ("web/orders_20250306.csv", 4, "ordered_at is not a timestamp as iso8601", "O3,A2,yesterday,5,GBP,refunded"),
         ("web/orders_20250306.csv", 5, "expected 6 fields, found 5", "O4,A2,2025-03-05T10:15:00Z,5,GBP"),
         ("web/orders_20250306.csv", 6, "missing required account_id", "O5,,2025-03-05T10:15:00Z,5,GBP,completed"),
         ("web/orders_20250306.csv", 7, "total_amount is not a number", 'O6,A3,2025-03-06T00:00:00+01:00,"1,000.00",GBP,cancelled'),
+        # status is optional but not personal: an order whose status is unknown must not earn
+        # points as if completed, so the row is quarantined rather than the field emptied.
         (
             "web/orders_20250306.csv",
             8,
@@ -69,6 +80,7 @@ def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(tmp_pa
         # The embedded newline above makes O8 start on line 10.
         ("web/orders_20250306.csv", 10, "unknown status (allowed: completed, refunded, cancelled)", "O8,A3,2025-03-06T00:00:00+01:00,7,GBP,teleport"),
     ]
+    assert field_issues(con) == []
     loaded = con.execute("select order_id, ordered_at::varchar, total_amount::varchar, _line from raw.web_orders order by 1").fetchall()
     # Offsets are converted to UTC.
     assert loaded == [("O1", "2025-03-04 10:15:00", "12.50", 2), ("O9", "2025-03-06 23:00:00", "7.00", 11)]
@@ -172,3 +184,103 @@ def test_files_outside_the_contract_are_ignored_and_reported(tmp_path, con):
     result = ingest_inbox(con, tmp_path)
     assert result.deliveries == []
     assert sorted(result.ignored_files) == ["unknown/customers_20250101.csv", "web/readme.txt"]
+
+
+CUSTOMERS_HEADER = "account_id,email,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at,marketing_opt_in"
+
+
+def test_a_birth_date_typo_keeps_the_record_and_its_orders_reach_staging(tmp_path):
+    write(
+        tmp_path,
+        "web/customers_20250306.csv",
+        "\n".join(
+            [
+                CUSTOMERS_HEADER,
+                "A1,ann@example.com,Ann,Lee,07911 123456,1937-12-33,,,,GB,2025-01-01T00:00:00Z,false",
+                "A2,bob@example.com,Bob,Ray,,1980-02-03,,,,GB,2025-01-01T00:00:00Z,true",
+            ]
+        )
+        + "\n",
+    )
+    write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
+    con = connect(":memory:", {"as_of": date(2025, 3, 31)})
+    con.execute((SQL_DIR / "macros.sql").read_text())
+    register_udfs(con, "GB")
+    # A bad optional personal field is a field issue, not a bad row.
+    result = ingest_inbox(con, tmp_path, max_bad_share=0.0)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (3, 3, 0, 1)
+    assert quarantine(con) == []
+    assert field_issues(con) == [
+        # birth_date is personal (pii: true in the contract): its value is masked as in every preview.
+        ("web", "customers", "web/customers_20250306.csv", 2, "birth_date", "birth_date is not a date as %Y-%m-%d", "1********3"),
+    ]
+    (delivery_id, found_at), = con.execute("select distinct delivery_id, found_at from quality.field_issues").fetchall()
+    assert delivery_id == con.execute("select delivery_id from raw.deliveries where file like 'web/customers%'").fetchall()[0][0]
+    assert found_at is not None
+    # raw keeps the record with the bad fields null, and everything else as delivered.
+    assert con.execute("select account_id, email, birth_date, marketing_opt_in from raw.web_customers order by 1").fetchall() == [
+        ("A1", "ann@example.com", None, False),
+        ("A2", "bob@example.com", date(1980, 2, 3), True),
+    ]
+    run_model(con, "staging/web_customers")
+    run_model(con, "staging/web_orders")
+    assert con.execute(
+        "select source_record_id, first_name, phone_e164, birth_on, has_implausible_birth_date from staging.web_customers order by 1"
+    ).fetchall() == [("A1", "Ann", "+447911123456", None, False), ("A2", "Bob", None, date(1980, 2, 3), False)]
+    assert con.execute("select source_event_id, source_record_id, amount::varchar from staging.web_orders").fetchall() == [
+        ("O1", "A1", "12.50")
+    ]
+
+
+def test_field_issues_of_json_lines_name_the_line_and_column(tmp_path, con):
+    write(
+        tmp_path,
+        "app/users_20250306.jsonl",
+        '{"user_id":"U1","name":"Ann Lee","birthday":"02/30/1990","push_opt_in":true}\n'
+        "\n"
+        '{"user_id":"U2","name":"Bob Ray","birthday":"03/04/1985","signup_ts":"soon","push_opt_in":"maybe"}\n',
+    )
+    write(
+        tmp_path,
+        "callcenter/contacts_20250306.csv",
+        "contact_id,caller_name,phone,email,contacted_at,reason,resolution,csat,goodwill_points\n"
+        "C1,Ann Lee,,,2025-03-01T09:00:00Z,billing,refund,7,-5\n",
+    )
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert (result.rows_loaded, result.rows_quarantined, result.field_issues) == (1, 2, 1)
+    assert field_issues(con) == [
+        ("app", "users", "app/users_20250306.jsonl", 1, "birthday", "birthday is not a date as %m/%d/%Y", "0********0"),
+    ]
+    # Problems with columns that are not personal quarantine the row, every reason listed.
+    assert [(file, line, reason) for file, line, reason, _ in quarantine(con)] == [
+        ("app/users_20250306.jsonl", 3, "signup_ts is not a timestamp as epoch_ms; push_opt_in is not true or false"),
+        ("callcenter/contacts_20250306.csv", 2, "csat is above 5; goodwill_points is negative"),
+    ]
+    assert con.execute("select user_id, birthday, push_opt_in from raw.app_users order by 1").fetchall() == [("U1", None, True)]
+
+
+def test_a_required_field_problem_still_quarantines_the_row_with_all_its_reasons(tmp_path, con):
+    write(
+        tmp_path,
+        "web/customers_20250306.csv",
+        "\n".join([CUSTOMERS_HEADER, ",ann@example.com,Ann,Lee,,1937-12-33,,,,GB,,true", "A2,,Bob,Ray,,,,,,,,"]) + "\n",
+    )
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (2, 1, 1, 0)
+    assert quarantine(con) == [
+        (
+            "web/customers_20250306.csv",
+            2,
+            "missing required account_id; birth_date is not a date as %Y-%m-%d",
+            ",ann@example.com,Ann,Lee,,1937-12-33,,,,GB,,true",
+        )
+    ]
+    # A quarantined row's fields are not also field issues: its raw text is in the quarantine.
+    assert field_issues(con) == []
+
+
+def test_field_issues_do_not_count_towards_the_bad_row_threshold(tmp_path, con):
+    rows = [f"A{i},,Ann,Lee,,{'1937-12-33' if i % 2 else '1937-12-03'},,,,GB,," for i in range(20)]
+    write(tmp_path, "web/customers_20250306.csv", "\n".join([CUSTOMERS_HEADER, *rows]) + "\n")
+    result = ingest_inbox(con, tmp_path, max_bad_share=0.05)
+    assert (result.rows_loaded, result.rows_quarantined, result.field_issues) == (20, 0, 10)

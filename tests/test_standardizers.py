@@ -10,7 +10,10 @@ from assets.standardizers import (
     email_match_key,
     full_name_first,
     full_name_last,
+    is_valid_phone,
     name_match_key,
+    read_phone,
+    region_for_country,
     register_udfs,
     split_full_name,
     standardize_email,
@@ -105,26 +108,83 @@ def test_email_match_key(text, expected):
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    "text, expected, valid",
     [
-        ("07911 123456", "+447911123456"),
-        ("+44 7911 123456", "+447911123456"),
-        ("447911123456", "+447911123456"),
-        ("(07911) 123-456", "+447911123456"),
-        ("0044 7911 123456", "+447911123456"),
-        ("12345", None),
-        # Ofcom's drama range 07700 900xxx is reserved, so not a valid number.
-        ("07700 900123", None),
-        ("call me", None),
+        ("07911 123456", "+447911123456", True),
+        ("+44 7911 123456", "+447911123456", True),
+        ("447911123456", "+447911123456", True),
+        ("(07911) 123-456", "+447911123456", True),
+        ("0044 7911 123456", "+447911123456", True),
+        ("7911 123456", "+447911123456", True),  # the trunk 0 left out
+        ("12345", None, None),
+        # Ofcom's drama range 07700 900xxx is reserved: not valid, but the right length for a
+        # UK number, so it is kept as a weaker key.
+        ("07700 900123", "+447700900123", False),
+        ("call me", None, None),
     ],
 )
-def test_standardize_phone(text, expected):
+def test_standardize_phone(text, expected, valid):
     assert standardize_phone(text, "GB") == expected
+    assert is_valid_phone(text, "GB") is valid
+
+
+@pytest.mark.parametrize("text", ["(916) 658-1680", "916.658.1680", "1-916-658-1680", "+1 916 658 1680", "916-658-1680"])
+def test_us_numbers_in_every_format_the_us_exports_use(text):
+    assert read_phone(text, "US") == ("+19166581680", True)
+    # Read in the wrong region, a national US number becomes another country's number:
+    # the region matters (see infer_phone_region).
+    if not text.startswith(("+", "1")):
+        assert standardize_phone(text, "GB") != "+19166581680"
 
 
 def test_standardize_phone_uses_the_default_region():
     assert standardize_phone("(415) 555-2671", "US") == "+14155552671"
-    assert standardize_phone("(415) 555-2671", "GB") is None
+    assert standardize_phone("0412 345 678", "AU") == "+61412345678"
+    # In GB the same digits are only a possible number (a weak key), never the US one.
+    assert read_phone("(415) 555-2671", "GB") == ("+444155552671", False)
+    # A UK number written for abroad is read whatever the region, 00 included where it dials 011.
+    assert read_phone("0044 7911 123456", "US") == ("+447911123456", True)
+
+
+@pytest.mark.parametrize(
+    "country, expected",
+    [("US", "US"), (" us ", "US"), ("gb", "GB"), ("UK", "GB"), ("AU", "AU"), ("Narnia", "FR"), ("", "FR"), (None, "FR")],
+)
+def test_a_records_country_decides_its_phone_region(country, expected):
+    assert region_for_country(country, "FR") == expected
+
+
+REGIONS = ["GB", "US", "CA", "AU", "NZ", "IE", "DE", "FR", "NL", "IN", "IT", "ES", "MX", "BR", "AR"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(REGIONS),
+    st.sampled_from(["", "+", "00", "0", "1"]),
+    st.sampled_from(["", "1", "44", "61", "49", "91", "39"]),
+    st.text(alphabet="0123456789", min_size=6, max_size=12),
+)
+def test_the_fast_path_agrees_with_the_parser(region, prefix, country, digits):
+    """Whatever the shortcut answers, phonenumbers' parser answers the same number."""
+    import phonenumbers
+
+    from assets.standardizers import _e164_without_parsing
+
+    compact = prefix + country + digits
+    fast = _e164_without_parsing(compact, region)
+    if fast is not None:
+        candidates = [compact] + (["+" + compact.lstrip("+")] if not compact.startswith(("+", "0")) else [])
+        if compact.startswith("00"):
+            candidates.append("+" + compact[2:])
+        parsed = []
+        for candidate in candidates:
+            try:
+                number = phonenumbers.parse(candidate, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                parsed.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        assert parsed[:1] == [fast], (compact, region)
 
 
 @pytest.mark.parametrize(
@@ -159,6 +219,34 @@ def test_duckdb_functions_match_the_python_functions():
         got = [row[0] for row in con.execute(f"select {name}(x) from t").fetchall()]
         assert got == [function(v) for v in values], name
     assert con.execute("select standardize_phone(x) from t where x is null or x like '07%'").fetchall() == [("+447911123456",), (None,)]
+
+
+def test_the_phone_functions_read_each_record_in_its_own_country():
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    assert register_udfs(con, "GB").region == "GB"
+    cases = [
+        # phone, country, standardize_phone(phone, country), is_valid_phone(phone, country)
+        ("(916) 658-1680", "US", "+19166581680", True),
+        ("916.658.1680", " us ", "+19166581680", True),
+        ("07911 123456", "gb", "+447911123456", True),
+        ("07911 123456", "Narnia", "+447911123456", True),  # not a country: the run's region
+        ("07911 123456", None, "+447911123456", True),
+        ("07700 900123", "UK", "+447700900123", False),
+        ("0412 345 678", "AU", "+61412345678", True),
+        (None, "US", None, None),
+        ("call me", "US", None, None),
+    ]
+    # Many rows, so DuckDB hands the function several batches and the cache is used across them.
+    rows = cases * 1000
+    con.register("t", pa.table({"p": [r[0] for r in rows], "c": [r[1] for r in rows]}))
+    got = con.execute("select p, c, standardize_phone(p, c), is_valid_phone(p, c) from t").fetchall()
+    assert sorted(set(got), key=str) == sorted(set(cases), key=str)
+    # The one-argument forms read every phone in the run's region.
+    assert con.execute(
+        "select standardize_phone('(916) 658-1680'), is_valid_phone('07700 900123'), getvariable('phone_region')"
+    ).fetchall() == [("+449166581680", False, "GB")]  # in GB, 0916 658 1680 is a (premium-rate) number
 
 
 ANY_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=("Cs",)), max_size=80) | st.text(max_size=600)

@@ -1,6 +1,9 @@
 -- One row per delivery: rows read, loaded and quarantined, and for customer-record files
 -- how many loaded rows carry each identifying field and how many of those are valid.
 -- Rates are shares of the loaded rows (0-1); null where the file kind has no such field.
+-- Phones are read as staging reads them: in the web account's country when it has one,
+-- else in the run's phone region; phone_read_rate is the share of the phones given that
+-- became a phone_e164 (valid or possible).
 with
 
 deliveries as (select * from raw.deliveries),
@@ -10,13 +13,21 @@ store_members as (select * from raw.store_members),
 callcenter_contacts as (select * from raw.callcenter_contacts),
 
 identifying_fields as (
-    select _delivery_id, true as has_email_field, email, phone, true as has_birth_field, birth_date as birth_on from web_customers
+    select _delivery_id, true as has_email_field, email, phone, country, true as has_birth_field, birth_date as birth_on from web_customers
     union all
-    select _delivery_id, true, email, phone, true, birthday from app_users
+    select _delivery_id, true, email, phone, null, true, birthday from app_users
     union all
-    select _delivery_id, false, null, phone, true, date_of_birth from store_members
+    select _delivery_id, false, null, phone, null, true, date_of_birth from store_members
     union all
-    select _delivery_id, true, email, phone, false, null from callcenter_contacts
+    select _delivery_id, true, email, phone, null, false, null from callcenter_contacts
+),
+
+phones_read as (
+    select
+        *,
+        standardize_phone(phone, country) as phone_e164,
+        is_valid_phone(phone, country) as is_phone_valid
+    from identifying_fields
 ),
 
 field_rates as (
@@ -25,10 +36,13 @@ field_rates as (
         case when bool_or(has_email_field) then avg(case when email is not null then 1.0 else 0.0 end) end as email_present_rate,
         case when bool_or(has_email_field) then avg(case when standardize_email(email) is not null then 1.0 else 0.0 end) end as email_valid_rate,
         avg(case when phone is not null then 1.0 else 0.0 end) as phone_present_rate,
-        avg(case when standardize_phone(phone) is not null then 1.0 else 0.0 end) as phone_valid_rate,
+        avg(case when is_phone_valid then 1.0 else 0.0 end) as phone_valid_rate,
+        count(phone) as phones_present,
+        count(phone_e164) as phones_read,
+        count(*) filter (where is_phone_valid) as phones_valid,
         case when bool_or(has_birth_field) then avg(case when birth_on is not null then 1.0 else 0.0 end) end as birth_date_present_rate,
         case when bool_or(has_birth_field) then avg(case when plausible_birth_on(birth_on) is not null then 1.0 else 0.0 end) end as birth_date_valid_rate
-    from identifying_fields
+    from phones_read
     group by all
 ),
 
@@ -46,6 +60,10 @@ summary as (
         round(field_rates.email_valid_rate, 4) as email_valid_rate,
         round(field_rates.phone_present_rate, 4) as phone_present_rate,
         round(field_rates.phone_valid_rate, 4) as phone_valid_rate,
+        field_rates.phones_present,
+        field_rates.phones_read,
+        field_rates.phones_valid,
+        round(field_rates.phones_read / nullif(field_rates.phones_present, 0), 4) as phone_read_rate,
         round(field_rates.birth_date_present_rate, 4) as birth_date_present_rate,
         round(field_rates.birth_date_valid_rate, 4) as birth_date_valid_rate,
         deliveries.ingested_at

@@ -22,6 +22,7 @@ standardized as (
         full_name_last(name) as last_name,
         standardize_email(email) as email,
         standardize_phone(phone) as phone_e164,
+        is_valid_phone(phone) as is_phone_valid,
         phone is not null and standardize_phone(phone) is null as has_invalid_phone,
         plausible_birth_on(birthday) as birth_on,
         birthday is not null and plausible_birth_on(birthday) is null as has_implausible_birth_date,

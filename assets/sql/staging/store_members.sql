@@ -22,6 +22,7 @@ standardized as (
         standardize_name(last_name) as last_name,
         cast(null as varchar) as email,
         standardize_phone(phone) as phone_e164,
+        is_valid_phone(phone) as is_phone_valid,
         phone is not null and standardize_phone(phone) is null as has_invalid_phone,
         plausible_birth_on(date_of_birth) as birth_on,
         date_of_birth is not null and plausible_birth_on(date_of_birth) is null as has_implausible_birth_date,

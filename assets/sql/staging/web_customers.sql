@@ -21,8 +21,11 @@ standardized as (
         standardize_name(first_name) as first_name,
         standardize_name(last_name) as last_name,
         standardize_email(email) as email,
-        standardize_phone(phone) as phone_e164,
-        phone is not null and standardize_phone(phone) is null as has_invalid_phone,
+        -- A phone without a country code is read in the account's own country when it has
+        -- one, else in the run's phone region (getvariable('phone_region')).
+        standardize_phone(phone, country) as phone_e164,
+        is_valid_phone(phone, country) as is_phone_valid,
+        phone is not null and standardize_phone(phone, country) is null as has_invalid_phone,
         plausible_birth_on(birth_date) as birth_on,
         birth_date is not null and plausible_birth_on(birth_date) is null as has_implausible_birth_date,
         street,
