@@ -21,6 +21,12 @@ every record is written the way that system writes it, with that system's mess:
 Activity (orders, app events, till transactions, call-center contacts) follows a
 per-person activity level, so many people buy once and a few buy a lot.
 The same arguments always write byte-identical files.
+
+A profile sets the country: "uk" (the default) as above; "us" draws US names, street
+addresses, cities and ZIP codes (ZIP+4 in some records), valid US phone numbers written
+"(916) 658-1680", "916.658.1680", "1-916-658-1680", "+1 916 658 1680", ..., orders in
+USD, and a call center that keeps no e-mail addresses. The mess is the same in both;
+date formats are the contract's, whatever the profile.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ from assets.contract import source_file
 
 REFERENCE = yaml.safe_load((Path(__file__).resolve().parent / "reference" / "people.yaml").read_text(encoding="utf-8"))
 NICKNAME_TABLE = Path(__file__).resolve().parents[1] / "assets" / "reference" / "nicknames.csv"
+US_REFERENCE = {
+    **REFERENCE,
+    **yaml.safe_load((Path(__file__).resolve().parent / "reference" / "us.yaml").read_text(encoding="utf-8")),
+}
 HISTORY_DAYS = 730  # activity lies in the two years before the last delivery
 
 SHARE_WITH = {"web": 0.60, "app": 0.45, "store": 0.55, "callcenter": 0.25}
@@ -61,6 +71,25 @@ MISSING = {  # share of records of a source without the field
     "store": {"phone": 0.10, "birth": 0.20, "postcode": 0.05},
     "callcenter": {"phone": 0.05, "email": 0.45},
 }
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What differs between countries; the mess and the export formats do not."""
+
+    name: str
+    reference: dict  # names, streets, towns and e-mail providers
+    country: str  # the web shop's country column
+    currency: str  # of web orders
+    callcenter_emails: bool  # whether the call-center CRM keeps an e-mail address
+
+
+PROFILES = {
+    "uk": Profile("uk", REFERENCE, country="GB", currency="GBP", callcenter_emails=True),
+    # US call centers identify callers by phone and account; the column stays, empty.
+    "us": Profile("us", US_REFERENCE, country="US", currency="USD", callcenter_emails=False),
+}
+UK = PROFILES["uk"]
 
 
 @dataclass(frozen=True)
@@ -123,32 +152,85 @@ def _postcodes(rng: np.random.Generator, areas: np.ndarray) -> np.ndarray:
     return np.array([f"{a}{d} {s}{l1}{l2}" for a, d, s, (l1, l2) in zip(areas, district, sector, letters)], dtype=object)
 
 
-def make_people(rng: np.random.Generator, people: int, calendar: Calendar) -> pd.DataFrame:
+# US numbering and addresses, all arrays: cities, their area codes and ZIP ranges.
+US_CITIES = np.array([city[0] for city in US_REFERENCE["cities"]], dtype=object)
+US_CITY_INDEX = {city: i for i, city in enumerate(US_CITIES)}
+US_AREA_CODES = np.array([code for city in US_REFERENCE["cities"] for code in city[2]])
+US_AREA_CODE_COUNT = np.array([len(city[2]) for city in US_REFERENCE["cities"]])
+US_AREA_CODE_FIRST = np.cumsum(US_AREA_CODE_COUNT) - US_AREA_CODE_COUNT
+US_ZIP_RANGES = np.array([[int(city[3]), int(city[4])] for city in US_REFERENCE["cities"]])
+# Exchanges (the three digits after the area code) start with 2-9; no N11 service codes, no 555.
+US_EXCHANGES = np.array([e for e in range(200, 1000) if e % 100 != 11 and e != 555])
+
+
+def _digits(values: np.ndarray, width: int) -> pd.Series:
+    return pd.Series(values).astype(str).str.zfill(width)
+
+
+def _us_phone_numbers(rng: np.random.Generator, towns: np.ndarray | None, size: int, local_share: float) -> np.ndarray:
+    """Ten-digit US numbers: an area code of the town for `local_share` of them, else any."""
+    area = rng.choice(US_AREA_CODES, size=size)
+    if towns is not None:
+        city = pd.Series(towns).map(US_CITY_INDEX).to_numpy(dtype=int)
+        home = US_AREA_CODES[US_AREA_CODE_FIRST[city] + (rng.random(size) * US_AREA_CODE_COUNT[city]).astype(int)]
+        area = np.where(rng.random(size) < local_share, home, area)
+    number = area.astype(np.int64) * 10**7 + rng.choice(US_EXCHANGES, size=size) * 10**4 + rng.integers(0, 10**4, size=size)
+    return _digits(number, 10).to_numpy(dtype=object)
+
+
+def _us_zip_codes(rng: np.random.Generator, towns: np.ndarray) -> np.ndarray:
+    """ZIP+4 codes in the towns' ranges, "95814-1234"; sources write the five digits, or all."""
+    zips = US_ZIP_RANGES[pd.Series(towns).map(US_CITY_INDEX).to_numpy(dtype=int)]
+    five = zips[:, 0] + (rng.random(len(zips)) * (zips[:, 1] - zips[:, 0] + 1)).astype(int)
+    return (_digits(five, 5) + "-" + _digits(rng.integers(1, 10**4, size=len(zips)), 4)).to_numpy(dtype=object)
+
+
+def _us_places(rng: np.random.Generator, reference: dict, people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Street, town, ZIP+4 and own phone of each person: "1234 Oak St", "55 W Main Street"."""
+    town = US_CITIES[rng.integers(0, len(US_CITIES), size=people)]
+    number = (10 ** (rng.random(people) * 4)).astype(int)  # 1-9999, short house numbers commoner
+    directions = np.array(reference["street_directions"], dtype=object)
+    direction = np.where(rng.random(people) < 0.2, rng.choice(directions, size=people) + " ", "")
+    street = (
+        _digits(number, 1) + " " + direction + _zipf_choice(rng, reference["streets"], people, 0.5)
+        + " " + rng.choice(reference["street_types"], size=people)
+    )
+    # Most keep the mobile number of a town they lived in before, or got it elsewhere.
+    phone = _us_phone_numbers(rng, town, people, local_share=0.7)
+    return street.to_numpy(dtype=object), town, _us_zip_codes(rng, town), phone
+
+
+def make_people(rng: np.random.Generator, people: int, calendar: Calendar, profile: Profile = UK) -> pd.DataFrame:
     """One row per true person, households and twins included."""
+    reference = profile.reference
     female = rng.random(people) < 0.52
     first = np.where(
         female,
-        _zipf_choice(rng, REFERENCE["female_first_names"], people),
-        _zipf_choice(rng, REFERENCE["male_first_names"], people),
+        _zipf_choice(rng, reference["female_first_names"], people),
+        _zipf_choice(rng, reference["male_first_names"], people),
     )
     # Exponents chosen so the commonest names are a few percent of people, as in the UK
     # (Smith ~1.3%, Olivia ~1.5% of girls); steeper ones made a name barely tell anyone apart.
-    last = _zipf_choice(rng, REFERENCE["surnames"], people, exponent=0.6)
+    last = _zipf_choice(rng, reference["surnames"], people, exponent=0.6)
     birth = _random_dates(rng, calendar.end_date - timedelta(days=90 * 365), calendar.end_date - timedelta(days=18 * 365), people)
-    towns = rng.integers(0, len(REFERENCE["towns"]), size=people)
-    town = np.array([REFERENCE["towns"][t][0] for t in towns], dtype=object)
-    area = np.array([REFERENCE["towns"][t][1] for t in towns], dtype=object)
-    street = np.array(
-        [
-            f"{n} {s} {t}"
-            for n, s, t in zip(
-                rng.integers(1, 200, size=people),
-                _zipf_choice(rng, REFERENCE["streets"], people, 0.5),
-                rng.choice(REFERENCE["street_types"], size=people),
-            )
-        ],
-        dtype=object,
-    )
+    if profile.name == "us":
+        street, town, postcode, phone = _us_places(rng, reference, people)
+    else:
+        towns = rng.integers(0, len(reference["towns"]), size=people)
+        town = np.array([reference["towns"][t][0] for t in towns], dtype=object)
+        area = np.array([reference["towns"][t][1] for t in towns], dtype=object)
+        street = np.array(
+            [
+                f"{n} {s} {t}"
+                for n, s, t in zip(
+                    rng.integers(1, 200, size=people),
+                    _zipf_choice(rng, reference["streets"], people, 0.5),
+                    rng.choice(reference["street_types"], size=people),
+                )
+            ],
+            dtype=object,
+        )
+        postcode, phone = _postcodes(rng, area), _mobile_numbers(rng, people)
     frame = pd.DataFrame(
         {
             "person_id": [f"P{i:07d}" for i in range(people)],
@@ -158,23 +240,23 @@ def make_people(rng: np.random.Generator, people: int, calendar: Calendar) -> pd
             "birth": birth,
             "street": street,
             "town": town,
-            "postcode": _postcodes(rng, area),
-            "phone": _mobile_numbers(rng, people),
+            "postcode": postcode,
+            "phone": phone,
             "household": np.arange(people),
         }
     )
-    _form_households(rng, frame)
-    frame["email"] = _personal_emails(rng, frame)
+    _form_households(rng, frame, profile)
+    frame["email"] = _personal_emails(rng, frame, reference["email_providers"])
     frame["maiden_name"] = np.where(
         frame["female"] & (rng.random(people) < MAIDEN_NAME_RATE * 5),
-        _zipf_choice(rng, REFERENCE["surnames"], people, exponent=0.6),
+        _zipf_choice(rng, reference["surnames"], people, exponent=0.6),
         None,
     )
     frame["activity"] = rng.lognormal(mean=0.0, sigma=1.0, size=people)
     return frame
 
 
-def _form_households(rng: np.random.Generator, frame: pd.DataFrame) -> None:
+def _form_households(rng: np.random.Generator, frame: pd.DataFrame, profile: Profile = UK) -> None:
     """Groups of 2-4 people sharing address, a landline and usually the surname; some twins."""
     members = np.flatnonzero(rng.random(len(frame)) < HOUSEHOLD_SHARE)
     rng.shuffle(members)
@@ -191,7 +273,11 @@ def _form_households(rng: np.random.Generator, frame: pd.DataFrame) -> None:
         values[members] = values[head]
         frame[column] = values
     frame.loc[members, "household"] = head
-    frame.loc[members, "phone"] = _landline_numbers(rng, len(ends))[group]  # the shared home phone
+    if profile.name == "us":  # a home phone has the area code of the home
+        landlines = _us_phone_numbers(rng, frame["town"].to_numpy()[members[starts]], len(ends), local_share=1.0)
+    else:
+        landlines = _landline_numbers(rng, len(ends))
+    frame.loc[members, "phone"] = landlines[group]  # the shared home phone
     last = frame["last_name"].to_numpy(dtype=object)
     shares_surname = rng.random(len(members)) < 0.8
     last[members[shares_surname]] = last[head[shares_surname]]
@@ -205,10 +291,10 @@ def _form_households(rng: np.random.Generator, frame: pd.DataFrame) -> None:
     frame["birth"] = birth
 
 
-def _personal_emails(rng: np.random.Generator, frame: pd.DataFrame) -> np.ndarray:
+def _personal_emails(rng: np.random.Generator, frame: pd.DataFrame, providers: list[str]) -> np.ndarray:
     local_style = rng.integers(0, 4, size=len(frame))
     numbers = rng.integers(1, 999, size=len(frame))
-    provider = rng.choice(REFERENCE["email_providers"], size=len(frame))
+    provider = rng.choice(providers, size=len(frame))
     emails = []
     for first, last, style, n, domain in zip(frame["first_name"], frame["last_name"], local_style, numbers, provider):
         first_key, last_key = _ascii_key(first), _ascii_key(last)
@@ -334,6 +420,36 @@ def format_phones(rng: np.random.Generator, phones: pd.Series) -> pd.Series:
     return pd.Series(out, index=phones.index, dtype=object)
 
 
+def format_us_phones(rng: np.random.Generator, phones: pd.Series) -> pd.Series:
+    """Ten-digit US numbers written the ways people and systems write them."""
+    styles = rng.integers(0, 7, size=len(phones))
+    digits = phones.fillna("0000000000").to_numpy(dtype="U10")
+    parts = digits.view([("area", "U3"), ("exchange", "U3"), ("line", "U4")])  # slices, without copying
+    styled = [
+        ("(", "area", ") ", "exchange", "-", "line"),
+        ("area", ".", "exchange", ".", "line"),
+        ("1-", "area", "-", "exchange", "-", "line"),
+        ("+1 ", "area", " ", "exchange", " ", "line"),
+        ("area", "-", "exchange", "-", "line"),
+        ("digits",),
+        ("+1", "digits"),
+    ]
+    out = np.empty(len(phones), dtype=object)
+    for style, pieces in enumerate(styled):  # seven styles, each written for its rows at once
+        rows = styles == style
+        fields = {"digits": digits[rows], **{name: parts[name][rows] for name in ("area", "exchange", "line")}}
+        text = np.full(int(rows.sum()), "", dtype="U16")
+        for piece in pieces:
+            text = np.char.add(text, fields.get(piece, piece))
+        out[rows] = text
+    out[phones.isna().to_numpy()] = None
+    return pd.Series(out, index=phones.index, dtype=object)
+
+
+def _write_phones(rng: np.random.Generator, phones: pd.Series, profile: Profile) -> pd.Series:
+    return format_us_phones(rng, phones) if profile.name == "us" else format_phones(rng, phones)
+
+
 def mess_emails(rng: np.random.Generator, emails: pd.Series) -> pd.Series:
     """Capitals, stray spaces, and gmail's ignored dots and +tags."""
     values = emails.to_numpy(dtype=object).copy()
@@ -364,7 +480,8 @@ def _upper(rng: np.random.Generator, series: pd.Series, share: float) -> pd.Seri
 # ---------------------------------------------------------------- records per source
 
 
-def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: pd.DataFrame, source: str) -> pd.DataFrame:
+def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: pd.DataFrame, source: str,
+                     profile: Profile = UK) -> pd.DataFrame:
     """Name, phone, e-mail, birth date and address of each record, with the source's mess."""
     person = people.iloc[accounts["person"].to_numpy()].reset_index(drop=True)
     first = apply_typos(rng, apply_nicknames(rng, person["first_name"]), TYPO_RATE[source])
@@ -380,14 +497,18 @@ def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: p
     email[second] = [f"{e.split('@')[0]}.{rng.integers(10, 99)}@outlook.com" for e in email[second]]
     email = _blank(rng, mess_emails(rng, email), MISSING[source].get("email", 0))
     moved = rng.random(len(person)) < MOVED_RATE
-    street = person["street"].where(~moved, "Flat " + pd.Series(rng.integers(1, 9, len(person))).astype(str) + ", " + person["street"])
-    postcode = person["postcode"].where(~moved, _postcodes(rng, person["postcode"].str.extract(r"^([A-Z]+)")[0].to_numpy()))
+    if profile.name == "us":  # to an apartment in another part of town
+        street = person["street"].where(~moved, person["street"] + " Apt " + pd.Series(rng.integers(1, 40, len(person))).astype(str))
+        postcode = person["postcode"].where(~moved, _us_zip_codes(rng, person["town"].to_numpy()))
+    else:
+        street = person["street"].where(~moved, "Flat " + pd.Series(rng.integers(1, 9, len(person))).astype(str) + ", " + person["street"])
+        postcode = person["postcode"].where(~moved, _postcodes(rng, person["postcode"].str.extract(r"^([A-Z]+)")[0].to_numpy()))
     return pd.DataFrame(
         {
             "person_id": person["person_id"],
             "first": first,
             "last": last,
-            "phone": format_phones(rng, phone),
+            "phone": _write_phones(rng, phone, profile),
             "email": email,
             "birth": person["birth"].where(rng.random(len(person)) >= MISSING[source].get("birth", 0)),
             "street": _blank(rng, street, MISSING[source].get("street", 0)),
@@ -409,9 +530,12 @@ def _bool_text(rng: np.random.Generator, size: int, share_true: float) -> np.nda
     return np.where(rng.random(size) < share_true, "true", "false")
 
 
-def web_customers(rng, people, accounts) -> pd.DataFrame:
-    fields = _identity_fields(rng, people, accounts, "web")
-    postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.15, fields["postcode"].str.replace(" ", "").str.lower())
+def web_customers(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "web", profile)
+    if profile.name == "us":  # address lookup at checkout fills in ZIP+4 now and then
+        postcode = fields["postcode"].where(rng.random(len(fields)) < 0.15, fields["postcode"].str[:5])
+    else:
+        postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.15, fields["postcode"].str.replace(" ", "").str.lower())
     return pd.DataFrame(
         {
             "account_id": [f"W{i:07d}" for i in range(len(fields))],
@@ -423,7 +547,7 @@ def web_customers(rng, people, accounts) -> pd.DataFrame:
             "street": fields["street"],
             "city": fields["town"],
             "postcode": postcode,
-            "country": "GB",
+            "country": profile.country,
             "created_at": accounts["registered"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "marketing_opt_in": _bool_text(rng, len(fields), 0.55),
             "_person_id": fields["person_id"],
@@ -432,8 +556,8 @@ def web_customers(rng, people, accounts) -> pd.DataFrame:
     )
 
 
-def app_users(rng, people, accounts) -> pd.DataFrame:
-    fields = _identity_fields(rng, people, accounts, "app")
+def app_users(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "app", profile)
     return pd.DataFrame(
         {
             "user_id": [f"U{i:07d}" for i in range(len(fields))],
@@ -449,9 +573,12 @@ def app_users(rng, people, accounts) -> pd.DataFrame:
     )
 
 
-def store_members(rng, people, accounts) -> pd.DataFrame:
-    fields = _identity_fields(rng, people, accounts, "store")
-    postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.3, fields["postcode"].str.replace(" ", ""))
+def store_members(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "store", profile)
+    if profile.name == "us":
+        postcode = fields["postcode"].where(rng.random(len(fields)) < 0.10, fields["postcode"].str[:5])
+    else:
+        postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.3, fields["postcode"].str.replace(" ", ""))
     return pd.DataFrame(
         {
             "card_number": [f"{6000000000 + i * 7:010d}" for i in range(len(fields))],
@@ -468,8 +595,8 @@ def store_members(rng, people, accounts) -> pd.DataFrame:
     )
 
 
-def callcenter_contacts(rng, people, accounts) -> pd.DataFrame:
-    fields = _identity_fields(rng, people, accounts, "callcenter")
+def callcenter_contacts(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
+    fields = _identity_fields(rng, people, accounts, "callcenter", profile)
     last_first = rng.random(len(fields)) < LAST_FIRST_RATE
     name = np.where(last_first, fields["last"].fillna("") + ", " + fields["first"].fillna(""), fields["first"].fillna("") + " " + fields["last"].fillna(""))
     goodwill = np.where(rng.random(len(fields)) < 0.08, rng.choice([50, 100, 200, 500], size=len(fields)).astype(str), None)
@@ -479,10 +606,10 @@ def callcenter_contacts(rng, people, accounts) -> pd.DataFrame:
             "contact_id": [f"K{i:08d}" for i in range(len(fields))],
             "caller_name": pd.Series(name).str.strip(" ,"),
             "phone": fields["phone"],
-            "email": fields["email"],
+            "email": fields["email"] if profile.callcenter_emails else None,
             "contacted_at": accounts["registered"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "reason": rng.choice(REFERENCE["contact_reasons"], size=len(fields)),
-            "resolution": rng.choice(REFERENCE["contact_resolutions"], size=len(fields)),
+            "reason": rng.choice(profile.reference["contact_reasons"], size=len(fields)),
+            "resolution": rng.choice(profile.reference["contact_resolutions"], size=len(fields)),
             "csat": csat,
             "goodwill_points": goodwill,
             "_person_id": fields["person_id"],
@@ -511,7 +638,7 @@ def _amounts(rng: np.random.Generator, size: int, median: float) -> np.ndarray:
     return np.round(rng.lognormal(np.log(median), 0.7, size=size), 2)
 
 
-def web_orders(rng, customers, people, calendar) -> pd.DataFrame:
+def web_orders(rng, customers, people, calendar, currency: str = "GBP") -> pd.DataFrame:
     events = _event_times(rng, customers, people, 3.0, calendar)
     status = rng.choice(["completed", "refunded", "cancelled"], size=len(events), p=[0.92, 0.05, 0.03])
     return pd.DataFrame(
@@ -520,7 +647,7 @@ def web_orders(rng, customers, people, calendar) -> pd.DataFrame:
             "account_id": customers["account_id"].to_numpy()[events["record"]],
             "ordered_at": events["at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "total_amount": [f"{a:.2f}" for a in _amounts(rng, len(events), 40)],
-            "currency": "GBP",
+            "currency": currency,
             "status": status,
             "_at": events["at"],
         }
@@ -569,6 +696,13 @@ def store_transactions(rng, members, people, calendar) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- deliveries and files
+
+
+def _new_phones(rng: np.random.Generator, size: int, profile: Profile) -> np.ndarray:
+    """Written phone numbers for records that changed theirs."""
+    if profile.name == "us":
+        return format_us_phones(rng, pd.Series(_us_phone_numbers(rng, None, size, local_share=0.0))).to_numpy()
+    return format_phones(rng, pd.Series(_mobile_numbers(rng, size))).to_numpy()
 
 
 def _updates(rng: np.random.Generator, frame: pd.DataFrame, calendar: Calendar, change: dict) -> pd.DataFrame:
@@ -633,23 +767,30 @@ def generate_inbox(
     end_date: date | None = None,
     bad_row_rate: float = 0.001,
     compress: bool = False,
+    profile: str = "uk",
 ) -> dict[str, int]:
-    """Write an inbox in the export contract's format; returns rows written per file kind."""
+    """Write an inbox in the export contract's format; returns rows written per file kind.
+
+    `profile` is the country of the people: "uk" (UK numbers and postcodes) or "us".
+    """
     if people < 1 or days < 1:
         raise ValueError("people and days must be at least 1")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    country = PROFILES[profile]
     calendar = Calendar(end_date or datetime.now(UTC).date(), days)
     rng = np.random.default_rng(seed)
-    population = make_people(rng, people, calendar)
+    population = make_people(rng, people, calendar, country)
     accounts = assign_accounts(rng, population, calendar)
 
     records = {
-        "web_customers": web_customers(rng, population, accounts["web"]),
-        "app_users": app_users(rng, population, accounts["app"]),
-        "store_members": store_members(rng, population, accounts["store"]),
-        "callcenter_contacts": callcenter_contacts(rng, population, accounts["callcenter"]),
+        "web_customers": web_customers(rng, population, accounts["web"], country),
+        "app_users": app_users(rng, population, accounts["app"], country),
+        "store_members": store_members(rng, population, accounts["store"], country),
+        "callcenter_contacts": callcenter_contacts(rng, population, accounts["callcenter"], country),
     }
     activity = {
-        "web_orders": web_orders(rng, records["web_customers"], population, calendar),
+        "web_orders": web_orders(rng, records["web_customers"], population, calendar, country.currency),
         "app_events": app_events(rng, records["app_users"], population, calendar),
         "store_transactions": store_transactions(rng, records["store_members"], population, calendar),
     }
@@ -663,7 +804,7 @@ def generate_inbox(
                                             {"marketing_opt_in": lambda n: _bool_text(rng, n, 0.5)})])
     records["store_members"] = pd.concat(
         [records["store_members"], _updates(rng, records["store_members"], calendar,
-                                            {"phone": lambda n: format_phones(rng, pd.Series(_mobile_numbers(rng, n))).to_numpy()})])
+                                            {"phone": lambda n: _new_phones(rng, n, country)})])
     activity["web_orders"] = pd.concat(
         [activity["web_orders"], _updates(rng, activity["web_orders"][activity["web_orders"]["status"] == "completed"], calendar,
                                           {"status": lambda n: np.full(n, "refunded")})])

@@ -134,3 +134,108 @@ def test_bad_rows_only_when_asked(tmp_path):
     generate_inbox(people=300, seed=1, out_dir=tmp_path / "bad", end_date=END, bad_row_rate=0.2)
     assert broken(tmp_path / "clean") == 0
     assert broken(tmp_path / "bad") > 0
+
+
+# ---------------------------------------------------------------- the "us" profile
+
+
+@pytest.fixture(scope="module")
+def us_inbox(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("us")
+    generate_inbox(people=1500, seed=3, out_dir=folder / "inbox", truth_path=folder / "truth.csv", end_date=END, bad_row_rate=0,
+                   profile="us")
+    return folder
+
+
+def us_rows(folder: Path, stem: str) -> list[dict]:
+    return read(next((folder / "inbox").glob(stem + "_*")))
+
+
+US_PHONE_STYLES = {
+    "(916) 658-1680": r"\(\d{3}\) \d{3}-\d{4}",
+    "916.658.1680": r"\d{3}\.\d{3}\.\d{4}",
+    "1-916-658-1680": r"1-\d{3}-\d{3}-\d{4}",
+    "+1 916 658 1680": r"\+1 \d{3} \d{3} \d{4}",
+    "916-658-1680": r"\d{3}-\d{3}-\d{4}",
+}
+
+
+def test_us_profile_writes_valid_us_phones_in_several_styles(us_inbox):
+    import re
+
+    import phonenumbers
+
+    phones = [row["phone"] for stem in ("web/customers", "app/users", "store/members", "callcenter/contacts")
+              for row in us_rows(us_inbox, stem) if row["phone"]]
+    assert len(phones) > 2000
+    for phone in phones:
+        assert phonenumbers.is_valid_number(phonenumbers.parse(phone, "US")), phone
+        assert not phone.startswith(("0", "+44", "44")), phone
+    for example, pattern in US_PHONE_STYLES.items():
+        assert sum(re.fullmatch(pattern, p) is not None for p in phones) > 100, example
+    # Households share a landline: one number, several different people.
+    truth = pd.read_csv(us_inbox / "truth.csv", dtype=str)
+    store = pd.DataFrame(us_rows(us_inbox, "store/members")).merge(
+        truth[truth.source == "store"], left_on="card_number", right_on="source_record_id")
+    digits = store["phone"].str.replace(r"\D", "", regex=True).str[-10:]
+    assert (store.assign(d=digits)[store["phone"] != ""].groupby("d")["person_id"].nunique() >= 2).any()
+
+
+def test_us_profile_addresses_and_country(us_inbox):
+    import re
+
+    from pipelines.generator import US_REFERENCE
+
+    cities = {city[0] for city in US_REFERENCE["cities"]}
+    web = us_rows(us_inbox, "web/customers")
+    assert {row["country"] for row in web} == {"US"}
+    assert {row["city"] for row in web} <= cities
+    streets = [row["street"] for row in web if row["street"]]
+    assert all(re.fullmatch(r"\d{1,4} ([NSEW] )?\w+ \w+( Apt \d+)?", s) for s in streets), streets[:5]
+    assert any(re.fullmatch(r"\d{1,4} [NSEW] \w+ \w+", s) for s in streets), "a street with a direction"
+    postcodes = [row["postcode"] for stem in ("web/customers", "store/members") for row in us_rows(us_inbox, stem) if row["postcode"]]
+    assert all(re.fullmatch(r"\d{5}(-\d{4})?", p) for p in postcodes)
+    assert sum("-" in p for p in postcodes) > 50, "some ZIP+4"
+    assert sum("-" not in p for p in postcodes) > len(postcodes) / 2, "mostly five digits"
+    assert {row["currency"] for row in us_rows(us_inbox, "web/orders")} == {"USD"}
+
+
+def test_us_profile_has_no_emails_at_the_store_or_call_center(us_inbox):
+    contacts = us_rows(us_inbox, "callcenter/contacts")
+    assert contacts and "email" in contacts[0]
+    assert all(row["email"] == "" for row in contacts)
+    assert "email" not in us_rows(us_inbox, "store/members")[0]
+    assert all(row["email"] for row in us_rows(us_inbox, "web/customers")), "web and app keep e-mails"
+    app = us_rows(us_inbox, "app/users")
+    assert sum(bool(row["email"]) for row in app) > 0.9 * len(app)
+
+
+def test_us_profile_follows_the_contract_and_has_the_hard_cases(us_inbox):
+    test_files_follow_the_contract(us_inbox)  # birth-date formats are the contract's, whatever the profile
+    test_truth_covers_every_customer_record_once(us_inbox)
+    test_the_hard_cases_are_in_the_data(us_inbox)
+
+
+def test_uk_is_the_default_profile(tmp_path):
+    generate_inbox(people=300, seed=4, out_dir=tmp_path / "default", truth_path=tmp_path / "default" / "truth.csv", end_date=END, days=2)
+    generate_inbox(people=300, seed=4, out_dir=tmp_path / "uk", truth_path=tmp_path / "uk" / "truth.csv", end_date=END, days=2,
+                   profile="uk")
+    generate_inbox(people=300, seed=4, out_dir=tmp_path / "us", truth_path=tmp_path / "us" / "truth.csv", end_date=END, days=2,
+                   profile="us")
+    assert digest(tmp_path / "default") == digest(tmp_path / "uk")
+    assert digest(tmp_path / "us").keys() == digest(tmp_path / "uk").keys()
+    assert digest(tmp_path / "us") != digest(tmp_path / "uk")
+    assert {row["country"] for row in read(tmp_path / "uk" / "web" / "customers_20260630.csv")} == {"GB"}
+    with pytest.raises(ValueError, match="profile"):
+        generate_inbox(people=10, seed=1, out_dir=tmp_path / "fr", end_date=END, profile="fr")
+
+
+def test_generate_command_takes_a_profile(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["generate", "--people", "200", "--seed", "2", "--profile", "us", "--out", str(tmp_path),
+                 "--end-date", END.isoformat()]) == 0
+    assert {row["country"] for row in read(tmp_path / "web" / "customers_20260630.csv")} == {"US"}
+    with pytest.raises(SystemExit):
+        main(["generate", "--profile", "fr", "--out", str(tmp_path)])
+    assert "invalid choice" in capsys.readouterr().err
