@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
+from assets.steward_decisions import ensure_table
 from assets.warehouse import run_model, table_exists
 
 PREVIOUS = "identity.previous_source_records"
@@ -28,6 +29,7 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection) -> None:
             "customer_id varchar, customer_since date)"
         )
     run_model(con, "identity/source_records")
+    ensure_table(con)  # a steward's change is its own reason in id_changes
     run_model(con, "identity/id_changes")
     con.execute("create table if not exists identity.id_history as select * from identity.id_changes limit 0")
     con.execute("insert into identity.id_history select * from identity.id_changes")

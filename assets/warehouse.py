@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.defaults import BUNDLED_BLOCKED_IDENTIFIERS
+
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 SCHEMAS = ("raw", "staging", "identity", "core", "loyalty", "marts", "quality")
 
@@ -88,6 +90,13 @@ class Warehouse:
                 build.unlink()
 
 
+# Variables the identity models read, for connections made outside a run (tests, benchmarks).
+DEFAULT_VARIABLES = {
+    "blocked_identifiers_file": str(BUNDLED_BLOCKED_IDENTIFIERS),
+    "max_people_per_identifier": 10,
+}
+
+
 def connect(path: str | Path, variables: Mapping[str, object] | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open a warehouse file with the schemas created and the run's variables set."""
     con = duckdb.connect(str(path), read_only=read_only)
@@ -95,7 +104,7 @@ def connect(path: str | Path, variables: Mapping[str, object] | None = None, rea
     if not read_only:
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
-    for name, value in (variables or {}).items():
+    for name, value in {**DEFAULT_VARIABLES, **(variables or {})}.items():
         set_variable(con, name, value)
     return con
 

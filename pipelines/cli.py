@@ -4,6 +4,8 @@
     omniloyal generate  write a realistic messy inbox, and its truth file
     omniloyal evaluate  measure identity resolution against a truth file
     omniloyal export    re-export one segment from the published warehouse
+    omniloyal identity explain CUSTOMER_ID
+                        why a customer's records are one customer: links, cut links, stewards' decisions
 
 Failures print one clear message and exit non-zero; no tracebacks for bad input.
 """
@@ -30,7 +32,7 @@ def _date(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.settings import env_default
+    from pipelines.defaults import env_default  # not pipelines.settings: it imports dagster
 
     parser = argparse.ArgumentParser(prog="omniloyal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,9 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default=env_default("reports_dir"), help="reports folder (default: %(default)s)")
     run.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
     run.add_argument("--as-of", type=_date, default=env_default("as_of") or None, help="compute as of this date (default: today, UTC)")
-    run.add_argument("--phone-region", default=env_default("phone_region"), help="region of phone numbers without a country code (default: %(default)s)")
+    run.add_argument("--phone-region", default=env_default("phone_region"),
+                     help="region (GB, US, ...) of phone numbers without a country code; a web customer's own country comes first "
+                          "(default: %s)" % (env_default("phone_region") or "inferred from the data: the most common country of numbers "
+                                             "written with a country code and of web customers' countries, GB when none"))
     run.add_argument("--identity-model", default=env_default("identity_model"),
                      help="reuse a saved splink_model.json instead of training (default: train)")
+    run.add_argument("--identity-overrides", default=env_default("identity_overrides"),
+                     help="stewards' decisions CSV (same_person / different_people pairs) honoured over the model (default: none)")
     run.add_argument("--job", choices=["omniloyal_everything", "loyalty_and_marts"], default="omniloyal_everything",
                      help="everything, or only loyalty, marts and exports after a program change (default: %(default)s)")
     run.add_argument("--verbose", action="store_true", help="show Dagster's event log while running")
@@ -58,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--end-date", type=_date, help="date of the last delivery (default: today, UTC)")
     generate.add_argument("--bad-row-rate", type=float, default=0.001, help="share of deliberately broken rows (default: %(default)s)")
     generate.add_argument("--gzip", action="store_true", help="write gzip-compressed files")
+    generate.add_argument("--profile", choices=["uk", "us"], default="uk",
+                          help="country of the people: UK or US names, addresses and phone numbers (default: %(default)s)")
 
     evaluate = commands.add_parser("evaluate", help="pairwise and B-cubed precision, recall and F1 against a truth file")
     evaluate.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
@@ -72,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
     export.add_argument("--exports", default=env_default("exports_dir"), help="exports folder (default: %(default)s)")
     export.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
+
+    identity = commands.add_parser("identity", help="inspect identity resolution in the published warehouse")
+    identity_commands = identity.add_subparsers(dest="identity_command", required=True)
+    explain = identity_commands.add_parser(
+        "explain", help="a customer's records, the links that joined them, the links cut, and stewards' decisions")
+    explain.add_argument("customer_id", help="the customer_id, e.g. C0123456789AB")
+    explain.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
+    explain.add_argument("--show-personal-data", action="store_true",
+                         help="show names, e-mails, phones, birth dates and addresses unmasked")
     return parser
 
 
@@ -91,10 +109,19 @@ def command_run(args: argparse.Namespace) -> int:
         "as_of": args.as_of or "",
         "phone_region": args.phone_region,
         "identity_model": args.identity_model,
+        "identity_overrides": args.identity_overrides,
     }
     if not Path(args.inbox).is_dir():
         print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)
         return 2
+    if args.identity_overrides:
+        from assets.steward_decisions import StewardDecisionsError, read_decisions
+
+        try:
+            read_decisions(args.identity_overrides)  # a file that cannot be used fails before the run starts
+        except StewardDecisionsError as err:
+            print(f"omniloyal run: {err}", file=sys.stderr)
+            return 2
     started = time.monotonic()
     job = defs.resolve_job_def(args.job)
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
@@ -152,6 +179,7 @@ def command_generate(args: argparse.Namespace) -> int:
         end_date=end_date,
         bad_row_rate=args.bad_row_rate,
         compress=args.gzip,
+        profile=args.profile,
     )
     for kind, rows in counts.items():
         print(f"  {kind:<24} {rows:>10,} rows")
@@ -223,9 +251,39 @@ def command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_identity(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipelines.explain import UnknownCustomer, explain_customer
+
+    if not Path(args.warehouse).is_file():
+        print(f"omniloyal identity explain: {args.warehouse} does not exist (run `omniloyal run` first)", file=sys.stderr)
+        return 2
+    try:
+        # Read-only: never blocks a run, never changes the warehouse.
+        con = duckdb.connect(args.warehouse, read_only=True)
+    except duckdb.Error as err:
+        print(f"omniloyal identity explain: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    try:
+        lines = explain_customer(con, args.customer_id, show_personal_data=args.show_personal_data)
+    except UnknownCustomer as err:
+        print(f"omniloyal identity explain: {err}", file=sys.stderr)
+        return 2
+    except duckdb.Error as err:
+        # Not a warehouse, or one published before identity resolution had these tables.
+        print(f"omniloyal identity explain: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "generate": command_generate, "evaluate": command_evaluate, "export": command_export}
+    handlers = {"run": command_run, "generate": command_generate, "evaluate": command_evaluate, "export": command_export,
+                "identity": command_identity}
     return handlers[args.command](args)
 
 

@@ -1,13 +1,13 @@
 """Run settings: the one Dagster resource every asset uses.
 
 Each setting has a default for the demo layout, an OMNILOYAL_* environment
-variable that overrides it, and can be set per run in Dagster's launchpad
+variable that overrides it (both in pipelines/defaults.py, which the command line
+reads without importing Dagster), and can be set per run in Dagster's launchpad
 (resources.settings.config) or on the `omniloyal run` command line.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -16,28 +16,9 @@ import dagster as dg
 import duckdb
 
 from assets.contract import source_priority
-from assets.program import DEFAULT_PROGRAM, Program, load_program
+from assets.program import Program, load_program
 from assets.warehouse import SQL_DIR, Warehouse
-
-# setting -> (environment variable, default)
-DEFAULTS = {
-    "inbox_dir": ("OMNILOYAL_INBOX", "data/inbox"),
-    "warehouse_path": ("OMNILOYAL_WAREHOUSE", "data/warehouse/omniloyal.duckdb"),
-    "exports_dir": ("OMNILOYAL_EXPORTS", "data/exports"),
-    "reports_dir": ("OMNILOYAL_REPORTS", "data/reports"),
-    "program_file": ("OMNILOYAL_PROGRAM", str(DEFAULT_PROGRAM)),
-    "as_of": ("OMNILOYAL_AS_OF", ""),
-    "phone_region": ("OMNILOYAL_PHONE_REGION", "GB"),
-    "max_bad_row_share": ("OMNILOYAL_MAX_BAD_ROW_SHARE", "0.05"),
-    "keep_versions": ("OMNILOYAL_KEEP_VERSIONS", "5"),
-    "identity_model": ("OMNILOYAL_IDENTITY_MODEL", ""),
-    "export_hashes": ("OMNILOYAL_EXPORT_HASHES", "false"),
-}
-
-
-def env_default(setting: str) -> str:
-    variable, default = DEFAULTS[setting]
-    return os.environ.get(variable, default)
+from pipelines.defaults import DEFAULTS, env_default  # noqa: F401  (DEFAULTS: re-exported)
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -49,10 +30,13 @@ class PipelineSettings(dg.ConfigurableResource):
     reports_dir: str = env_default("reports_dir")
     program_file: str = env_default("program_file")
     as_of: str = env_default("as_of")  # YYYY-MM-DD; empty means today (UTC)
-    phone_region: str = env_default("phone_region")  # region for phone numbers without a country code
+    phone_region: str = env_default("phone_region")  # region of phones without a country code; empty: inferred
     max_bad_row_share: float = float(env_default("max_bad_row_share"))  # a file above it fails the run
     keep_versions: int = int(env_default("keep_versions"))  # published versions kept for rollback
     identity_model: str = env_default("identity_model")  # a saved splink_model.json to reuse; empty: train
+    identity_overrides: str = env_default("identity_overrides")  # stewards' decisions CSV; empty: none
+    blocked_identifiers: str = env_default("blocked_identifiers")  # CSV kind,pattern,reason of values never used as evidence
+    max_people_per_identifier: int = int(env_default("max_people_per_identifier"))  # more people on one phone/e-mail: blocked
     export_hashes: bool = env_default("export_hashes").lower() in ("1", "true", "yes")  # SHA-256 ad-platform columns
 
     def as_of_date(self) -> date:
@@ -73,9 +57,15 @@ class PipelineSettings(dg.ConfigurableResource):
     def build(self, run_id: str, standardizers: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """This run's build of the warehouse, with the SQL models' variables and macros.
 
-        With `standardizers`, the standardizing functions are registered for the SQL too.
+        With `standardizers`, the standardizing functions are registered for the SQL too,
+        phones read in `phone_region`, or when it is empty in the region inferred from the
+        raw tables (assets.standardizers.infer_phone_region; SQL variable `phone_region`).
         """
-        variables = {"as_of": self.as_of_date(), "source_priority": list(source_priority())}
+        variables = {
+            "as_of": self.as_of_date(), "source_priority": list(source_priority()),
+            "blocked_identifiers_file": self.blocked_identifiers,
+            "max_people_per_identifier": self.max_people_per_identifier,
+        }
         with self.warehouse().build(run_id, variables) as con:
             con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             if standardizers:

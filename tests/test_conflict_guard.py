@@ -5,9 +5,9 @@ from datetime import date
 import duckdb
 from splink import DuckDBAPI
 
-from assets.matching import guard_against_conflicts
+from assets.conflict_guard import guard_against_conflicts
 
-# unique_id, first_name_key, canonical_first_name, birth_on
+# unique_id, first_name_key, canonical_first_name, birth_on (last names added below)
 RECORDS = [
     ("twin:emma", "emma", "emma", date(1990, 5, 1)),
     ("twin:sophie", "sophie", "sophie", date(1990, 5, 1)),
@@ -47,6 +47,7 @@ def test_conflicting_records_are_never_in_one_cluster():
     con = duckdb.connect()
     con.execute("create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, birth_on date)")
     con.executemany("insert into records values (?, ?, ?, ?)", RECORDS)
+    con.execute("alter table records add column last_name_key varchar default 'smith'")
     con.execute("create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)")
     con.executemany("insert into links values (?, ?, ?)", LINKS)
     con.execute("create table scored as select * from links")  # every scored pair, before the guard
@@ -67,3 +68,47 @@ def test_conflicting_records_are_never_in_one_cluster():
         ["twin:sophie"],
         ["web:jo1", "web:jo2"],
     ]
+
+
+def _guard(records, links, must_link=(), cannot_link=()):
+    con = duckdb.connect()
+    con.execute("create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, "
+                "last_name_key varchar, birth_on date)")
+    con.executemany("insert into records values (?, ?, ?, ?, ?)", records)
+    con.execute("create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)")
+    con.executemany("insert into links values (?, ?, ?)", links)
+    con.execute("create table scored as select * from links")
+    con.execute("create table must_link (unique_id_l varchar, unique_id_r varchar)")
+    if must_link:
+        con.executemany("insert into must_link values (?, ?)", must_link)
+    con.execute("create table cannot_link (unique_id_l varchar, unique_id_r varchar)")
+    if cannot_link:
+        con.executemany("insert into cannot_link values (?, ?)", cannot_link)
+    clusters = guard_against_conflicts(con, DuckDBAPI(connection=con))
+    return sorted(g[0] for g in con.execute(
+        f"select list(unique_id order by unique_id) from {clusters} group by cluster_id").fetchall())
+
+
+def test_swapped_names_and_a_swapped_day_and_month_are_not_a_conflict():
+    records = [
+        ("a:1", "caitlin", "caitlin", "mason", date(1980, 3, 7)),
+        ("b:1", "mason", "mason", "caitlin", date(1980, 7, 3)),  # names swapped, day and month swapped
+        ("c:1", "shephsrdson", "shephsrdson", "jacob", date(1990, 1, 21)),
+        ("d:1", "jacob", "jacob", "shepherdson", date(1990, 1, 12)),  # swapped with a typo; two digits swapped
+    ]
+    assert _guard(records, [("a:1", "b:1", 20.0), ("c:1", "d:1", 20.0)]) == [["a:1", "b:1"], ["c:1", "d:1"]]
+
+
+def test_stewards_decide_over_the_rule_and_the_score():
+    records = [
+        ("t:emma", "emma", "emma", "jones", date(1990, 5, 1)),
+        ("t:sophie", "sophie", "sophie", "jones", date(1990, 5, 1)),
+        ("p:one", "peter", "peter", "jones", date(1970, 1, 1)),
+        ("p:two", "peter", "peter", "jones", date(1970, 1, 1)),
+    ]
+    links = [("t:emma", "t:sophie", 25.0), ("p:one", "p:two", 30.0)]
+    # The rule keeps the twins apart and the model links the Peters...
+    assert _guard(records, links) == [["p:one", "p:two"], ["t:emma"], ["t:sophie"]]
+    # ...until a steward says the twins' records are one person and the Peters are two.
+    decided = _guard(records, links, must_link=[("t:emma", "t:sophie")], cannot_link=[("p:one", "p:two")])
+    assert decided == [["p:one"], ["p:two"], ["t:emma", "t:sophie"]]

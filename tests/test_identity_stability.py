@@ -20,7 +20,8 @@ def two_days(tmp_path_factory) -> tuple[dict, Path]:
     """Run day one's deliveries, keep what it published, then add day two's and run again."""
     tmp_path = tmp_path_factory.mktemp("two_days")
     full = tmp_path / "full"
-    generate_inbox(people=600, seed=17, out_dir=full, end_date=date(2026, 6, 30), days=2, bad_row_rate=0)
+    # Seed 19: its second day brings records that join customers of the first (a merge).
+    generate_inbox(people=600, seed=19, out_dir=full, end_date=date(2026, 6, 30), days=2, bad_row_rate=0)
     inbox = tmp_path / "inbox"
     shutil.copytree(full, inbox, ignore=shutil.ignore_patterns("*_20260630.*"))
     warehouse = tmp_path / "w" / "omniloyal.duckdb"

@@ -1,12 +1,14 @@
-"""Benchmark of identity resolution against plain Splink, on generator data.
+"""Benchmark of identity resolution against plain Splink, on several data sets.
 
-    .venv/bin/python -m tests.benchmarks.bench_identity [--people 20000 100000] [--seed 1001]
+    .venv/bin/python -m tests.benchmarks.bench_identity [--datasets febrl1 febrl2 febrl3 uk:20000 us:20000 ...]
 
-For each size: generate an inbox (seeds never used while tuning), then in separate
-processes, each timed with its peak memory: prepare (ingest, staging, identity.match_input),
-omniloyal's identity resolution (Splink model, conflict guard, stable ids), and plain
-Splink set up the way its documentation suggests, on the same standardized records.
-Both are scored against the generator's truth. Prints Markdown for docs/benchmarks.md.
+Data sets: the public FEBRL 1, 2 and 3 written through the export contract
+(tests/benchmarks/febrl.py), and the generator's profiles at chosen sizes (`uk:20000`,
+`us:1000000`; seeds never used while tuning). For each: prepare (ingest, staging,
+identity.match_input, default settings: the phone region inferred), omniloyal's identity
+resolution (Splink model, conflict guard, stable ids) and plain Splink set up the way its
+documentation suggests on the same standardized records, each in its own process timed
+with its peak memory, both scored against the truth. Prints Markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ AS_OF = date(2026, 11, 24)
 # ---------------------------------------------------------------- stages, run as child processes
 
 
-def stage_prepare(inbox: Path, warehouse: Path) -> None:
+def stage_prepare(inbox: Path, warehouse: Path, region: str = "") -> None:
+    """Ingest, staging and identity.match_input, with the pipeline's default settings
+    (`region` empty: the phone region inferred from the raw tables, as a run does)."""
     from assets.contract import source_files
     from assets.deliveries import ingest_inbox
     from assets.standardizers import register_udfs
@@ -36,11 +40,12 @@ def stage_prepare(inbox: Path, warehouse: Path) -> None:
 
     con = connect(warehouse, {"as_of": AS_OF})
     con.execute((SQL_DIR / "macros.sql").read_text())
-    register_udfs(con, "GB")
     ingest_inbox(con, inbox)
+    register_udfs(con, region)
     for spec in source_files():
         run_model(con, f"staging/{spec.table}")
-    run_model(con, "identity/match_input")
+    for model in ("identity/record_keys", "identity/blocked_identifiers", "identity/match_input"):
+        run_model(con, model)
     con.close()
 
 
@@ -131,12 +136,35 @@ def child(*args: str) -> list[str]:
     return [str(BIN / "python"), "-m", "tests.benchmarks.bench_identity", "--stage", *args]
 
 
+def write_dataset(name: str, folder: Path, seed: int) -> tuple[Path, Path]:
+    """The inbox and truth file of a data set: 'febrl1'..'febrl3', or 'PROFILE:PEOPLE' from the
+    generator (e.g. 'us:100000'). Kept in `folder`, so a second run reuses them."""
+    import subprocess
+
+    inbox, truth = folder / "inbox", folder / "truth.csv"
+    if truth.is_file():
+        return inbox, truth
+    if name.startswith("febrl"):
+        from tests.benchmarks.febrl import write_inbox
+
+        write_inbox(int(name[-1]), inbox, truth)
+    else:
+        profile, people = name.split(":")
+        subprocess.run([str(BIN / "omniloyal"), "generate", "--people", people, "--seed", str(seed), "--profile", profile,
+                        "--out", str(inbox), "--truth", str(truth), "--end-date", AS_OF.isoformat()],
+                       check=True, stdout=subprocess.DEVNULL)
+    return inbox, truth
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--people", type=int, nargs="+", default=[20_000, 100_000])
-    parser.add_argument("--seed", type=int, default=1001)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of omniloyal's identity stage per size (median)")
-    parser.add_argument("--skip-plain", action="store_true", help="do not run plain Splink (it is slow at 100k)")
+    parser.add_argument("--datasets", nargs="+", default=["febrl1", "febrl2", "febrl3", "uk:20000", "us:20000",
+                                                          "uk:100000", "us:100000"],
+                        help="febrl1-3, or PROFILE:PEOPLE for the generator (uk or us)")
+    parser.add_argument("--seed", type=int, default=1001, help="generator seed (never used while tuning)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of omniloyal's identity stage per data set (median)")
+    parser.add_argument("--skip-plain", nargs="*", default=[], help="data sets not to run plain Splink on")
+    parser.add_argument("--work", type=Path, help="keep inboxes here and reuse them (default: a temporary folder)")
     parser.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
@@ -149,16 +177,15 @@ def main() -> None:
 
     import subprocess
 
-    work = Path(tempfile.mkdtemp(prefix="omniloyal-identity-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="omniloyal-identity-"))
     lines = []
     try:
-        for offset, people in enumerate(args.people):
-            seed = args.seed + offset
-            inbox, truth, warehouse = work / f"inbox{people}", work / f"truth{people}.csv", work / f"w{people}.duckdb"
-            subprocess.run([str(BIN / "omniloyal"), "generate", "--people", str(people), "--seed", str(seed),
-                            "--out", str(inbox), "--truth", str(truth), "--end-date", AS_OF.isoformat()],
-                           check=True, stdout=subprocess.DEVNULL)
-            prepared = work / f"prepared{people}.duckdb"
+        for name in args.datasets:
+            folder = work / name.replace(":", "_")
+            folder.mkdir(parents=True, exist_ok=True)
+            inbox, truth = write_dataset(name, folder, args.seed)
+            prepared, warehouse = folder / "prepared.duckdb", folder / "w.duckdb"
+            prepared.unlink(missing_ok=True)
             prepare = run_timed(child("prepare", str(inbox), str(prepared)))
             # Each repetition starts from the same prepared warehouse, so no run sees an earlier
             # run's customer ids; the time is the median, the memory the largest peak.
@@ -168,7 +195,7 @@ def main() -> None:
                 references.append(reference_seconds())
                 runs.append(run_timed(child("omniloyal", str(warehouse))))
             ours = (median([seconds for seconds, _ in runs]), max(peak for _, peak in runs))
-            print(f"{people} people: omniloyal identity runs {sorted(round(s, 1) for s, _ in runs)} s", file=sys.stderr)
+            print(f"{name}: omniloyal identity runs {sorted(round(s, 1) for s, _ in runs)} s", file=sys.stderr)
             reference = median(references)
             records = int(subprocess.run(
                 [str(BIN / "python"), "-c", f"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
@@ -176,27 +203,32 @@ def main() -> None:
                 check=True, capture_output=True, text=True).stdout)
             score = json.loads(subprocess.run(child("score", str(warehouse), str(truth), "identity"),
                                               check=True, capture_output=True, text=True).stdout)
-            lines.append((people, seed, records, "omniloyal", ours, score, prepare, reference))
-            if not args.skip_plain:
+            lines.append((name, records, "omniloyal", ours, score, prepare, reference))
+            if name not in args.skip_plain:
                 plain = run_timed(child("plain", str(warehouse)))
                 plain_score = json.loads(subprocess.run(child("score", str(warehouse), str(truth), "plain"),
                                                         check=True, capture_output=True, text=True).stdout)
-                lines.append((people, seed, records, "plain Splink", plain, plain_score, prepare, reference))
-            print(f"done: {people} people", file=sys.stderr, flush=True)
+                lines.append((name, records, "plain Splink", plain, plain_score, prepare, reference))
+            print(f"done: {name} " + json.dumps({k: score[k] for k in ("precision", "recall", "f1")}), file=sys.stderr, flush=True)
+            for path in (prepared, warehouse, warehouse.with_name("plain.duckdb")):
+                path.unlink(missing_ok=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("| people (seed) | records | method | precision | recall | F1 | B-cubed F1 | identity s | ratio to reference | identity peak GB | prepare s | prepare peak GB | reference s |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for people, seed, records, method, (seconds, peak), score, (p_seconds, p_peak), reference in lines:
-        print(f"| {people:,} ({seed}) | {records:,} | {method} | {score['precision']:.4f} | {score['recall']:.4f} | "
-              f"{score['f1']:.4f} | {score['bcubed_f1']:.4f} | {seconds:.1f} | {seconds / reference:.1f}x | {peak:.2f} | {p_seconds:.1f} | {p_peak:.2f} | {reference:.2f} |")
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print("| data set | records | method | precision | recall | F1 | B-cubed F1 | identity s | ratio to reference | identity peak GB | prepare s | prepare peak GB |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, records, method, (seconds, peak), score, (p_seconds, p_peak), reference in lines:
+        print(f"| {name} | {records:,} | {method} | {score['precision']:.4f} | {score['recall']:.4f} | "
+              f"{score['f1']:.4f} | {score['bcubed_f1']:.4f} | {seconds:.1f} | {seconds / reference:.1f}x | {peak:.2f} | {p_seconds:.1f} | {p_peak:.2f} |")
     print()
-    cases = list(lines[0][5]["hard_cases"])
-    print("| people | method | " + " | ".join(cases) + " |")
-    print("|---|---|" + "---:|" * len(cases))
-    for people, _, _, method, _, score, _, _ in lines:
-        shares = [f"{score['hard_cases'][case][1]:.3f} of {score['hard_cases'][case][0]:,}" for case in cases]
-        print(f"| {people:,} | {method} | " + " | ".join(shares) + " |")
+    generated = [line for line in lines if ":" in line[0]]
+    if generated:
+        cases = list(generated[0][4]["hard_cases"])
+        print("| data set | method | " + " | ".join(cases) + " |")
+        print("|---|---|" + "---:|" * len(cases))
+        for name, _, method, _, score, _, _ in generated:
+            shares = [f"{score['hard_cases'][case][1]:.3f} of {score['hard_cases'][case][0]:,}" for case in cases]
+            print(f"| {name} | {method} | " + " | ".join(shares) + " |")
 
 
 if __name__ == "__main__":

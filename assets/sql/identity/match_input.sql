@@ -1,72 +1,67 @@
--- Every customer record of every source, in the shape the matching model compares.
--- Matching keys fold what does not tell people apart: case, accents, punctuation,
--- nicknames (Bob = Robert) and e-mail provider aliases (gmail dots and +tags).
--- An identifier (phone, mailbox, address) is flagged shared when its records disagree on
--- the first initial or the birth date: a household's phone or a family's mailbox joins
+-- Every customer record of every source, in the shape the matching model compares:
+-- identity.record_keys without the blocked identifier values (identity.blocked_identifiers).
+-- An identifier (phone, mailbox, address) is flagged shared when two of its records are
+-- two people by the conflict guard's rule: a household's phone or a family's mailbox joins
 -- different people, so the model gives agreeing on it less weight.
 with
 
-web as (select * from staging.web_customers),
-app as (select * from staging.app_users),
-store as (select * from staging.store_members),
-callcenter as (select * from staging.callcenter_contacts),
-
-records as (
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street_key, postcode, registered_at from web
-    union all
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street_key, postcode, registered_at from app
-    union all
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street_key, postcode, registered_at from store
-    union all
-    select source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street_key, postcode, registered_at from callcenter
-),
+record_keys as (select * from identity.record_keys),
+blocked_identifiers as (select * from identity.blocked_identifiers),
 
 keyed as (
     select
-        source || ':' || source_record_id as unique_id,
-        source,
-        source_record_id,
-        name_match_key(first_name) as first_name_key,
-        canonical_first_name(first_name) as canonical_first_name,
-        name_match_key(last_name) as last_name_key,
-        -- The whole name, nickname folded: its frequency tells how rare the name is as a pair
-        -- ("John Smith" is common even where John and Smith alone are not).
-        canonical_first_name(first_name) || ' ' || name_match_key(last_name) as full_name_key,
-        email_match_key(email) as email_key,
-        phone_e164,
-        birth_on,
-        postcode,
-        street_key,
-        registered_at
-    from records
+        record_keys.* replace (
+            case when blocked_email.value is null then record_keys.email_key end as email_key,
+            case when blocked_phone.value is null then record_keys.phone_e164 end as phone_e164
+        )
+    from record_keys
+    left join blocked_identifiers as blocked_email
+        on blocked_email.kind = 'email' and blocked_email.value = record_keys.email_key
+    left join blocked_identifiers as blocked_phone
+        on blocked_phone.kind = 'phone' and blocked_phone.value = record_keys.phone_e164
+),
+
+-- Records carrying the same identifier, and whether two of them are two people by the
+-- conflict guard's rule (macro are_two_people). Compared pairwise within an identifier up
+-- to 50 records; an identifier carried by more is shared by definition.
+carriers as (
+    select 'phone' as kind, phone_e164 as value, * exclude (phone_e164) from keyed where phone_e164 is not null
+    union all by name
+    select 'email', email_key, * exclude (email_key) from keyed where email_key is not null
+    union all by name
+    select 'address', postcode || '|' || street_key, * from keyed where postcode is not null and street_key is not null
+),
+
+carriers_sized as (
+    select *, count(*) over (partition by kind, value) as carried_by from carriers
+),
+
+shared_by_conflict as (
+    select distinct a.kind, a.value
+    from carriers_sized a
+    join carriers_sized b
+        on a.kind = b.kind and a.value = b.value and a.unique_id < b.unique_id
+    where a.carried_by <= 50
+        and are_two_people(a.first_name_key, a.canonical_first_name, a.last_name_key, a.birth_on,
+                           b.first_name_key, b.canonical_first_name, b.last_name_key, b.birth_on)
+),
+
+shared as (
+    select kind, value from shared_by_conflict
+    union
+    select distinct kind, value from carriers_sized where carried_by > 50
 ),
 
 people_behind_phone as (
-    select
-        phone_e164,
-        count(distinct left(canonical_first_name, 1)) > 1 or count(distinct birth_on) > 1 as is_shared_phone
-    from keyed
-    where phone_e164 is not null
-    group by all
+    select value as phone_e164, true as is_shared_phone from shared where kind = 'phone'
 ),
 
 people_behind_email as (
-    select
-        email_key,
-        count(distinct left(canonical_first_name, 1)) > 1 or count(distinct birth_on) > 1 as is_shared_email
-    from keyed
-    where email_key is not null
-    group by all
+    select value as email_key, true as is_shared_email from shared where kind = 'email'
 ),
 
 people_behind_address as (
-    select
-        postcode,
-        street_key,
-        count(distinct left(canonical_first_name, 1)) > 1 or count(distinct birth_on) > 1 as is_shared_address
-    from keyed
-    where postcode is not null and street_key is not null
-    group by all
+    select value as address_value, true as is_shared_address from shared where kind = 'address'
 ),
 
 flagged as (
@@ -78,7 +73,7 @@ flagged as (
     from keyed
     left join people_behind_phone using (phone_e164)
     left join people_behind_email using (email_key)
-    left join people_behind_address using (postcode, street_key)
+    left join people_behind_address on people_behind_address.address_value = keyed.postcode || '|' || keyed.street_key
 )
 
 select * from flagged
