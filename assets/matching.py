@@ -19,7 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import resource
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,12 +101,20 @@ class TrainingReport:
     first_prior: float | None = None  # the first guess, from near-certain rules
     u_sampled: bool = False  # u estimated by random sampling on this run's records (then corrected)
     warnings: list[str] = field(default_factory=list)
+    steps: dict[str, str] = field(default_factory=dict)  # step -> seconds and the process's peak memory after it
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        self.steps[name] = f"{time.perf_counter() - started:.1f} s, peak {peak_gb:.2f} GB"
 
     def as_metadata(self) -> dict:
         return {
             "records": self.records, "parameters": self.parameters, "em_blocks_trained": self.trained_on,
             "em_blocks_skipped": self.skipped, "prior": self.prior, "first_prior": self.first_prior,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "steps": self.steps,
         }
 
 
@@ -286,6 +298,18 @@ class Recalibration:
         return rounded(self.model)
 
 
+def _fitted_prior(con: duckdb.DuckDBPyConnection, recalibration: Recalibration, total_pairs: float,
+                  first_prior: float) -> float:
+    """Recalibration.fit over the candidate pairs' gammas and weights (numbers only: at a
+    million people there are millions of pairs)."""
+    columns = con.execute(
+        f"select match_weight, {', '.join(f'gamma_{name}' for name in COMPARED)} from candidates"
+    ).fetchnumpy()
+    gammas = {name: np.asarray(columns[f"gamma_{name}"]) for name in COMPARED}
+    bayes = np.asarray(columns["match_weight"], dtype=float) - logit2(first_prior)
+    return float(f"{recalibration.fit(gammas, bayes, total_pairs, first_prior):.8g}")
+
+
 def register_term_frequencies(linker: Linker, con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI,
                               prior: float, records: int) -> None:
     """Term frequencies without the record itself and its own duplicates.
@@ -395,7 +419,8 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
     else:
         settings = default_parameters(splink_settings().create_settings_dict("duckdb"))
         linker = Linker(source, settings, log_level=logging.ERROR)
-        train(linker, con, report, seed=seed)
+        with report.step("train"):
+            train(linker, con, report, seed=seed)
         linker = Linker(source, rounded(linker.misc.save_model_to_json()), log_level=logging.ERROR)
     first_prior = linker.misc.save_model_to_json()["probability_two_random_records_match"]
     report.first_prior = first_prior
@@ -403,16 +428,15 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
 
     # Pairs far below the threshold at the first prior can reach it only with a much larger
     # prior or u-correction; SCORE_FLOOR keeps enough of them to re-estimate both.
-    predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
-    con.execute(f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}")
+    with report.step("predict"):
+        predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
+        con.execute(f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}")
     sampled_pairs = min(U_SAMPLE_PAIRS, records.num_rows * (records.num_rows - 1) / 2)
     recalibration = Recalibration(linker.misc.save_model_to_json(), sampled_pairs,
                                   adjust_u=report.u_sampled)
     if model is None:
-        columns = con.execute("select * from candidates").fetchnumpy()
-        gammas = {name: np.asarray(columns[f"gamma_{name}"]) for name in COMPARED}
-        bayes = np.asarray(columns["match_weight"], dtype=float) - logit2(first_prior)
-        prior = float(f"{recalibration.fit(gammas, bayes, records.num_rows * (records.num_rows - 1) / 2, first_prior):.8g}")
+        with report.step("recalibrate"):
+            prior = _fitted_prior(con, recalibration, records.num_rows * (records.num_rows - 1) / 2, first_prior)
     else:
         prior = first_prior
     report.prior = prior
@@ -448,7 +472,8 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
     con.execute("create table links as select unique_id_l, unique_id_r, match_weight from scored")
     linker = Linker(source, model_json, log_level=logging.ERROR)
 
-    guarded = guard_against_conflicts(con, db_api)
+    with report.step("guard and cluster"):
+        guarded = guard_against_conflicts(con, db_api)
     charts = write_charts(linker, predictions, db_api, guarded, charts_dir) if charts_dir else {}
     saved = linker.misc.save_model_to_json()
     saved.pop("linker_uid", None)  # a random name per Linker: two runs on the same data save the same file

@@ -17,6 +17,8 @@ from assets.program import load_program
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
+pytestmark = pytest.mark.e2e  # runs the pipeline on a generated inbox
+
 AS_OF = "2026-06-30"
 PUBLIC_TABLES = [
     "identity.source_records",

@@ -11,6 +11,8 @@ from assets.points import INVARIANTS, broken_invariants
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
+pytestmark = pytest.mark.e2e  # runs the pipeline on a generated inbox
+
 EARNED = "select entry_id, points from loyalty.ledger where rule = 'purchase'"
 IDS = "select source, source_record_id, customer_id from identity.source_records"
 

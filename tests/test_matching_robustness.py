@@ -15,6 +15,8 @@ from assets.standardizers import register_udfs
 from assets.warehouse import SQL_DIR, connect, run_model
 from pipelines.generator import generate_inbox
 
+pytestmark = pytest.mark.e2e  # runs the pipeline on a generated inbox
+
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> tuple[pa.Table, dict[str, str]]:
