@@ -93,6 +93,17 @@ COMPARISONS = [
     ),
 ]
 
+# Levels whose chance agreement is counted exactly rather than sampled: the pairs of
+# records carrying the same value (sum of n * (n - 1) / 2 over the values) over the pairs
+# with both values present. Sampling a million pairs sees a few dozen of these, too few to
+# take the matching pairs out of (matching.Recalibration). label -> (column, shared flag).
+EXACTLY_COUNTED_LEVELS = {
+    "Exact match on a personal phone": ("phone_e164", "not is_shared_phone"),
+    "Exact match on a shared phone": ("phone_e164", "is_shared_phone"),
+    "Exact match on a personal mailbox": ("email_key", "not is_shared_email"),
+    "Exact match on a shared mailbox": ("email_key", "is_shared_email"),
+}
+
 # Pairs are only scored when they share one of these; together they keep the number
 # of comparisons near-linear in the number of records.
 PREDICTION_BLOCKS = [

@@ -37,6 +37,7 @@ from assets.identity_model import (
     COMPARISONS,
     DEFAULT_MODEL,
     DETERMINISTIC_RULES,
+    EXACTLY_COUNTED_LEVELS,
     IDENTIFYING_COLUMNS,
     MATCH_THRESHOLD,
     MIN_RECORDS_TO_TRAIN,
@@ -238,36 +239,39 @@ class Recalibration:
     frequency, so they are left as they are.
     """
 
-    def __init__(self, model: dict, sampled_pairs: float, adjust_u: bool = True):
+    def __init__(self, model: dict, sampled_pairs: float, adjust_u: bool = True,
+                 counted_shares: dict[str, float] | None = None):
         self.model = model
         self.floor = 0.5 / max(sampled_pairs, 1)
-        self.comparisons = []  # (output column, [(gamma, m, sampled share, is adjustable)])
+        self.comparisons = []  # (output column, [(gamma, m, share, is adjustable, sampled share)])
+        counted_shares = counted_shares or {}
         for comparison in model["comparisons"]:
             levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
             rows = []
             for i, level in enumerate(levels):
-                m, share = level.get("m_probability"), level.get("u_probability")
-                adjustable = (adjust_u and isinstance(m, float) and isinstance(share, float)
+                m, sampled = level.get("m_probability"), level.get("u_probability")
+                adjustable = (adjust_u and isinstance(m, float) and isinstance(sampled, float)
                               and not level.get("tf_adjustment_column"))
-                rows.append((len(levels) - 1 - i, m, share, adjustable))
+                share = counted_shares.get(level.get("label_for_charts"), sampled)
+                rows.append((len(levels) - 1 - i, m, share, adjustable, sampled))
             self.comparisons.append((comparison["output_column_name"], rows))
 
     def u(self, prior: float) -> dict[tuple[str, int], float]:
         """u of every adjustable level (the else level takes up the rest), at `prior`."""
         result = {}
         for name, rows in self.comparisons:
-            for gamma, m, share, adjustable in rows[:-1]:
+            for gamma, m, share, adjustable, _ in rows[:-1]:
                 if adjustable:
                     result[(name, gamma)] = max((share - prior * m) / (1 - prior), min(share, self.floor))
-            gamma, m, share, adjustable = rows[-1]
+            gamma, m, share, adjustable, _ = rows[-1]
             if adjustable:
-                moved = sum(sh - result[(name, g)] for g, _, sh, a in rows[:-1] if a)
+                moved = sum(sampled - result[(name, g)] for g, _, _, a, sampled in rows[:-1] if a)
                 result[(name, gamma)] = share + moved
         return result
 
     def shifts(self, prior: float) -> dict[tuple[str, int], float]:
         """log2 change of each level's Bayes factor from the sampled u to the corrected one."""
-        shares = {(name, gamma): share for name, rows in self.comparisons for gamma, _, share, a in rows if a}
+        shares = {(name, gamma): sampled for name, rows in self.comparisons for gamma, _, _, a, sampled in rows if a}
         return {key: math.log2(shares[key] / value) for key, value in self.u(prior).items()}
 
     def fit(self, gammas: dict[str, np.ndarray], bayes_log2: np.ndarray, total_pairs: float, first: float,
@@ -296,6 +300,24 @@ class Recalibration:
                     level["u_probability"] = corrected[key]
         self.model["probability_two_random_records_match"] = prior
         return rounded(self.model)
+
+
+def counted_shares(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """The exact share of record pairs at each EXACTLY_COUNTED_LEVELS level, among the pairs
+    with both values present (as Splink's u is)."""
+    shares = {}
+    for label, (column, condition) in EXACTLY_COUNTED_LEVELS.items():
+        agreeing, present = con.execute(
+            f"""
+            select
+                (select coalesce(sum(n * (n - 1) / 2), 0) from
+                    (select count(*) as n from records where {column} is not null and {condition} group by {column})),
+                (select count({column}) from records)
+            """
+        ).fetchall()[0]
+        if present > 1:
+            shares[label] = float(agreeing) / (present * (present - 1) / 2)
+    return shares
 
 
 def _fitted_prior(con: duckdb.DuckDBPyConnection, recalibration: Recalibration, total_pairs: float,
@@ -433,7 +455,7 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
         con.execute(f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}")
     sampled_pairs = min(U_SAMPLE_PAIRS, records.num_rows * (records.num_rows - 1) / 2)
     recalibration = Recalibration(linker.misc.save_model_to_json(), sampled_pairs,
-                                  adjust_u=report.u_sampled)
+                                  adjust_u=report.u_sampled, counted_shares=counted_shares(con))
     if model is None:
         with report.step("recalibrate"):
             prior = _fitted_prior(con, recalibration, records.num_rows * (records.num_rows - 1) / 2, first_prior)
