@@ -381,6 +381,34 @@ def register_term_frequencies(linker: Linker, con: duckdb.DuckDBPyConnection, db
     linker.table_management.register_term_frequency_lookup(db_api.register(table), "full_name_key")
 
 
+def scored_sql(shifts: dict[tuple[str, int], float], prior_shift: float, threshold: float) -> str:
+    """Table `scored`: the candidate pairs at or above `threshold`, their weights moved from the
+    sampled u and first prior to the recalibrated ones (Recalibration.shifts), in SQL."""
+    level_shift = {}
+    for name in COMPARED:
+        cases = " ".join(f"when gamma_{name} = {gamma} then {value!r}" for (n, gamma), value in shifts.items() if n == name)
+        level_shift[name] = f"(case {cases} else 0 end)" if cases else "0"
+    return f"""
+        create table scored as
+        with recalibrated as (
+            select
+                unique_id_l, unique_id_r,
+                match_weight + {prior_shift!r} + {" + ".join(level_shift.values())} as match_weight,
+                {", ".join(f"{column} + {level_shift[name]} as {column}" for name, column in COMPARED.items())},
+                blocking_rule
+            from candidates
+        )
+        select
+            unique_id_l, unique_id_r,
+            round(1 / (1 + pow(2, -match_weight)), 6) as match_probability,
+            round(match_weight, 6) as match_weight,
+            {", ".join(f"round({column}, 6) as {column}" for column in COMPARED.values())},
+            blocking_rule
+        from recalibrated
+        where match_weight >= {logit2(threshold)!r}
+    """
+
+
 def _empty_result(report: TrainingReport) -> MatchResult:
     con = duckdb.connect()
     con.execute(f"create table evidence ({EVIDENCE_COLUMNS})")
@@ -464,33 +492,7 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
     report.prior = prior
     shifts = recalibration.shifts(prior)
     model_json = recalibration.model_at(prior)
-    level_shift = {
-        name: "(case " + " ".join(f"when gamma_{name} = {gamma} then {value!r}" for (n, gamma), value in shifts.items() if n == name)
-        + " else 0 end)" if any(n == name for n, _ in shifts) else "0"
-        for name in COMPARED
-    }
-    total_shift = " + ".join(level_shift.values())
-    con.execute(
-        f"""
-        create table scored as
-        with recalibrated as (
-            select
-                unique_id_l, unique_id_r,
-                match_weight + {logit2(prior) - logit2(first_prior)!r} + {total_shift} as match_weight,
-                {", ".join(f"{column} + {level_shift[name]} as {column}" for name, column in COMPARED.items())},
-                blocking_rule
-            from candidates
-        )
-        select
-            unique_id_l, unique_id_r,
-            round(1 / (1 + pow(2, -match_weight)), 6) as match_probability,
-            round(match_weight, 6) as match_weight,
-            {", ".join(f"round({column}, 6) as {column}" for column in COMPARED.values())},
-            blocking_rule
-        from recalibrated
-        where match_weight >= {logit2(threshold)!r}
-        """
-    )
+    con.execute(scored_sql(shifts, logit2(prior) - logit2(first_prior), threshold))
     con.execute("create table links as select unique_id_l, unique_id_r, match_weight from scored")
     linker = Linker(source, model_json, log_level=logging.ERROR)
 
