@@ -48,15 +48,20 @@ CONFLICT = f"""
 """
 
 
-def sql_macro(name: str) -> str:
-    """One macro's statement from assets/sql/macros.sql (the others need the warehouse's variables)."""
+# The conflict rule's macros in assets/sql/macros.sql (the others need the warehouse's variables).
+RULE_MACROS = ("birth_dates_conflict", "first_names_conflict", "are_two_people")
+
+
+def sql_macros(names: tuple[str, ...] = RULE_MACROS) -> list[str]:
+    """The statements of the named macros of assets/sql/macros.sql, in the file's order."""
     statements = (SQL_DIR / "macros.sql").read_text(encoding="utf-8").split(";\n")
-    return next(statement for statement in statements if f"macro {name}(" in statement)
+    return [statement for statement in statements if any(f"macro {name}(" in statement for name in names)]
 
 
 def ensure_steward_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The stewards' tables (empty when there are no decisions) and the conflict rule's macro."""
-    con.execute(sql_macro("are_two_people"))
+    for statement in sql_macros():
+        con.execute(statement)
     for table in ("must_link", "cannot_link"):
         con.execute(f"create table if not exists {table} (unique_id_l varchar, unique_id_r varchar)")
 
