@@ -213,6 +213,18 @@ def command_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def open_published(warehouse: str, command: str):
+    """The published warehouse, read-only (a reader never blocks a run nor changes the file);
+    None, with a one-line error, when it cannot be opened."""
+    import duckdb
+
+    try:
+        return duckdb.connect(warehouse, read_only=True)
+    except duckdb.Error as err:
+        print(f"{command}: {warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return None
+
+
 def command_export(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -227,11 +239,8 @@ def command_export(args: argparse.Namespace) -> int:
     except ProgramError as err:
         print(f"omniloyal export: {err}", file=sys.stderr)
         return 2
-    try:
-        # Read-only: an export never blocks a run, and never changes the warehouse.
-        con = duckdb.connect(args.warehouse, read_only=True)
-    except duckdb.Error as err:
-        print(f"omniloyal export: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+    con = open_published(args.warehouse, "omniloyal export")
+    if con is None:
         return 2
     try:
         (as_of,) = con.execute("select max(as_of_on) from marts.segments").fetchall()[0]
@@ -259,11 +268,8 @@ def command_identity(args: argparse.Namespace) -> int:
     if not Path(args.warehouse).is_file():
         print(f"omniloyal identity explain: {args.warehouse} does not exist (run `omniloyal run` first)", file=sys.stderr)
         return 2
-    try:
-        # Read-only: never blocks a run, never changes the warehouse.
-        con = duckdb.connect(args.warehouse, read_only=True)
-    except duckdb.Error as err:
-        print(f"omniloyal identity explain: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+    con = open_published(args.warehouse, "omniloyal identity explain")
+    if con is None:
         return 2
     try:
         lines = explain_customer(con, args.customer_id, show_personal_data=args.show_personal_data)
