@@ -13,6 +13,10 @@ record pairs are declared two people whatever the model scores (a *conflict*):
 
 A steward's `same_person` decision overrides the rules (not another steward).
 
+Each of the two rules is enforced only where the data backs it (measure_rule): some data
+sets' own duplicates carry replaced first names or rewritten birth dates, and there the
+rule would keep one person apart far more often than it protects a twin.
+
 Conflicting records are never linked directly, and a cluster that joins them through
 others is dissolved and rebuilt from its strongest links, never joining two conflicting
 records (_reattach). docs/identity.md shows the effect of each rule on every evaluation set.
@@ -24,11 +28,13 @@ rewritten), `must_link` and `cannot_link` (unique_id_l < unique_id_r, stewards' 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import duckdb
 from splink import DuckDBAPI
 from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-from assets.identity_model import UNIQUE_ID
+from assets.identity_model import GUARD_MAX_CONTRADICTED_SHARE, GUARD_MIN_EVIDENT_PAIRS, UNIQUE_ID
 from assets.warehouse import SQL_DIR
 
 # The rule itself is the SQL macro are_two_people (assets/sql/macros.sql): identity/match_input.sql
@@ -49,13 +55,50 @@ CONFLICT = f"""
 
 
 # The conflict rule's macros in assets/sql/macros.sql (the others need the warehouse's variables).
-RULE_MACROS = ("birth_dates_conflict", "first_names_conflict", "are_two_people")
+RULE_MACROS = ("birth_dates_conflict", "first_names_conflict", "are_two_people", "guard_evidence")
 
 
 def sql_macros(names: tuple[str, ...] = RULE_MACROS) -> list[str]:
     """The statements of the named macros of assets/sql/macros.sql, in the file's order."""
     statements = (SQL_DIR / "macros.sql").read_text(encoding="utf-8").split(";\n")
     return [statement for statement in statements if any(f"macro {name}(" in statement for name in names)]
+
+
+@dataclass(frozen=True)
+class GuardRule:
+    """The parts of the conflict rule in force, and the evidence they were chosen on."""
+
+    birth_dates: bool = True
+    first_names: bool = True
+    # part -> {"evident_pairs": n, "contradicted_pairs": n, "enforced": bool}
+    evidence: dict[str, dict] = field(default_factory=dict, compare=False)
+
+    def as_metadata(self) -> dict:
+        return {"birth_dates_enforced": self.birth_dates, "first_names_enforced": self.first_names,
+                "evidence": self.evidence}
+
+
+def measure_rule(con: duckdb.DuckDBPyConnection, table: str = "records") -> GuardRule:
+    """The rule the records in `table` back (macro guard_evidence in assets/sql/macros.sql).
+
+    A part is enforced unless it would split more than GUARD_MAX_CONTRADICTED_SHARE of the
+    pairs that are evidently one person, counted on at least GUARD_MIN_EVIDENT_PAIRS pairs.
+    """
+    ensure_steward_tables(con)
+    evidence = {}
+    for part, evident, contradicted in con.execute(
+        f"select part, evident_pairs, contradicted_pairs from guard_evidence('{table}') order by part"
+    ).fetchall():
+        enforced = evident < GUARD_MIN_EVIDENT_PAIRS or contradicted <= GUARD_MAX_CONTRADICTED_SHARE * evident
+        evidence[part] = {"evident_pairs": evident, "contradicted_pairs": contradicted, "enforced": enforced}
+    return GuardRule(birth_dates=evidence["birth_dates"]["enforced"], first_names=evidence["first_names"]["enforced"],
+                     evidence=evidence)
+
+
+def use_rule(con: duckdb.DuckDBPyConnection, rule: GuardRule) -> None:
+    """Make macro are_two_people on `con` apply the parts of `rule`."""
+    con.execute("set variable guard_birth_dates = ?", [rule.birth_dates])
+    con.execute("set variable guard_first_names = ?", [rule.first_names])
 
 
 def ensure_steward_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -100,6 +100,12 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
             context.log.warning(f"identity: {warning}")
         if result.training.skipped:
             context.log.info(f"identity: training skipped {result.training.skipped}")
+        for part, measured in result.guard.evidence.items():
+            if not measured["enforced"]:
+                context.log.info(
+                    f"identity: conflict guard does not enforce differing {part.replace('_', ' ')}: "
+                    f"{measured['contradicted_pairs']} of {measured['evident_pairs']} records evidently of one person differ so"
+                )
         model_path = folder / "splink_model.json"
         if result.model_json is not None:
             model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +117,7 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
                 **table_metadata(con, "identity.clusters"),
                 "model": dg.MetadataValue.path(str(model_path)) if result.model_json is not None else "none",
                 "training": dg.MetadataValue.json(result.training.as_metadata()),
+                "conflict_guard": dg.MetadataValue.json(result.guard.as_metadata()),
                 "model_reused": model is not None,
                 **{f"chart_{name}": dg.MetadataValue.path(str(path)) for name, path in result.charts.items()},
             },

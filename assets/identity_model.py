@@ -158,5 +158,14 @@ SCORE_FLOOR = 1e-3
 # Splink's own DuckDB spills to disk beyond this, so identity fits beside the rest of a run.
 SPLINK_MEMORY_LIMIT = "4GB"
 
+# The conflict guard enforces a part of its rule (assets/conflict_guard.py) only where the
+# data backs it: at most this share of the pairs that are evidently one person (macro
+# guard_evidence) would be split by it. Measured: 0.2-0.9% on the generator's profiles
+# (twins), 3.6-13% on FEBRL 1-3 (replaced first names, rewritten birth dates); see
+# docs/identity.md. With fewer evident pairs than the minimum, the part is enforced
+# (precision first).
+GUARD_MAX_CONTRADICTED_SHARE = 0.02
+GUARD_MIN_EVIDENT_PAIRS = 30
+
 # Identifying columns: a record with none of them cannot be matched to anything.
 IDENTIFYING_COLUMNS = ["first_name_key", "last_name_key", "email_key", "phone_e164", "birth_on", "postcode"]

@@ -32,7 +32,13 @@ import numpy as np
 import pyarrow as pa
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-from assets.conflict_guard import ensure_steward_tables, guard_against_conflicts
+from assets.conflict_guard import (
+    GuardRule,
+    ensure_steward_tables,
+    guard_against_conflicts,
+    measure_rule,
+    use_rule,
+)
 from assets.identity_model import (
     COMPARISONS,
     DEFAULT_MODEL,
@@ -126,6 +132,7 @@ class MatchResult:
     model_json: dict | None
     pairs_linked: int
     training: TrainingReport
+    guard: GuardRule = field(default_factory=GuardRule)  # the conflict rule's parts in force
     charts: dict[str, Path] = field(default_factory=dict)  # chart name -> HTML file, when a charts folder was given
 
 
@@ -427,28 +434,33 @@ def match_records(
     charts_dir: Path | None = None,
     must_link: pa.Table | None = None,
     cannot_link: pa.Table | None = None,
+    guard: GuardRule | None = None,
 ) -> MatchResult:
     """Cluster `records` (identity.match_input) into people.
 
     The model is trained on the records themselves, or read from `model` (a JSON file
     saved by an earlier run) to skip training. `must_link` and `cannot_link` (columns
     unique_id_l, unique_id_r) are stewards' decisions, honoured over any score. With
-    `charts_dir`, Splink's charts are written there as HTML.
+    `charts_dir`, Splink's charts are written there as HTML. The conflict guard's rule is
+    measured on the records unless `guard` fixes it (benchmarks compare its parts).
     """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="omniloyal-splink-") as spill, duckdb.connect() as con:
         con.execute(f"set memory_limit = '{SPLINK_MEMORY_LIMIT}'")
         con.execute(f"set temp_directory = '{spill}'")
-        return _match(con, records, threshold, seed, model, charts_dir, must_link, cannot_link)
+        return _match(con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard)
 
 
 def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, seed: int, model: Path | None,
-           charts_dir: Path | None, must_link: pa.Table | None, cannot_link: pa.Table | None) -> MatchResult:
+           charts_dir: Path | None, must_link: pa.Table | None, cannot_link: pa.Table | None,
+           guard: GuardRule | None) -> MatchResult:
     con.register("match_input_records", records)
     con.execute("create table records as select * from match_input_records")
     con.unregister("match_input_records")
     _load_decisions(con, must_link, cannot_link)
+    guard = guard or measure_rule(con)
+    use_rule(con, guard)
     identifying = " or ".join(f"{c} is not null" for c in IDENTIFYING_COLUMNS)
     report = TrainingReport(records=records.num_rows)
     usable = con.execute(f"select count(*) from records where {identifying}").fetchall()[0][0]
@@ -507,6 +519,7 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
         model_json=saved,
         pairs_linked=con.execute("select count(*) from links").fetchall()[0][0],
         training=report,
+        guard=guard,
         charts=charts,
     )
 

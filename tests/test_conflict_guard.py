@@ -5,7 +5,7 @@ from datetime import date
 import duckdb
 from splink import DuckDBAPI
 
-from assets.conflict_guard import guard_against_conflicts
+from assets.conflict_guard import GuardRule, guard_against_conflicts, measure_rule, use_rule
 
 # unique_id, first_name_key, canonical_first_name, birth_on (last names added below)
 RECORDS = [
@@ -70,7 +70,7 @@ def test_conflicting_records_are_never_in_one_cluster():
     ]
 
 
-def _guard(records, links, must_link=(), cannot_link=()):
+def _guard(records, links, must_link=(), cannot_link=(), rule=None):
     con = duckdb.connect()
     con.execute("create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, "
                 "last_name_key varchar, birth_on date)")
@@ -84,6 +84,7 @@ def _guard(records, links, must_link=(), cannot_link=()):
     con.execute("create table cannot_link (unique_id_l varchar, unique_id_r varchar)")
     if cannot_link:
         con.executemany("insert into cannot_link values (?, ?)", cannot_link)
+    use_rule(con, rule or GuardRule())
     clusters = guard_against_conflicts(con, DuckDBAPI(connection=con))
     return sorted(g[0] for g in con.execute(
         f"select list(unique_id order by unique_id) from {clusters} group by cluster_id").fetchall())
@@ -112,3 +113,59 @@ def test_stewards_decide_over_the_rule_and_the_score():
     # ...until a steward says the twins' records are one person and the Peters are two.
     decided = _guard(records, links, must_link=[("t:emma", "t:sophie")], cannot_link=[("p:one", "p:two")])
     assert decided == [["p:one"], ["p:two"], ["t:emma", "t:sophie"]]
+
+
+def _people_sharing_phones(pairs: int, replaced_first_names: int, other_birth_dates: int) -> duckdb.DuckDBPyConnection:
+    """`pairs` pairs of records, each pair sharing a phone, a surname and (but for
+    `other_birth_dates` pairs) a birth date; in `replaced_first_names` pairs the second record's
+    first name is another name, in the others it is the same."""
+    con = duckdb.connect()
+    con.execute(
+        """
+        create table records as
+        select
+            'r' || i || ':' || side as unique_id,
+            case when side = 2 and i < ? then 'zebedee' else 'anna' end as first_name_key,
+            case when side = 2 and i < ? then 'zebedee' else 'anna' end as canonical_first_name,
+            'lee' || i as last_name_key,
+            case when side = 2 and i >= ? and i < ? + ? then date '1950-01-01' else date '1980-01-01' + i::integer end as birth_on,
+            '+4470000' || lpad(i::varchar, 5, '0') as phone_e164,
+            null::varchar as email_key
+        from range(?) as t(i), (values (1), (2)) as s(side)
+        """,
+        [replaced_first_names, replaced_first_names, pairs - other_birth_dates, pairs - other_birth_dates,
+         other_birth_dates, pairs],
+    )
+    return con
+
+
+def test_the_guard_enforces_a_rule_only_where_the_data_backs_it():
+    # A twin among 50 evidently-same pairs (2%): the first-name rule holds.
+    rule = measure_rule(_people_sharing_phones(50, replaced_first_names=1, other_birth_dates=0))
+    assert rule.first_names and rule.birth_dates
+    assert rule.evidence["first_names"] == {"evident_pairs": 50, "contradicted_pairs": 1, "enforced": True}
+    # The 49 pairs with the same first name and surname all agree on the birth date.
+    assert rule.evidence["birth_dates"] == {"evident_pairs": 49, "contradicted_pairs": 0, "enforced": True}
+    # Duplicates with a replaced first name in 6 of 40 pairs (15%): the rule would cut them.
+    rule = measure_rule(_people_sharing_phones(40, replaced_first_names=6, other_birth_dates=0))
+    assert not rule.first_names and rule.birth_dates
+    # Rewritten birth dates in 5 of 40 pairs (the 35 others agree): the birth-date rule goes.
+    rule = measure_rule(_people_sharing_phones(40, replaced_first_names=0, other_birth_dates=5))
+    assert rule.evidence["birth_dates"] == {"evident_pairs": 40, "contradicted_pairs": 5, "enforced": False}
+    assert rule.first_names and not rule.birth_dates
+    # Too little evidence to judge (20 pairs): both rules hold, precision first.
+    rule = measure_rule(_people_sharing_phones(20, replaced_first_names=10, other_birth_dates=5))
+    assert rule.first_names and rule.birth_dates
+
+
+def test_a_rule_not_in_force_does_not_cut():
+    records = [
+        ("a:1", "anna", "anna", "lee", date(1980, 1, 1)),
+        ("b:1", "zebedee", "zebedee", "lee", date(1980, 1, 1)),  # a replaced first name
+        ("c:1", "carl", "carl", "moss", date(1970, 1, 1)),
+        ("d:1", "carl", "carl", "moss", date(1944, 9, 9)),  # a rewritten birth date
+    ]
+    links = [("a:1", "b:1", 20.0), ("c:1", "d:1", 20.0)]
+    assert _guard(records, links, rule=GuardRule(first_names=False)) == [["a:1", "b:1"], ["c:1"], ["d:1"]]
+    assert _guard(records, links, rule=GuardRule(birth_dates=False)) == [["a:1"], ["b:1"], ["c:1", "d:1"]]
+    assert _guard(records, links) == [["a:1"], ["b:1"], ["c:1"], ["d:1"]]

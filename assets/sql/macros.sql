@@ -33,7 +33,57 @@ create or replace temp macro first_names_conflict(first_a, canonical_a, last_a, 
                          and jaro_winkler_similarity(last_a, first_b) >= 0.9, false),
     false);
 
+-- The parts in force are those the data backs (variables guard_birth_dates and
+-- guard_first_names, set from guard_evidence below by assets/conflict_guard.py; unset: both).
 create or replace temp macro are_two_people(
     first_a, canonical_a, last_a, birth_a, first_b, canonical_b, last_b, birth_b
-) as birth_dates_conflict(birth_a, birth_b)
-    or first_names_conflict(first_a, canonical_a, last_a, first_b, canonical_b, last_b);
+) as (coalesce(getvariable('guard_birth_dates'), true) and birth_dates_conflict(birth_a, birth_b))
+    or (coalesce(getvariable('guard_first_names'), true)
+        and first_names_conflict(first_a, canonical_a, last_a, first_b, canonical_b, last_b));
+
+-- How often each part of the rule would split records that are evidently one person: pairs
+-- sharing a phone or mailbox (carried by at most 50 records) that agree exactly on everything
+-- else the part does not look at (the birth-date part: first name and surname; the first-name
+-- part: birth date and surname). Where a part splits many of them, the data's own duplicates
+-- carry that kind of difference (FEBRL replaces first names and rewrites birth dates) and the
+-- part would cut true matches; where it splits almost none, what it splits is twins.
+create or replace temp macro guard_evidence(records_table) as table
+with
+contacts as (
+    select 'phone' as kind, phone_e164 as value, unique_id, first_name_key, canonical_first_name, last_name_key, birth_on
+    from query_table(records_table) where phone_e164 is not null
+    union all
+    select 'email', email_key, unique_id, first_name_key, canonical_first_name, last_name_key, birth_on
+    from query_table(records_table) where email_key is not null
+),
+sized as (select *, count(*) over (partition by kind, value) as carried_by from contacts),
+same_contact as (
+    select distinct
+        a.unique_id as id_a, a.first_name_key as first_a, a.canonical_first_name as canonical_a,
+        a.last_name_key as last_a, a.birth_on as birth_a,
+        b.unique_id as id_b, b.first_name_key as first_b, b.canonical_first_name as canonical_b,
+        b.last_name_key as last_b, b.birth_on as birth_b
+    from sized a
+    join sized b on a.kind = b.kind and a.value = b.value and a.unique_id < b.unique_id
+    where a.carried_by <= 50
+),
+birth_date_part as (
+    select
+        'birth_dates' as part,
+        count(*) as evident_pairs,
+        count(*) filter (where birth_dates_conflict(birth_a, birth_b)) as contradicted_pairs
+    from same_contact
+    where canonical_a = canonical_b and last_a = last_b and birth_a is not null and birth_b is not null
+),
+first_name_part as (
+    select
+        'first_names' as part,
+        count(*) as evident_pairs,
+        count(*) filter (where first_names_conflict(first_a, canonical_a, last_a, first_b, canonical_b, last_b))
+            as contradicted_pairs
+    from same_contact
+    where birth_a = birth_b and last_a = last_b and canonical_a is not null and canonical_b is not null
+)
+select * from birth_date_part
+union all
+select * from first_name_part;
