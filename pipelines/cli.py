@@ -94,11 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from pipelines.definitions import defs
-    from pipelines.settings import PipelineSettings
-    from pipelines.summary import print_summary
+    from pipelines.defaults import SettingsError, check_settings
 
     settings = {
         "inbox_dir": args.inbox,
@@ -111,6 +107,17 @@ def command_run(args: argparse.Namespace) -> int:
         "identity_model": args.identity_model,
         "identity_overrides": args.identity_overrides,
     }
+    try:
+        check_settings(settings)  # every setting, before any work (and before Dagster is imported)
+    except SettingsError as err:
+        print(f"omniloyal run: {err}", file=sys.stderr)
+        return 2
+    import dagster as dg
+
+    from pipelines.definitions import defs
+    from pipelines.settings import PipelineSettings
+    from pipelines.summary import print_summary
+
     if not Path(args.inbox).is_dir():
         print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import duckdb
 from assets.contract import source_priority
 from assets.program import Program, load_program
 from assets.warehouse import SQL_DIR, Warehouse
-from pipelines.defaults import DEFAULTS, env_default  # noqa: F401  (DEFAULTS: re-exported)
+from pipelines.defaults import DEFAULTS, check_settings, env_default, env_value  # noqa: F401  (DEFAULTS: re-exported)
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -31,13 +31,13 @@ class PipelineSettings(dg.ConfigurableResource):
     program_file: str = env_default("program_file")
     as_of: str = env_default("as_of")  # YYYY-MM-DD; empty means today (UTC)
     phone_region: str = env_default("phone_region")  # region of phones without a country code; empty: inferred
-    max_bad_row_share: float = float(env_default("max_bad_row_share"))  # a file above it fails the run
-    keep_versions: int = int(env_default("keep_versions"))  # published versions kept for rollback
+    max_bad_row_share: float = env_value("max_bad_row_share")  # a file above it fails the run
+    keep_versions: int = env_value("keep_versions")  # published versions kept for rollback
     identity_model: str = env_default("identity_model")  # a saved splink_model.json to reuse; empty: train
     identity_overrides: str = env_default("identity_overrides")  # stewards' decisions CSV; empty: none
     blocked_identifiers: str = env_default("blocked_identifiers")  # CSV kind,pattern,reason of values never used as evidence
-    max_people_per_identifier: int = int(env_default("max_people_per_identifier"))  # more people on one phone/e-mail: blocked
-    export_hashes: bool = env_default("export_hashes").lower() in ("1", "true", "yes")  # SHA-256 ad-platform columns
+    max_people_per_identifier: int = env_value("max_people_per_identifier")  # more people on one phone/e-mail: blocked
+    export_hashes: bool = env_value("export_hashes")  # SHA-256 ad-platform columns
 
     def as_of_date(self) -> date:
         if not self.as_of:
@@ -61,6 +61,8 @@ class PipelineSettings(dg.ConfigurableResource):
         phones read in `phone_region`, or when it is empty in the region inferred from the
         raw tables (assets.standardizers.infer_phone_region; SQL variable `phone_region`).
         """
+        # Launchpad config bypasses the command line's checks: the same checks, here.
+        check_settings({setting: getattr(self, setting) for setting in DEFAULTS})
         variables = {
             "as_of": self.as_of_date(), "source_priority": list(source_priority()),
             "blocked_identifiers_file": self.blocked_identifiers,

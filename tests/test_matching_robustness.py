@@ -106,6 +106,14 @@ def test_records_without_identifying_fields_are_one_customer_each(prepared):
     assert "every record is a customer of its own" in result.training.warnings[0]
 
 
+def test_no_records_at_all_make_no_customers(prepared):
+    # An empty inbox on a first run: nothing to match, no division by zero records.
+    records, _ = prepared
+    result = match_records(records.slice(0, 0))
+    assert result.clusters.num_rows == 0 and result.evidence.num_rows == 0
+    assert result.training.parameters == "none" and result.training.records == 0
+
+
 def test_the_same_records_give_the_same_clusters_evidence_and_model(prepared):
     records, _ = prepared
     first, second = match_records(records), match_records(records)

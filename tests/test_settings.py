@@ -1,0 +1,55 @@
+"""Settings are checked before any work: a bad value is one clear line, never a traceback."""
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.defaults import SettingsError, check_settings, parsed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("OMNILOYAL_MAX_BAD_ROW_SHARE", "five", "max_bad_row_share (from OMNILOYAL_MAX_BAD_ROW_SHARE) must be a number from 0 to 1, got 'five'"),
+        ("OMNILOYAL_MAX_BAD_ROW_SHARE", "1.5", "must be a number from 0 to 1"),
+        ("OMNILOYAL_KEEP_VERSIONS", "-1", "keep_versions (from OMNILOYAL_KEEP_VERSIONS) must be a whole number of at least 0, got '-1'"),
+        ("OMNILOYAL_MAX_PEOPLE_PER_IDENTIFIER", "1", "must be a whole number of at least 2"),
+        ("OMNILOYAL_EXPORT_HASHES", "maybe", "export_hashes (from OMNILOYAL_EXPORT_HASHES) must be true or false"),
+        ("OMNILOYAL_PHONE_REGION", "XX", "phone_region (from OMNILOYAL_PHONE_REGION) must be a two-letter region"),
+        ("OMNILOYAL_PROGRAM", "/no/such/program.yaml", "program_file (from OMNILOYAL_PROGRAM) must be an existing file"),
+    ],
+)
+def test_a_bad_setting_stops_the_run_with_one_line(monkeypatch, capsys, tmp_path, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    assert main(["run", "--inbox", str(tmp_path), "--warehouse", str(tmp_path / "w.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert err.startswith("omniloyal run: setting ") and err.count("\n") == 1
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_bad_date_from_the_environment_is_refused_by_the_parser(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("OMNILOYAL_AS_OF", "2026-02-30")
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--inbox", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "expected a date as YYYY-MM-DD, got '2026-02-30'" in capsys.readouterr().err
+
+
+def test_every_problem_is_named_at_once_and_good_values_are_read():
+    with pytest.raises(SettingsError) as raised:
+        check_settings({"keep_versions": "-1", "max_bad_row_share": "x"})
+    assert "keep_versions" in str(raised.value) and "max_bad_row_share" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert parsed("keep_versions", " 3 ") == 3
+    assert parsed("export_hashes", "Yes") is True
+    assert parsed("max_bad_row_share", "0") == 0.0
+    check_settings({})  # the built-in defaults are good
+
+
+def test_the_resource_checks_values_set_in_the_launchpad(tmp_path):
+    from pipelines.settings import PipelineSettings
+
+    settings = PipelineSettings(warehouse_path=str(tmp_path / "w.duckdb"), keep_versions=-1)
+    with pytest.raises(SettingsError, match="keep_versions must be a whole number of at least 0"):
+        with settings.build("run1"):
+            pass
