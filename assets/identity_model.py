@@ -160,7 +160,7 @@ SPLINK_MEMORY_LIMIT = "4GB"
 
 # The conflict guard enforces a part of its rule (assets/conflict_guard.py) only where the
 # data backs it: at most this share of the pairs that are evidently one person (macro
-# guard_evidence) would be split by it. Measured: 0.2-0.9% on the generator's profiles
+# guard_evidence) would be split by it. Measured: 0.1-0.8% on the generator's profiles
 # (twins), 3.6-13% on FEBRL 1-3 (replaced first names, rewritten birth dates); see
 # docs/identity.md. With fewer evident pairs than the minimum, the part is enforced
 # (precision first).
