@@ -31,6 +31,10 @@ DEFAULTS = {
     "blocked_identifiers": ("OMNILOYAL_BLOCKED_IDENTIFIERS", str(BUNDLED_BLOCKED_IDENTIFIERS)),
     "max_people_per_identifier": ("OMNILOYAL_MAX_PEOPLE_PER_IDENTIFIER", "10"),
     "export_hashes": ("OMNILOYAL_EXPORT_HASHES", "false"),
+    # A delivery larger than this once decompressed, or with a longer line, fails the run
+    # unread past the limit: a small .gz can expand to gigabytes (assets/deliveries.py).
+    "max_file_mb": ("OMNILOYAL_MAX_FILE_MB", "2048"),
+    "max_line_kb": ("OMNILOYAL_MAX_LINE_KB", "1024"),
 }
 
 
@@ -121,6 +125,8 @@ CHECKS = {
     "blocked_identifiers": _file,
     "identity_model": _file_or_empty,
     "identity_overrides": _file_or_empty,
+    "max_file_mb": _whole_number_from(1),
+    "max_line_kb": _whole_number_from(1),
 }
 
 

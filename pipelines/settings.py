@@ -38,6 +38,8 @@ class PipelineSettings(dg.ConfigurableResource):
     blocked_identifiers: str = env_default("blocked_identifiers")  # CSV kind,pattern,reason of values never used as evidence
     max_people_per_identifier: int = env_value("max_people_per_identifier")  # more people on one phone/e-mail: blocked
     export_hashes: bool = env_value("export_hashes")  # SHA-256 ad-platform columns
+    max_file_mb: int = env_value("max_file_mb")  # a delivery larger once decompressed fails the run
+    max_line_kb: int = env_value("max_line_kb")  # a delivery with a longer line fails the run
 
     def as_of_date(self) -> date:
         if not self.as_of:
