@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.contract import source_files
-from assets.deliveries import DeliveryError, ingest_inbox
+from assets.deliveries import DeliveryError, Limits, ingest_inbox, shown
 from assets.sql_assets import sql_asset, table_metadata, table_spec
 from pipelines.settings import PipelineSettings
 
@@ -36,23 +36,27 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
     """Ingest every delivery of the inbox not seen before (by content)."""
     with settings.build(context.run_id) as con:
         try:
-            result = ingest_inbox(con, Path(settings.inbox_dir), settings.max_bad_row_share)
+            limits = Limits(max_file_mb=settings.max_file_mb, max_line_kb=settings.max_line_kb)
+            result = ingest_inbox(con, Path(settings.inbox_dir), settings.max_bad_row_share, limits)
         except DeliveryError as err:
-            # The message names the file and the problem; nothing of this run is published.
+            # The message names the file (escaped) and the problem, never a row's text;
+            # nothing of this run is published.
             raise dg.Failure(description=str(err)) from None
         context.log.info(
             f"ingested {len(result.deliveries)} new deliveries: {result.rows_read} rows read, "
             f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined; "
             f"{result.field_issues} optional fields emptied (quality.field_issues)"
         )
-        if result.ignored_files:
-            context.log.warning(f"files matching no contract pattern were not read: {', '.join(result.ignored_files)}")
+        # Names are the senders' choice: escaped, so one cannot forge a log line.
+        ignored = ", ".join(shown(name) for name in result.ignored_files)
+        if ignored:
+            context.log.warning(f"files matching no contract pattern were not read: {ignored}")
         for table in RAW_TABLES + MANIFEST_TABLES:
             metadata = table_metadata(con, table)
             if table == "raw.deliveries":
                 metadata["new_deliveries"] = len(result.deliveries)
                 metadata["rows_read_this_run"] = result.rows_read
-                metadata["ignored_files"] = dg.MetadataValue.text(", ".join(result.ignored_files) or "none")
+                metadata["ignored_files"] = dg.MetadataValue.text(ignored or "none")
             yield dg.MaterializeResult(asset_key=_key(table), metadata=metadata)
 
 
@@ -76,7 +80,7 @@ def nothing_lost_in_ingestion(context: dg.AssetCheckExecutionContext, settings: 
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not mismatched,
-        metadata={"deliveries_not_reconciled": dg.MetadataValue.text(", ".join(f for (f,) in mismatched) or "none")},
+        metadata={"deliveries_not_reconciled": dg.MetadataValue.text(", ".join(shown(f) for (f,) in mismatched) or "none")},
     )
 
 
