@@ -1,0 +1,112 @@
+"""Publishing a build: nothing replaced when the published file changed or is being written; leftovers cleaned."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from assets.warehouse import Warehouse, WarehouseError, connect
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rows(path: Path) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select * from raw.t order by all").fetchall()
+    finally:
+        con.close()
+
+
+def build(warehouse: Warehouse, run_id: str, value: int) -> None:
+    with warehouse.build(run_id) as con:
+        con.execute("create table if not exists raw.t (run varchar)")
+        con.execute("insert into raw.t values (?)", [f"{run_id}-{value}"])
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    warehouse = Warehouse(tmp_path / "omniloyal.duckdb")
+    build(warehouse, "first", 1)
+    warehouse.publish("first")
+    return warehouse
+
+
+def identity(path: Path) -> tuple:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def test_publish_refuses_a_file_replaced_since_the_run_copied_it(warehouse):
+    build(warehouse, "slow", 2)  # copies the published file
+    build(warehouse, "fast", 3)
+    warehouse.publish("fast")  # an overlapping run publishes first
+    before = identity(warehouse.published_path)
+    with pytest.raises(WarehouseError, match="changed since this run copied it.*nothing was replaced"):
+        warehouse.publish("slow")
+    assert identity(warehouse.published_path) == before
+    assert rows(warehouse.published_path) == [("fast-3",), ("first-1",)]
+
+
+def test_publish_refuses_on_a_first_run_when_another_run_published_meanwhile(tmp_path):
+    warehouse = Warehouse(tmp_path / "omniloyal.duckdb")
+    build(warehouse, "a", 1)
+    build(warehouse, "b", 2)
+    warehouse.publish("b")
+    with pytest.raises(WarehouseError, match="changed since this run copied it"):
+        warehouse.publish("a")
+    assert rows(warehouse.published_path) == [("b-2",)]
+
+
+def test_publish_refuses_while_another_process_writes_the_published_file(warehouse):
+    build(warehouse, "second", 2)
+    published = warehouse.published_path
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, time; "
+         f"con = duckdb.connect({str(published)!r}); con.execute(\"insert into raw.t values ('holder')\"); "
+         "print('ready', flush=True); time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        before = identity(published)
+        with pytest.raises(WarehouseError, match=f"open for writing by pid {holder.pid}, so a run cannot replace it; nothing was replaced"):
+            warehouse.publish("second")
+        assert identity(published) == before and warehouse.previous_versions() == []
+        # A new run cannot copy a file being written either: its copy would miss the writer's log.
+        with pytest.raises(WarehouseError, match="open for writing"):
+            build(warehouse, "third", 3)
+    finally:
+        holder.kill()
+        holder.wait()
+    # The killed writer left its log: still refused, since publishing would drop those writes.
+    assert published.with_name(published.name + ".wal").exists()
+    with pytest.raises(WarehouseError, match="write-ahead log"):
+        warehouse.publish("second")
+
+
+def test_leftovers_of_failed_builds_are_cleaned_but_not_a_build_in_use(warehouse):
+    builds = warehouse.builds_dir
+    (builds / "killed.partial").write_bytes(b"half a copy")
+    (builds / "killed.duckdb.wal").write_bytes(b"log of a killed run")
+    (builds / "gone.source.json").write_text("{}")
+    old = builds / "old.duckdb"
+    old.write_bytes(b"")
+    os.utime(old, (0, 0))
+    in_use = connect(builds / "running.duckdb")
+    try:
+        in_use.execute("create table raw.x as select 1 as a")
+        assert (builds / "running.duckdb.wal").exists()
+        removed = warehouse.clean_leftovers()
+        assert {p.name for p in removed} == {"killed.partial", "killed.duckdb.wal", "gone.source.json", "old.duckdb"}
+        assert (builds / "running.duckdb.wal").exists()
+    finally:
+        in_use.close()
+
+
+def test_keep_versions_below_zero_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="keep_versions must be 0 or more.*-1"):
+        Warehouse(tmp_path / "omniloyal.duckdb", keep_versions=-1)
+
