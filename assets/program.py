@@ -6,6 +6,7 @@ place (pipelines/program.yaml by default) and marketing can change them without 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,25 @@ def segment_columns() -> set[str]:
 
     tables = documented_tables()
     return {c.name for table in SEGMENT_COLUMN_TABLES for c in tables[table] if not c.pii}
+
+
+def segment_file_name(segment: str) -> str:
+    """'Can't Lose Them' -> 'cant_lose_them': the segment's export file name (assets/segment_files.py)."""
+    return re.sub(r"[^a-z0-9]+", "_", segment.lower().replace("'", "")).strip("_")
+
+
+def _distinct_file_names(names: list[str], where: str, segmentation: str, fail) -> None:
+    """Names that differ only by case or punctuation (VIP, vip!) would write one export file: the
+    second audience would overwrite the first under the first's manifest entry."""
+    seen: dict[str, str] = {}
+    for name in names:
+        stem = segment_file_name(name)
+        if not stem:
+            raise fail(f"{where}: segment name {name!r} needs a letter or digit: its export file is named after them")
+        first = seen.setdefault(stem, name)
+        if first != name:
+            raise fail(f"{where}: segments {first!r} and {name!r} would both be exported as "
+                       f"{segmentation}_{stem}.csv; rename one")
 
 
 def _number(value: object) -> bool:
@@ -173,6 +193,7 @@ def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
     ]
     if uncovered:
         raise fail(f"rfm_segments do not cover the (r, fm) cells {uncovered}")
+    _distinct_file_names([name for name, _, _ in segments], "rfm_segments", "rfm", fail)
 
     segmentation = _segmentation(section("segments"), fail)
 
@@ -254,6 +275,7 @@ def _segmentation(doc: dict, fail) -> Segmentation:
     names = [c.name for c in custom]
     if len(set(names)) != len(names):
         raise fail("segments.custom: segment names must be unique")
+    _distinct_file_names(names, "segments.custom", "custom", fail)
 
     return Segmentation(
         lifecycle_days=dict(zip(LIFECYCLE_STAGES, days)),

@@ -12,14 +12,24 @@ balance, then the segment's reason columns; with `hashes`, SHA-256 of the normal
 e-mail and phone for ad platforms' customer-match uploads. Every CSV cell is safe to open
 in a spreadsheet: text a spreadsheet would run as a formula is prefixed with a quote,
 while numbers and E.164 phones stay readable.
+
+A run writes its files to a staging folder, <exports>/.staging/<run_id>/<as-of>/, and
+its publish step moves that folder into place as <exports>/<as-of>/ right after the
+warehouse, in one rename (publish_segment_exports): the folder, manifest.json included,
+is the old set or the new set, never a mix, and a run that does not publish leaves
+nothing in <exports>/<as-of>/ (its staging is removed by the next run).
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
+import errno
 import hashlib
 import json
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,12 +37,14 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from assets.program import Program
+from assets.program import Program, segment_file_name
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A plain number or an E.164 phone starts with + or - but is data, not a formula.
 SAFE_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 FORMATS = ("csv", "parquet")
+# Under <exports>: one folder per run whose files are not published (yet).
+STAGING = ".staging"
 
 CONSENT = {"email": "customers.has_email_consent and customers.email is not null",
            "push": "customers.has_push_consent"}
@@ -68,11 +80,6 @@ def neutralize_formula(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_START) and not SAFE_NUMBER.fullmatch(value):
         return "'" + value
     return value
-
-
-def segment_file_name(segment: str) -> str:
-    """'Can't Lose Them' -> 'cant_lose_them'."""
-    return re.sub(r"[^a-z0-9]+", "_", segment.lower().replace("'", "")).strip("_")
 
 
 def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience]:
@@ -139,6 +146,13 @@ def write_segment_exports(con: duckdb.DuckDBPyConnection, program: Program, expo
     if only is not None and not chosen:
         known = ", ".join(a.segment for a in audiences(con, program))
         raise ValueError(f"no segment named {only!r} (known: {known})")
+    stems: dict[str, Audience] = {}
+    for audience in chosen:
+        first = stems.setdefault(audience.file_stem, audience)
+        if first is not audience:
+            # The program file refuses such names; this guards any other way a name arrives.
+            raise ValueError(f"segments {first.segment!r} and {audience.segment!r} would both be exported as "
+                             f"{audience.file_stem}.*: rename one")
     entries = [write_audience(con, audience, folder, formats, hashes) for audience in chosen]
     manifest_path = folder / "manifest.json"
     manifest = {"as_of": as_of.isoformat(), "files": []}
@@ -148,5 +162,76 @@ def write_segment_exports(con: duckdb.DuckDBPyConnection, program: Program, expo
         manifest["files"] = [f for f in manifest["files"] if (f["segmentation"], f["segment"]) not in
                              {(e["segmentation"], e["segment"]) for e in entries}]
     manifest["files"] = sorted(manifest["files"] + entries, key=lambda f: (f["segmentation"], f["segment"]))
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    # Written beside and renamed: a reader never finds half a manifest.
+    partial = manifest_path.with_name(".manifest.json.partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, manifest_path)
     return entries
+
+
+def staging_dir(exports_dir: str | Path, run_id: str) -> Path:
+    """Where a run writes its exports until it publishes: <exports>/.staging/<run_id>."""
+    return Path(exports_dir) / STAGING / run_id
+
+
+def publish_segment_exports(exports_dir: str | Path, run_id: str) -> list[Path]:
+    """Move the run's staged <as-of> folders into <exports>; the folders now published.
+
+    Each folder replaces the published one in a single rename (an exchange on Linux),
+    so a reader listing <exports>/<as-of>/ or reading its manifest.json sees either the
+    previous run's complete set or this run's, never some files of each. A reader that
+    reads the manifest, then the files, while a run publishes may get the newer files:
+    the manifest's sha256 sums tell, and reading again gives a consistent set.
+    """
+    staged = staging_dir(exports_dir, run_id)
+    if not staged.is_dir():
+        return []
+    published = []
+    for folder in sorted(p for p in staged.iterdir() if p.is_dir()):
+        target = Path(exports_dir) / folder.name
+        if not target.exists():
+            os.rename(folder, target)
+        elif not _exchange(folder, target):
+            # No atomic exchange here: the old folder goes first, so for an instant a reader
+            # finds no folder at all (never a mix), then the new one.
+            os.rename(target, staged / f"{folder.name}.replaced")
+            os.rename(folder, target)
+        published.append(target)
+    shutil.rmtree(staged)  # now holds the replaced folders
+    _remove_if_empty(staged.parent)
+    return published
+
+
+def clean_export_staging(exports_dir: str | Path) -> list[Path]:
+    """Remove the staged exports of runs that did not publish; call it holding the run lock."""
+    root = Path(exports_dir) / STAGING
+    leftovers = sorted(root.iterdir()) if root.is_dir() else []
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    _remove_if_empty(root)
+    return leftovers
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or already gone
+        pass
+
+
+def _exchange(new: Path, old: Path) -> bool:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(old))

@@ -134,3 +134,80 @@ def test_re_exporting_one_segment_keeps_the_others_in_the_manifest(tmp_path, war
     assert [f["segment"] for f in manifest["files"]] == ["Push Gold", "Champions", "Lost"]
     with pytest.raises(ValueError, match="no segment named 'Nobody'"):
         write_segment_exports(con, program, tmp_path, date(2026, 6, 30), only="Nobody")
+
+
+def program_with_custom(tmp_path, custom_yaml):
+    bundled = (load_program.__defaults__[0]).read_text()
+    start, end = bundled.index("  custom:"), bundled.index("rfm_segments:")
+    path = tmp_path / "program.yaml"
+    path.write_text(bundled[:start] + custom_yaml + "\n" + bundled[end:])
+    return path
+
+
+def test_segment_names_that_would_share_a_file_are_refused(tmp_path, warehouse):
+    """Issue 12: `VIP` and `vip!` both wrote custom_vip.csv; one audience overwrote the other."""
+    from assets.program import ProgramError
+
+    colliding = program_with_custom(tmp_path, PROGRAM_SEGMENTS + """    - name: VIP
+      channel: email
+      where:
+        - {column: tier, op: "=", value: Gold}
+    - name: vip!
+      channel: push
+      where:
+        - {column: tier, op: "=", value: Gold}
+""")
+    with pytest.raises(ProgramError, match=r"segments 'VIP' and 'vip!' would both be exported as custom_vip\.csv"):
+        load_program(colliding)
+    nameless = program_with_custom(tmp_path, """  custom:
+    - name: "!!!"
+      channel: email
+      where:
+        - {column: tier, op: "=", value: Gold}
+""")
+    with pytest.raises(ProgramError, match="'!!!' needs a letter or digit"):
+        load_program(nameless)
+    # At export too, however the names arrived.
+    import dataclasses
+
+    con, program = warehouse
+    (push_gold,) = program.segmentation.custom
+    twins = [push_gold, dataclasses.replace(push_gold, name="PUSH-gold")]
+    program = dataclasses.replace(program, segmentation=dataclasses.replace(program.segmentation, custom=twins))
+    with pytest.raises(ValueError, match="'Push Gold' and 'PUSH-gold' would both be exported as custom_push_gold"):
+        write_segment_exports(con, program, tmp_path / "exports", date(2026, 6, 30))
+    assert not (tmp_path / "exports" / "2026-06-30").exists()
+
+
+def test_a_run_stages_its_exports_and_the_publish_swaps_them_in_whole(tmp_path, warehouse):
+    """Issue 12: exports were rewritten in place before the publish; a kill left a mix of two runs."""
+    from assets.segment_files import clean_export_staging, publish_segment_exports, staging_dir
+
+    con, program = warehouse
+    exports, as_of = tmp_path / "exports", date(2026, 6, 30)
+    folder = exports / "2026-06-30"
+    write_segment_exports(con, program, staging_dir(exports, "run1"), as_of)
+    assert not folder.exists()  # nothing visible before the publish
+    assert publish_segment_exports(exports, "run1") == [folder]
+    assert not staging_dir(exports, "run1").exists()
+    (folder / "stale_segment.csv").write_text("left by an older set\n")
+    first = json.loads((folder / "manifest.json").read_text())
+
+    # A run that fails after writing its exports publishes none of them.
+    con.execute("update core.customers set first_name = 'Changed'")
+    write_segment_exports(con, program, staging_dir(exports, "failed"), as_of)
+    assert json.loads((folder / "manifest.json").read_text()) == first
+    assert [p.name for p in clean_export_staging(exports)] == ["failed"]
+    assert not (exports / ".staging").exists()
+
+    # The next run's set replaces the folder whole: files, manifest, and no file of the old set.
+    write_segment_exports(con, program, staging_dir(exports, "run2"), as_of, formats=("csv",))
+    publish_segment_exports(exports, "run2")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest != first
+    listed = {entry["files"]["csv"]["file"] for entry in manifest["files"]}
+    assert {p.name for p in folder.iterdir()} == listed | {"manifest.json"}
+    for entry in manifest["files"]:
+        assert entry["files"]["csv"]["sha256"] == hashlib.sha256((folder / entry["files"]["csv"]["file"]).read_bytes()).hexdigest()
+    assert "Changed" in (folder / "rfm_champions.csv").read_text()
+    assert not staging_dir(exports, "run2").exists()
