@@ -1,4 +1,4 @@
-"""Stage exports: marketing files, then publishing the warehouse for readers."""
+"""Stage exports: marketing files, then publishing the warehouse and those files for readers."""
 
 from pathlib import Path
 
@@ -6,8 +6,16 @@ import dagster as dg
 
 from assets.program import ProgramError
 from assets.report import write_report
-from assets.segment_files import write_segment_exports
+from assets.segment_files import publish_segment_exports, staging_dir, write_segment_exports
+from assets.warehouse import WarehouseError
 from pipelines.settings import PipelineSettings
+
+# Every job ends with published_warehouse, so a pool on it names the runs on the warehouse.
+# With the instance's pools at run granularity and a limit of 1 (dagster.yaml:
+# `concurrency: pools: {granularity: run, default_limit: 1}`), the run queue starts one such
+# run at a time and keeps the next queued. Without that setting runs still never overlap:
+# each holds the warehouse's lock (assets/run_lock.py), and a second one fails at its start.
+WAREHOUSE_POOL = "omniloyal_warehouse"
 
 
 @dg.asset(
@@ -17,18 +25,22 @@ from pipelines.settings import PipelineSettings
     owners=["team:marketing"],
 )
 def segment_exports(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
-    """A CSV and a Parquet file per RFM, lifecycle and custom segment under <exports>/<as-of>/, with a manifest.
+    """A CSV and a Parquet file per RFM, lifecycle and custom segment for <exports>/<as-of>/, with a manifest.
 
     Each holds only the customers whose latest statement for the segment's channel is consent.
+    Written to this run's staging folder; published_warehouse moves them into place.
     """
     try:
         program = settings.program()
     except ProgramError as err:
         raise dg.Failure(description=str(err)) from None
-    with settings.build(context.run_id) as con:
-        files = write_segment_exports(con, program, Path(settings.exports_dir), settings.as_of_date(),
-                                      hashes=settings.export_hashes)
-    folder = Path(settings.exports_dir) / settings.as_of_date().isoformat()
+    staging = staging_dir(settings.exports_dir, context.run_id)
+    try:
+        with settings.build(context.run_id) as con:
+            files = write_segment_exports(con, program, staging, settings.as_of_date(), hashes=settings.export_hashes)
+    except ValueError as err:  # two segments that would share a file
+        raise dg.Failure(description=str(err)) from None
+    folder = staging / settings.as_of_date().isoformat()
     return dg.MaterializeResult(
         metadata={
             "folder": dg.MetadataValue.path(str(folder)),
@@ -59,14 +71,33 @@ def run_report(context: dg.AssetExecutionContext, settings: PipelineSettings) ->
     group_name="exports",
     kinds={"duckdb"},
     owners=["team:data-engineering"],
+    pool=WAREHOUSE_POOL,
 )
 def published_warehouse(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
-    """Swap this run's build in as the published warehouse, atomically; earlier versions are kept."""
+    """Swap this run's build in as the published warehouse, atomically, then its segment exports; earlier
+    warehouse versions are kept.
+
+    Refused, with nothing replaced, when the published file changed since the run copied it
+    or another process is writing it.
+    """
     warehouse = settings.warehouse()
-    path = warehouse.publish(context.run_id)
+    try:
+        path = warehouse.publish(context.run_id)
+    except WarehouseError as err:
+        raise dg.Failure(description=str(err)) from None
+    # After the warehouse: a kill between the two leaves the new warehouse beside the previous
+    # complete set of exports, never the new exports beside the old warehouse.
+    try:
+        folders = publish_segment_exports(settings.exports_dir, context.run_id)
+    except OSError as err:
+        # Told apart from a refused publish: `omniloyal run` then reports a published run.
+        raise dg.Failure(description=f"the warehouse was published, but its segment exports could not be put in place "
+                                     f"({err}): run again to export them",
+                         metadata={"warehouse_published": True}) from None
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
             "previous_versions": len(warehouse.previous_versions()),
+            "exports": dg.MetadataValue.json([str(folder) for folder in folders]),
         }
     )

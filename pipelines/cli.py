@@ -129,27 +129,69 @@ def command_run(args: argparse.Namespace) -> int:
         except StewardDecisionsError as err:
             print(f"omniloyal run: {err}", file=sys.stderr)
             return 2
+    from assets.run_lock import RunLock, WarehouseLocked
+    from assets.warehouse import Warehouse, WarehouseError
+
+    # One writer at a time: a second run on this warehouse refuses here, before any work,
+    # as does a run on a warehouse another process is writing.
+    lock = RunLock(args.warehouse)
+    try:
+        lock.acquire()
+        Warehouse(args.warehouse).refuse_if_written("copy")
+    except (WarehouseLocked, WarehouseError) as err:
+        lock.release()
+        print(f"omniloyal run: {err}", file=sys.stderr)
+        return 2
+    if lock.took_over:
+        print(f"omniloyal run: warning: took over the stale lock of {lock.took_over.describe()}: that run is gone",
+              file=sys.stderr)
     started = time.monotonic()
-    job = defs.resolve_job_def(args.job)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(
-        run_config={
-            "resources": {"settings": {"config": settings}},
-            # Dagster logs each failure with its traceback; this command prints the cause itself.
-            "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}},
-        },
-        instance=instance,
-        raise_on_error=False,
-    )
+    try:
+        job = defs.resolve_job_def(args.job)
+        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        result = job.execute_in_process(
+            run_config={
+                "resources": {"settings": {"config": settings}},
+                # Dagster logs each failure with its traceback; this command prints the cause itself.
+                "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}},
+            },
+            instance=instance,
+            raise_on_error=False,
+        )
+    finally:
+        lock.release()
     failures = _failures(result)
-    if failures or not result.success:
+    # Once the warehouse is replaced the run's data is out: the command says what else went
+    # wrong but does not fail (exit 0).
+    published = _published(result)
+    if (failures or not result.success) and not published:
         print("omniloyal run failed; the published warehouse is unchanged.", file=sys.stderr)
         for step, message in failures:
             print(f"  {step}: {message}", file=sys.stderr)
         return 1
+    if failures or not result.success:
+        print(f"omniloyal run: published {args.warehouse}, but:", file=sys.stderr)
+        for step, message in failures or [("run", "failed after publishing")]:
+            print(f"  {step}: {message}", file=sys.stderr)
     as_of = PipelineSettings(as_of=args.as_of or "").as_of_date().isoformat()
-    print_summary(Path(args.warehouse), Path(args.exports) / as_of, time.monotonic() - started)
+    try:
+        print_summary(Path(args.warehouse), Path(args.exports) / as_of, time.monotonic() - started)
+    except Exception as err:  # the run is published: a summary that cannot be read is not a failed run
+        print(f"omniloyal run: published {args.warehouse}, but could not read its summary: "
+              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
     return 0
+
+
+def _published(result) -> bool:
+    """Whether the run replaced the published warehouse: its publish step succeeded, or failed
+    after the swap (on the exports, assets/exports.py published_warehouse)."""
+    if result.asset_materializations_for_node("published_warehouse"):
+        return True
+    for event in result.all_events:
+        if event.is_step_failure and event.step_key == "published_warehouse":
+            user = event.step_failure_data.user_failure_data
+            return bool(user and "warehouse_published" in (user.metadata or {}))
+    return False
 
 
 def _failures(result) -> list[tuple[str, str]]:

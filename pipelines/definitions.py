@@ -1,7 +1,9 @@
 """The Dagster definitions: every asset and check, two jobs, a daily schedule, an inbox sensor.
 
 Steps run in one process, one after another: they all write the run's single
-DuckDB build file, and DuckDB allows one writer per file.
+DuckDB build file, and DuckDB allows one writer per file. Runs on one warehouse
+never overlap: each holds the warehouse's lock (RunSettings below), and the
+publish step is in a concurrency pool (assets/exports.py WAREHOUSE_POOL).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import exports, identity, ingest, loyalty, profiles, segments, standardize
+from assets.run_lock import RunLock
+from assets.segment_files import clean_export_staging
 from pipelines.sensors import build_inbox_sensor
 from pipelines.settings import PipelineSettings
 
@@ -31,6 +35,38 @@ loyalty_and_marts_job = dg.define_asset_job(
     description="Rebuild the points, segments, KPIs, report and exports from the published identity and profiles.",
 )
 
+
+
+class RunSettings(PipelineSettings):
+    """The settings resource, which for the whole of a run also holds the warehouse's lock.
+
+    With the in-process executor Dagster sets a resource up once per run, before the
+    first step, and tears it down after the last, failed or not: the one place that
+    sees a run start and end, whether `omniloyal run` (which took the lock already;
+    it is re-entrant), the UI or the schedule launched it. What failed runs left
+    behind is removed here, at the start, holding the lock, so no running run's
+    files are touched.
+    """
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run is None:  # a sensor tick, not a run
+            return
+        lock = RunLock(self.warehouse_path).acquire()
+        try:
+            if lock.took_over:
+                context.log.warning(f"took over the stale warehouse lock of {lock.took_over.describe()}: that run is gone")
+            removed = self.warehouse().clean_leftovers() + clean_export_staging(self.exports_dir)
+        except BaseException:
+            lock.release()  # no teardown follows a failed setup
+            raise
+        if removed:
+            context.log.info("removed leftovers of failed runs: " + ", ".join(str(path) for path in removed))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run is not None:
+            RunLock(self.warehouse_path).release()
+
+
 inbox_sensor = build_inbox_sensor(everything_job)
 
 daily_schedule = dg.ScheduleDefinition(
@@ -46,6 +82,6 @@ defs = dg.Definitions(
     jobs=[everything_job, loyalty_and_marts_job],
     schedules=[daily_schedule],
     sensors=[inbox_sensor],
-    resources={"settings": PipelineSettings()},
+    resources={"settings": RunSettings()},
     executor=dg.in_process_executor,
 )

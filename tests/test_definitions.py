@@ -100,3 +100,39 @@ def test_metadata_previews_mask_personal_data():
     assert "Jonathan" not in preview and "jon@example.com" not in preview
     # A table schemas/ does not document is masked whole.
     assert "Jonathan" not in table_metadata(con, "loyalty.scratch")["preview"].value
+
+
+def test_every_job_ends_in_the_warehouse_pool():
+    """With the instance's pools at run granularity, limit 1, one run on the warehouse at a time."""
+    from assets.exports import WAREHOUSE_POOL
+
+    assert defs.resolve_assets_def(PUBLISH).op.pool == WAREHOUSE_POOL
+    for name in ("omniloyal_everything", "loyalty_and_marts"):
+        assert PUBLISH in defs.resolve_job_def(name).asset_layer.executable_asset_keys
+
+
+def test_a_run_holds_the_warehouse_lock_and_first_removes_what_failed_runs_left(tmp_path):
+    from assets.run_lock import RunLock, lock_path
+    from pipelines.definitions import RunSettings
+    from pipelines.settings import PipelineSettings
+
+    warehouse, exports = tmp_path / "omniloyal.duckdb", tmp_path / "exports"
+    (tmp_path / "builds").mkdir()
+    (tmp_path / "builds" / "killed.partial").write_bytes(b"half a copy")
+    (exports / ".staging" / "failed-run" / "2026-06-30").mkdir(parents=True)
+    settings = RunSettings(warehouse_path=str(warehouse), exports_dir=str(exports), inbox_dir=str(tmp_path))
+    seen = {}
+
+    @dg.asset
+    def probe(settings: PipelineSettings) -> None:
+        seen["locked"] = RunLock(warehouse).held_here() and lock_path(warehouse).exists()
+        seen["leftovers"] = [p.name for p in (tmp_path / "builds").iterdir()] + list((exports / ".staging").glob("*"))
+
+    assert dg.materialize([probe], resources={"settings": settings}).success
+    assert seen == {"locked": True, "leftovers": []}
+    assert not lock_path(warehouse).exists()
+    # A sensor tick is no run: it takes no lock.
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    with dg.build_sensor_context(resources={"settings": settings}) as context:
+        sensor.evaluate_tick(context)
+        assert not lock_path(warehouse).exists() and not RunLock(warehouse).held_here()

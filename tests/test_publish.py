@@ -110,3 +110,38 @@ def test_keep_versions_below_zero_is_refused(tmp_path):
     with pytest.raises(ValueError, match="keep_versions must be 0 or more.*-1"):
         Warehouse(tmp_path / "omniloyal.duckdb", keep_versions=-1)
 
+
+@pytest.mark.parametrize("outcome, code, told", [
+    ("published", 0, "but could not read its summary: IO Error: Could not set lock"),
+    ("exports failed", 0, "published_warehouse: the warehouse was published, but its segment exports"),
+    ("refused", 1, "failed; the published warehouse is unchanged"),
+])
+def test_omniloyal_run_never_fails_after_publishing(tmp_path, monkeypatch, capsys, outcome, code, told):
+    """Issue 12: a writer that opened the new file made the summary raise: traceback, exit 1, after publishing."""
+    import dagster as dg
+
+    import pipelines.definitions
+    import pipelines.summary
+    from pipelines.cli import main
+    from pipelines.settings import PipelineSettings
+
+    @dg.asset(name="published_warehouse")
+    def publish(settings: PipelineSettings) -> None:
+        if outcome == "exports failed":
+            raise dg.Failure(description="the warehouse was published, but its segment exports could not be put in place",
+                             metadata={"warehouse_published": True})
+        if outcome == "refused":
+            raise dg.Failure(description="changed since this run copied it")
+
+    def unreadable(*args):
+        raise duckdb.IOException('IO Error: Could not set lock on file "x": Conflicting lock is held (PID 1)')
+
+    job = dg.define_asset_job("omniloyal_everything")
+    monkeypatch.setattr(pipelines.definitions, "defs", dg.Definitions(
+        assets=[publish], jobs=[job], resources={"settings": PipelineSettings()}, executor=dg.in_process_executor))
+    monkeypatch.setattr(pipelines.summary, "print_summary", unreadable)
+    (tmp_path / "inbox").mkdir()
+    assert main(["run", "--inbox", str(tmp_path / "inbox"), "--warehouse", str(tmp_path / "omniloyal.duckdb"),
+                 "--exports", str(tmp_path / "exports"), "--reports", str(tmp_path / "reports")]) == code
+    err = capsys.readouterr().err
+    assert told in err and "Traceback" not in err
