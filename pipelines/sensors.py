@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
 
 from assets.contract import classify
+from assets.deliveries import shown
 from pipelines.settings import PipelineSettings
 
 
 def inbox_files(inbox: Path) -> dict[str, str]:
-    """Contract files under the inbox: relative path -> 'size:mtime_ns'."""
+    """Contract files under the inbox: relative path -> 'size:mtime_ns'.
+
+    Links are not followed (a link in the inbox is a delivery error the run reports, and
+    its target's size is none of the sensor's business): they count by their own lstat.
+    """
     found = {}
-    for path in sorted(inbox.rglob("*")):
-        relative = path.relative_to(inbox).as_posix()
-        if path.is_file() and classify(relative) is not None:
-            stat = path.stat()
-            found[relative] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    for folder, folders, files in os.walk(inbox, followlinks=False):
+        folders.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            relative = path.relative_to(inbox).as_posix()
+            if classify(relative) is not None:
+                stat = path.lstat()
+                found[relative] = f"{stat.st_size}:{stat.st_mtime_ns}"
     return found
 
 
@@ -48,6 +57,6 @@ def build_inbox_sensor(job: dg.JobDefinition, interval_seconds: int = 60) -> dg.
         # File names and sizes only in the run key and tags: never their contents.
         run_key = hashlib.sha256("\n".join(f"{p}@{present[p]}" for p in new).encode()).hexdigest()[:16]
         context.update_cursor(json.dumps({**seen, **present}, sort_keys=True))
-        return dg.RunRequest(run_key=run_key, tags={"omniloyal/new_files": str(len(new)), "omniloyal/first_file": new[0]})
+        return dg.RunRequest(run_key=run_key, tags={"omniloyal/new_files": str(len(new)), "omniloyal/first_file": shown(new[0])})
 
     return inbox_sensor
