@@ -126,14 +126,18 @@ def write_audience(con: duckdb.DuckDBPyConnection, audience: Audience, folder: P
              "rows": table.num_rows, "files": {}}
     for kind in formats:
         path = folder / f"{audience.file_stem}.{kind}"
+        # Written beside and renamed: `omniloyal export` rewrites a published folder, and a
+        # reader must find the old file or the new one, never half of one.
+        partial = folder / f".{path.name}.partial"
         if kind == "csv":
-            with path.open("w", newline="", encoding="utf-8") as handle:
+            with partial.open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(table.column_names)
                 writer.writerows([neutralize_formula(cell) for cell in row.values()] for row in table.to_pylist())
         else:
-            pq.write_table(table, path)
-        entry["files"][kind] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            pq.write_table(table, partial)
+        entry["files"][kind] = {"file": path.name, "sha256": hashlib.sha256(partial.read_bytes()).hexdigest()}
+        os.replace(partial, path)
     return entry
 
 

@@ -288,8 +288,18 @@ def command_export(args: argparse.Namespace) -> int:
     except ProgramError as err:
         print(f"omniloyal export: {err}", file=sys.stderr)
         return 2
+    from assets.run_lock import RunLock, WarehouseLocked
+
+    # A run publishing meanwhile would swap the whole exports folder under this export.
+    lock = RunLock(args.warehouse)
+    try:
+        lock.acquire()
+    except WarehouseLocked as err:
+        print(f"omniloyal export: {err}", file=sys.stderr)
+        return 2
     con = open_published(args.warehouse, "omniloyal export")
     if con is None:
+        lock.release()
         return 2
     try:
         (as_of,) = con.execute("select max(as_of_on) from marts.segments").fetchall()[0]
@@ -303,6 +313,7 @@ def command_export(args: argparse.Namespace) -> int:
         return 2
     finally:
         con.close()
+        lock.release()
     for entry in written:
         for kind in entry["files"].values():
             print(f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({entry['channel']} consent)")

@@ -165,9 +165,26 @@ def test_export_command_re_exports_one_segment(workspace, tmp_path, capsys):
     table = pq.read_table(written)
     assert {"email_sha256", "phone_sha256", "phone_digits_sha256"} <= set(table.column_names)
     assert str(written) in capsys.readouterr().out
+    assert not list((tmp_path / AS_OF).glob(".*"))  # written beside and renamed: no partial file left
     assert main(["export", "--segment", "Nobody", "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"),
                  "--exports", str(tmp_path)]) == 2
     assert "no segment named 'Nobody'" in capsys.readouterr().err
+    # While a run holds the warehouse (another process), an export refuses: the run's publish
+    # would swap the exports folder under it.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from assets.run_lock import RunLock; "
+         "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(30)",
+         str(workspace / "warehouse" / "omniloyal.duckdb")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["export", "--segment", "Champions", "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"),
+                     "--exports", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("omniloyal export: ") and f"pid {holder.pid}" in err
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_rerun_on_unchanged_inbox_changes_nothing(workspace):
