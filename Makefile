@@ -37,6 +37,7 @@ test-fast: install
 ui: install
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
 	mkdir -p data/dagster_home
+	test -f data/dagster_home/dagster.yaml || cp pipelines/dagster.yaml data/dagster_home/dagster.yaml
 	DAGSTER_HOME=$(abspath data/dagster_home) $(BIN)/dagster dev -w workspace.yaml
 
 # Benchmarks are scripts, not tests: they print Markdown tables for docs/benchmarks.md.
