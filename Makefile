@@ -26,12 +26,13 @@ demo: install
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
 	$(BIN)/omniloyal run --inbox $(INBOX)
 
+# Test files run in parallel, one per core (a file's module fixtures are built once).
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 # Everything but the end-to-end tests (marked e2e: they run the pipeline on generated inboxes).
 test-fast: install
-	$(BIN)/pytest -q -m "not e2e"
+	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e"
 
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install
