@@ -6,8 +6,13 @@ import dagster as dg
 
 from assets.program import ProgramError
 from assets.report import write_report
-from assets.segment_files import publish_segment_exports, staging_dir, write_segment_exports
-from assets.warehouse import WarehouseError
+from assets.segment_files import (
+    mark_publishing,
+    publish_segment_exports,
+    staging_dir,
+    write_segment_exports,
+)
+from assets.warehouse import WarehouseError, file_identity
 from pipelines.settings import PipelineSettings
 
 # Every job ends with published_warehouse, so a pool on it names the runs on the warehouse.
@@ -81,12 +86,16 @@ def published_warehouse(context: dg.AssetExecutionContext, settings: PipelineSet
     or another process is writing it.
     """
     warehouse = settings.warehouse()
+    build = warehouse.build_path(context.run_id)
+    if build.exists():
+        mark_publishing(settings.exports_dir, context.run_id, file_identity(build.stat()))
     try:
         path = warehouse.publish(context.run_id)
     except WarehouseError as err:
         raise dg.Failure(description=str(err)) from None
     # After the warehouse: a kill between the two leaves the new warehouse beside the previous
-    # complete set of exports, never the new exports beside the old warehouse.
+    # complete set of exports, never the new exports beside the old warehouse, and the next
+    # run's start puts these exports in place (finish_interrupted_publish, marked above).
     try:
         folders = publish_segment_exports(settings.exports_dir, context.run_id)
     except OSError as err:

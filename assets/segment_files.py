@@ -17,7 +17,10 @@ A run writes its files to a staging folder, <exports>/.staging/<run_id>/<as-of>/
 its publish step moves that folder into place as <exports>/<as-of>/ right after the
 warehouse, in one rename (publish_segment_exports): the folder, manifest.json included,
 is the old set or the new set, never a mix, and a run that does not publish leaves
-nothing in <exports>/<as-of>/ (its staging is removed by the next run).
+nothing in <exports>/<as-of>/ (its staging is removed by the next run). A run killed
+between the warehouse swap and the exports swap has its exports put in place by the next
+run's start (finish_interrupted_publish): the published warehouse and the published
+exports are always of one run once a run has started.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ SAFE_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 FORMATS = ("csv", "parquet")
 # Under <exports>: one folder per run whose files are not published (yet).
 STAGING = ".staging"
+# In a run's staging folder: the identity of the build it is about to publish as the warehouse.
+PUBLISHING = ".publishing.json"
 
 CONSENT = {"email": "customers.has_email_consent and customers.email is not null",
            "push": "customers.has_push_consent"}
@@ -204,6 +209,33 @@ def publish_segment_exports(exports_dir: str | Path, run_id: str) -> list[Path]:
     shutil.rmtree(staged)  # now holds the replaced folders
     _remove_if_empty(staged.parent)
     return published
+
+
+def mark_publishing(exports_dir: str | Path, run_id: str, build_identity: list[int]) -> None:
+    """Record, just before the warehouse swap, which file the run publishes (inode, size, mtime):
+    after a rename the published file still has them, so the next run can tell whether this
+    run's warehouse went out and its exports did not."""
+    staged = staging_dir(exports_dir, run_id)
+    if staged.is_dir():
+        marker = staged / PUBLISHING
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(json.dumps({"build": build_identity}), encoding="utf-8")
+        os.replace(partial, marker)
+
+
+def finish_interrupted_publish(exports_dir: str | Path, published_identity: list[int] | None) -> list[Path]:
+    """Put in place the exports of a run whose warehouse is the published one but which died
+    before its exports swap; call it holding the run lock, before clean_export_staging.
+    Returns the folders published."""
+    root = Path(exports_dir) / STAGING
+    if published_identity is None or not root.is_dir():
+        return []
+    finished = []
+    for staged in sorted(p for p in root.iterdir() if p.is_dir()):
+        marker = staged / PUBLISHING
+        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("build") == published_identity:
+            finished += publish_segment_exports(exports_dir, staged.name)
+    return finished
 
 
 def clean_export_staging(exports_dir: str | Path) -> list[Path]:

@@ -12,7 +12,8 @@ import dagster as dg
 
 from assets import exports, identity, ingest, loyalty, profiles, segments, standardize
 from assets.run_lock import RunLock
-from assets.segment_files import clean_export_staging
+from assets.segment_files import clean_export_staging, finish_interrupted_publish
+from assets.warehouse import file_identity
 from pipelines.sensors import build_inbox_sensor
 from pipelines.settings import PipelineSettings
 
@@ -55,7 +56,14 @@ class RunSettings(PipelineSettings):
         try:
             if lock.took_over:
                 context.log.warning(f"took over the stale warehouse lock of {lock.took_over.describe()}: that run is gone")
-            removed = self.warehouse().clean_leftovers() + clean_export_staging(self.exports_dir)
+            warehouse = self.warehouse()
+            published = warehouse.published_path
+            finished = finish_interrupted_publish(
+                self.exports_dir, file_identity(published.stat()) if published.exists() else None)
+            if finished:
+                context.log.warning("put in place the exports of a run killed while publishing: "
+                                    + ", ".join(str(folder) for folder in finished))
+            removed = warehouse.clean_leftovers() + clean_export_staging(self.exports_dir)
         except BaseException:
             lock.release()  # no teardown follows a failed setup
             raise

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 from datetime import date
 
 import pyarrow.parquet as pq
@@ -211,3 +212,39 @@ def test_a_run_stages_its_exports_and_the_publish_swaps_them_in_whole(tmp_path, 
         assert entry["files"]["csv"]["sha256"] == hashlib.sha256((folder / entry["files"]["csv"]["file"]).read_bytes()).hexdigest()
     assert "Changed" in (folder / "rfm_champions.csv").read_text()
     assert not staging_dir(exports, "run2").exists()
+
+
+def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_next(tmp_path, warehouse):
+    from assets.segment_files import (
+        clean_export_staging,
+        finish_interrupted_publish,
+        mark_publishing,
+        publish_segment_exports,
+        staging_dir,
+    )
+    from assets.warehouse import file_identity
+
+    con, program = warehouse
+    exports, as_of, folder = tmp_path / "exports", date(2026, 6, 30), tmp_path / "exports" / "2026-06-30"
+    write_segment_exports(con, program, staging_dir(exports, "old"), as_of)
+    publish_segment_exports(exports, "old")
+    old_manifest = (folder / "manifest.json").read_text()
+    published = tmp_path / "omniloyal.duckdb"
+    published.write_bytes(b"the old warehouse")
+
+    # Run "killed": its exports staged and marked, its build renamed over the published
+    # file, then nothing more. Run "refused": marked, but its build never went out.
+    con.execute("update core.customers set first_name = 'Killed'")
+    for run in ("killed", "refused"):
+        write_segment_exports(con, program, staging_dir(exports, run), as_of)
+        build = tmp_path / f"{run}.duckdb"
+        build.write_bytes(f"the build of {run}".encode())
+        mark_publishing(exports, run, file_identity(build.stat()))
+    os.replace(tmp_path / "killed.duckdb", published)
+    assert (folder / "manifest.json").read_text() == old_manifest  # the new warehouse beside the old exports
+
+    assert finish_interrupted_publish(exports, file_identity(published.stat())) == [folder]
+    assert "Killed" in (folder / "rfm_champions.csv").read_text()
+    assert (folder / "manifest.json").read_text() != old_manifest
+    assert [p.name for p in clean_export_staging(exports)] == ["refused"]
+    assert finish_interrupted_publish(exports, file_identity(published.stat())) == []
