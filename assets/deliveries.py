@@ -173,47 +173,63 @@ def _error(name: str, problem: str) -> DeliveryError:
 # ---------------------------------------------------------------- finding deliveries
 
 
-def find_deliveries(inbox: Path, ignored: list[str] | None = None, limits: Limits = Limits()) -> list[Delivery]:
+def find_deliveries(inbox: Path, ignored: list[str] | None = None, limits: Limits = Limits(),
+                    problems: list[str] | None = None) -> list[Delivery]:
     """Contract files of the inbox in delivery order: date in the name, then name.
 
     Every contract file is read once here, as a stream within `limits`, for its id (the
     sha256 of its content). Names of other files are appended to `ignored`, so a caller
-    can report them.
+    can report them. Files that cannot be read are named in one DeliveryError, a line each,
+    or with `problems` appended to it and left out.
     """
     if not inbox.is_dir():
         raise _error(str(inbox), "inbox folder does not exist")
-    found = []
-    for name in _inbox_files(inbox):
+    found, refused = [], []
+    for name in _inbox_files(inbox, refused):
         spec = classify(name)
         if spec is None:
             if ignored is not None:
                 ignored.append(name)
             continue
         try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            # The name is stored in the warehouse, whose text is UTF-8.
-            raise _error(name, "file name is not valid UTF-8; rename it") from None
-        on = delivery_date(name)
-        if on is None:
-            raise _error(name, "file name has no _YYYYMMDD delivery date")
-        # A .gz is identified by its content, so the same rows compressed or not are one
-        # delivery; the hash of its bytes is kept for warehouses that identified it by them.
-        content, file_bytes = hashlib.sha256(), hashlib.sha256() if name.endswith(".gz") else None
-        with open_in_inbox(inbox, name) as handle:
-            for chunk in _content(handle, name, spec.format, limits, file_bytes):
-                content.update(chunk)
-            size = os.fstat(handle.fileno()).st_size
-        file_sha256 = (file_bytes or content).hexdigest()
-        found.append(Delivery(inbox, name, spec, on, size, content.hexdigest(), file_sha256))
+            found.append(_delivery(inbox, name, spec, limits))
+        except DeliveryError as err:
+            refused.append(str(err))
+    if problems is not None:
+        problems.extend(refused)
+    elif refused:
+        # Every refused file at once, a line each: fixing them one run at a time is slow.
+        raise DeliveryError("\n".join(refused))
     return sorted(found, key=lambda d: (d.delivered_on, d.name))
 
 
-def _inbox_files(inbox: Path) -> Iterator[str]:
+def _delivery(inbox: Path, name: str, spec: SourceFile, limits: Limits) -> Delivery:
+    """One contract file, read once as a stream for its id."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # The name is stored in the warehouse, whose text is UTF-8.
+        raise _error(name, "file name is not valid UTF-8; rename it") from None
+    on = delivery_date(name)
+    if on is None:
+        raise _error(name, "file name has no _YYYYMMDD delivery date")
+    # A .gz is identified by its content, so the same rows compressed or not are one
+    # delivery; the hash of its bytes is kept for warehouses that identified it by them.
+    content, file_bytes = hashlib.sha256(), hashlib.sha256() if name.endswith(".gz") else None
+    with open_in_inbox(inbox, name) as handle:
+        for chunk in _content(handle, name, spec.format, limits, file_bytes):
+            content.update(chunk)
+        size = os.fstat(handle.fileno()).st_size
+    file_sha256 = (file_bytes or content).hexdigest()
+    return Delivery(inbox, name, spec, on, size, content.hexdigest(), file_sha256)
+
+
+def _inbox_files(inbox: Path, problems: list[str]) -> Iterator[str]:
     """Regular files under the inbox, as paths relative to it, without following any link.
 
     A link could point anywhere the pipeline can read (/etc/passwd, another team's
-    exports), and a FIFO or device would block or never end: both fail the run, unread.
+    exports), and a FIFO or device would block or never end: both fail the run, unread
+    (appended to `problems`, so every one of them is reported at once).
     """
     folders = [""]
     while folders:
@@ -222,18 +238,20 @@ def _inbox_files(inbox: Path) -> Iterator[str]:
             with os.scandir(inbox / folder) as listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as err:
-            raise _error(folder or str(inbox), f"folder cannot be listed ({err.strerror})") from None
+            problems.append(str(_error(folder or str(inbox), f"folder cannot be listed ({err.strerror})")))
+            continue
         inner = []
         for entry in entries:
             name = f"{folder}/{entry.name}" if folder else entry.name
             if entry.is_symlink():
-                raise _error(name, "a symbolic link; links are never followed, so it was not read (deliver the file itself)")
-            if entry.is_dir(follow_symlinks=False):
+                problems.append(str(_error(
+                    name, "a symbolic link; links are never followed, so it was not read (deliver the file itself)")))
+            elif entry.is_dir(follow_symlinks=False):
                 inner.append(name)
             elif entry.is_file(follow_symlinks=False):
                 yield name
             else:
-                raise _error(name, "not a regular file (a FIFO, socket or device); not read")
+                problems.append(str(_error(name, "not a regular file (a FIFO, socket or device); not read")))
         folders.extend(reversed(inner))  # folders in name order, each before the next
 
 
@@ -793,27 +811,35 @@ def _sql_type(column: Column) -> str:
 def ingest_inbox(
     con: duckdb.DuckDBPyConnection, inbox: Path, max_bad_share: float = 0.05, limits: Limits = Limits()
 ) -> IngestResult:
-    """Ingest every delivery of the inbox not seen before. Raises DeliveryError naming the file."""
+    """Ingest every delivery of the inbox not seen before. Raises DeliveryError naming every
+    file that cannot be loaded, a line each."""
     create_raw_tables(con)
     seen = dict(con.execute("select delivery_id, file from raw.deliveries").fetchall())
-    result = IngestResult()
-    for delivery in find_deliveries(inbox, result.ignored_files, limits):
+    result, problems = IngestResult(), []
+    for delivery in find_deliveries(inbox, result.ignored_files, limits, problems):
         original = seen.get(delivery.sha256) or seen.get(delivery.file_sha256)
         if original is not None:
             if original != delivery.name:
                 _record_duplicate(con, delivery, original)
             continue
-        summary = ingest_delivery(con, delivery, limits)
+        try:
+            summary = ingest_delivery(con, delivery, limits)
+        except DeliveryError as err:
+            problems.append(str(err))
+            continue
         bad_share = summary["rows_quarantined"] / summary["rows_read"] if summary["rows_read"] else 0.0
         if bad_share > max_bad_share:
-            raise _error(
+            problems.append(str(_error(
                 delivery.name,
                 f"{summary['rows_quarantined']} of {summary['rows_read']} rows "
                 f"({bad_share:.1%}) break the contract, above the {max_bad_share:.0%} threshold; "
                 "see quality.quarantine for the reasons",
-            )
+            )))
         seen[delivery.sha256] = delivery.name
         result.deliveries.append(summary)
+    if problems:
+        # The run fails and nothing of it is published; every failed file is named at once.
+        raise DeliveryError("\n".join(problems))
     return result
 
 

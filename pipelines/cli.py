@@ -167,7 +167,10 @@ def command_run(args: argparse.Namespace) -> int:
     if (failures or not result.success) and not published:
         print("omniloyal run failed; the published warehouse is unchanged.", file=sys.stderr)
         for step, message in failures:
-            print(f"  {step}: {message}", file=sys.stderr)
+            lines = message.splitlines() or [""]
+            print(f"  {step}: {lines[0]}", file=sys.stderr)
+            for line in lines[1:]:  # a step naming several files: a line each
+                print(f"  {' ' * len(step)}  {line}", file=sys.stderr)
         return 1
     if failures or not result.success:
         print(f"omniloyal run: published {args.warehouse}, but:", file=sys.stderr)

@@ -386,3 +386,20 @@ def test_reading_in_small_chunks_gives_the_same_records(tmp_path, monkeypatch):
     for size in (1, 2, 3, 7):
         monkeypatch.setattr(deliveries, "CHUNK_BYTES", size)
         assert ingested() == whole
+
+
+def test_every_refused_file_is_named_at_once_a_line_each(tmp_path, con):
+    inbox = tmp_path / "inbox"
+    (inbox / "web").mkdir(parents=True)
+    os.symlink("/etc/passwd", inbox / "web/customers_20250306.csv")
+    write(inbox, "store/members_20250306.csv", "Ann,Leeward,ann.lee@example.com,07911 123456\n")  # no header
+    write(inbox, "app/events_20250306.jsonl", "not json\n" * 3 + EVENT.format("E1") + "\n")  # 75% bad rows
+    write(inbox, "web/orders_20250306.csv", f"{ORDERS_HEADER}\nO1,A9,2025-03-06T10:00:00Z,10.00,GBP,completed\n")
+    with pytest.raises(DeliveryError) as raised:
+        ingest_inbox(con, inbox)
+    lines = str(raised.value).splitlines()
+    # Files refused when listed first, then those that failed to load, in delivery order.
+    assert [line.split(":")[0] for line in lines] == [
+        "web/customers_20250306.csv", "app/events_20250306.jsonl", "store/members_20250306.csv"]
+    assert "a symbolic link" in lines[0] and "threshold" in lines[1] and "is the header row missing?" in lines[2]
+    assert not any(secret in str(raised.value) for secret in SECRETS + ("root",))
