@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb
 
 from assets.catalog import personal_columns
+from assets.deliveries import shown
 from assets.privacy import mask
 from assets.warehouse import model_sql, row_count, run_model
 from pipelines.settings import PipelineSettings
@@ -36,8 +37,9 @@ def preview(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> s
     rows = con.execute(f"select * from {table} limit {PREVIEW_ROWS}").fetchall()
 
     def cell(column: str, value: object) -> str:
-        shown = mask(value) if column in personal else ("null" if value is None else str(value))
-        return shown.replace("|", "\\|").replace("\n", " ")[:40]
+        # Text such as file names is the senders' choice: control characters escaped.
+        text = mask(value) if column in personal else ("null" if value is None else str(value))
+        return shown(text).replace("|", "\\|")[:40]
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(c, v) for c, v in zip(columns, row)) + " |" for row in rows]

@@ -136,3 +136,13 @@ def test_a_run_holds_the_warehouse_lock_and_first_removes_what_failed_runs_left(
     with dg.build_sensor_context(resources={"settings": settings}) as context:
         sensor.evaluate_tick(context)
         assert not lock_path(warehouse).exists() and not RunLock(warehouse).held_here()
+
+
+def test_metadata_previews_escape_delivered_file_names():
+    from assets.sql_assets import table_metadata
+    from assets.warehouse import connect
+
+    con = connect(":memory:")
+    con.execute("create table raw.deliveries as select 'web/orders_20260101\x1b[2J\n|x.csv' as file")
+    preview = table_metadata(con, "raw.deliveries")["preview"].value
+    assert preview.splitlines()[2] == "| web/orders_20260101\\x1b[2J\\n\\|x.csv |"
