@@ -32,7 +32,7 @@ def _date(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.defaults import env_default  # not pipelines.settings: it imports dagster
+    from assets.shared.defaults import env_default  # not assets.shared.settings: it imports dagster
 
     parser = argparse.ArgumentParser(prog="omniloyal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipelines.defaults import SettingsError, check_settings
+    from assets.shared.defaults import SettingsError, check_settings
 
     settings = {
         "inbox_dir": args.inbox,
@@ -114,23 +114,23 @@ def command_run(args: argparse.Namespace) -> int:
         return 2
     import dagster as dg
 
+    from assets.shared.settings import PipelineSettings
     from pipelines.definitions import defs
-    from pipelines.settings import PipelineSettings
     from pipelines.summary import print_summary
 
     if not Path(args.inbox).is_dir():
         print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)
         return 2
     if args.identity_overrides:
-        from assets.steward_decisions import StewardDecisionsError, read_decisions
+        from assets.identity.steward_decisions import StewardDecisionsError, read_decisions
 
         try:
             read_decisions(args.identity_overrides)  # a file that cannot be used fails before the run starts
         except StewardDecisionsError as err:
             print(f"omniloyal run: {err}", file=sys.stderr)
             return 2
-    from assets.run_lock import RunLock, WarehouseLocked
-    from assets.warehouse import Warehouse, WarehouseError
+    from assets.shared.run_lock import RunLock, WarehouseLocked
+    from assets.shared.warehouse import Warehouse, WarehouseError
 
     # One writer at a time: a second run on this warehouse refuses here, before any work,
     # as does a run on a warehouse another process is writing.
@@ -187,7 +187,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 def _published(result) -> bool:
     """Whether the run replaced the published warehouse: its publish step succeeded, or failed
-    after the swap (on the exports, assets/exports.py published_warehouse)."""
+    after the swap (on the exports, assets/exports/assets.py published_warehouse)."""
     if result.asset_materializations_for_node("published_warehouse"):
         return True
     for event in result.all_events:
@@ -242,7 +242,7 @@ def command_generate(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from assets.evaluation import evaluate, hard_cases
+    from assets.identity.evaluation import evaluate, hard_cases
 
     for path in (Path(args.warehouse), args.truth):
         if not path.exists():
@@ -280,8 +280,8 @@ def open_published(warehouse: str, command: str):
 def command_export(args: argparse.Namespace) -> int:
     import duckdb
 
-    from assets.program import ProgramError, load_program
-    from assets.segment_files import FORMATS, write_segment_exports
+    from assets.exports.segment_files import FORMATS, write_segment_exports
+    from assets.loyalty.program import ProgramError, load_program
 
     if not Path(args.warehouse).is_file():
         print(f"omniloyal export: {args.warehouse} does not exist (run `omniloyal run` first)", file=sys.stderr)
@@ -291,7 +291,7 @@ def command_export(args: argparse.Namespace) -> int:
     except ProgramError as err:
         print(f"omniloyal export: {err}", file=sys.stderr)
         return 2
-    from assets.run_lock import RunLock, WarehouseLocked
+    from assets.shared.run_lock import RunLock, WarehouseLocked
 
     # A run publishing meanwhile would swap the whole exports folder under this export.
     lock = RunLock(args.warehouse)

@@ -3,21 +3,27 @@
 Steps run in one process, one after another: they all write the run's single
 DuckDB build file, and DuckDB allows one writer per file. Runs on one warehouse
 never overlap: each holds the warehouse's lock (RunSettings below), and the
-publish step is in a concurrency pool (assets/exports.py WAREHOUSE_POOL).
+publish step is in a concurrency pool (assets/exports/assets.py WAREHOUSE_POOL).
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from assets import exports, identity, ingest, loyalty, profiles, segments, standardize
-from assets.run_lock import RunLock
-from assets.segment_files import clean_export_staging, finish_interrupted_publish
-from assets.warehouse import file_identity
+from assets.core import assets as core
+from assets.exports import assets as exports
+from assets.exports.segment_files import clean_export_staging, finish_interrupted_publish
+from assets.identity import assets as identity
+from assets.ingest import assets as ingest
+from assets.loyalty import assets as loyalty
+from assets.marts import assets as marts
+from assets.shared.run_lock import RunLock
+from assets.shared.settings import PipelineSettings
+from assets.shared.warehouse import file_identity
+from assets.staging import assets as staging
 from pipelines.sensors import build_inbox_sensor
-from pipelines.settings import PipelineSettings
 
-STAGE_MODULES = [ingest, standardize, identity, profiles, loyalty, segments, exports]
+STAGE_MODULES = [ingest, staging, identity, core, loyalty, marts, exports]
 
 all_assets = dg.load_assets_from_modules(STAGE_MODULES)
 all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)

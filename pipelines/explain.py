@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import duckdb
 
-from assets.catalog import personal_columns
-from assets.privacy import mask
+from assets.shared.catalog import personal_columns
+from assets.shared.privacy import mask
 
 # identity.match_input columns shown for each record, with their headings.
 RECORD_FIELDS = {

@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from assets.contract import source_file
+from assets.ingest.contract import source_file
 
 REFERENCE = yaml.safe_load((Path(__file__).resolve().parent / "reference" / "people.yaml").read_text(encoding="utf-8"))
-NICKNAME_TABLE = Path(__file__).resolve().parents[1] / "assets" / "reference" / "nicknames.csv"
+NICKNAME_TABLE = Path(__file__).resolve().parents[1] / "assets" / "staging" / "reference" / "nicknames.csv"
 US_REFERENCE = {
     **REFERENCE,
     **yaml.safe_load((Path(__file__).resolve().parent / "reference" / "us.yaml").read_text(encoding="utf-8")),

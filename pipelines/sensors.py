@@ -15,9 +15,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.contract import classify
-from assets.deliveries import shown
-from pipelines.settings import PipelineSettings
+from assets.ingest.contract import classify
+from assets.ingest.deliveries import shown
+from assets.shared.settings import PipelineSettings
 
 
 def inbox_files(inbox: Path) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assets.warehouse import connect
+from assets.shared.warehouse import connect
 
 
 def print_summary(warehouse_path: Path, exports_folder: Path, elapsed_s: float) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from assets.clv import (
+from assets.marts.clv import (
     BgNbd,
     GammaGamma,
     expected_average_value,

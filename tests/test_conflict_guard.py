@@ -5,7 +5,12 @@ from datetime import date
 import duckdb
 from splink import DuckDBAPI
 
-from assets.conflict_guard import GuardRule, guard_against_conflicts, measure_rule, use_rule
+from assets.identity.conflict_guard import (
+    GuardRule,
+    guard_against_conflicts,
+    measure_rule,
+    use_rule,
+)
 
 # unique_id, first_name_key, canonical_first_name, birth_on (last names added below)
 RECORDS = [

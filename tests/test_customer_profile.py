@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 import pytest
 
-from assets.contract import source_priority
-from assets.warehouse import connect, run_model
+from assets.ingest.contract import source_priority
+from assets.shared.warehouse import connect, run_model
 
 COLUMNS = (
     "source, source_record_id, first_name, last_name, email, phone_e164, birth_on, street, city, postcode, "

@@ -43,7 +43,7 @@ def test_daily_schedule_runs_the_whole_job_in_one_process():
 
 
 def test_the_inbox_sensor_requests_one_run_per_new_delivery(tmp_path):
-    from pipelines.settings import PipelineSettings
+    from assets.shared.settings import PipelineSettings
 
     sensor = defs.resolve_sensor_def("inbox_sensor")
     assert sensor.job_name == "omniloyal_everything"
@@ -88,8 +88,8 @@ def test_every_asset_has_a_description_owners_and_kinds():
 
 
 def test_metadata_previews_mask_personal_data():
-    from assets.sql_assets import table_metadata
-    from assets.warehouse import connect
+    from assets.shared.sql_assets import table_metadata
+    from assets.shared.warehouse import connect
 
     con = connect(":memory:")
     con.execute("create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, "
@@ -104,7 +104,7 @@ def test_metadata_previews_mask_personal_data():
 
 def test_every_job_ends_in_the_warehouse_pool():
     """With the instance's pools at run granularity, limit 1, one run on the warehouse at a time."""
-    from assets.exports import WAREHOUSE_POOL
+    from assets.exports.assets import WAREHOUSE_POOL
 
     assert defs.resolve_assets_def(PUBLISH).op.pool == WAREHOUSE_POOL
     for name in ("omniloyal_everything", "loyalty_and_marts"):
@@ -112,9 +112,9 @@ def test_every_job_ends_in_the_warehouse_pool():
 
 
 def test_a_run_holds_the_warehouse_lock_and_first_removes_what_failed_runs_left(tmp_path):
-    from assets.run_lock import RunLock, lock_path
+    from assets.shared.run_lock import RunLock, lock_path
+    from assets.shared.settings import PipelineSettings
     from pipelines.definitions import RunSettings
-    from pipelines.settings import PipelineSettings
 
     warehouse, exports = tmp_path / "omniloyal.duckdb", tmp_path / "exports"
     (tmp_path / "builds").mkdir()
@@ -139,8 +139,8 @@ def test_a_run_holds_the_warehouse_lock_and_first_removes_what_failed_runs_left(
 
 
 def test_metadata_previews_escape_delivered_file_names():
-    from assets.sql_assets import table_metadata
-    from assets.warehouse import connect
+    from assets.shared.sql_assets import table_metadata
+    from assets.shared.warehouse import connect
 
     con = connect(":memory:")
     con.execute("create table raw.deliveries as select 'web/orders_20260101\x1b[2J\n|x.csv' as file")

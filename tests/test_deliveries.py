@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from assets.deliveries import DeliveryError, ingest_inbox
-from assets.standardizers import register_udfs
-from assets.warehouse import SQL_DIR, connect, run_model
+from assets.ingest.deliveries import DeliveryError, ingest_inbox
+from assets.shared.warehouse import MACROS_FILE, connect, run_model
+from assets.staging.standardizers import register_udfs
 
 ORDERS_HEADER = "order_id,account_id,ordered_at,total_amount,currency,status"
 
@@ -204,7 +204,7 @@ def test_a_birth_date_typo_keeps_the_record_and_its_orders_reach_staging(tmp_pat
     )
     write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
     con = connect(":memory:", {"as_of": date(2025, 3, 31)})
-    con.execute((SQL_DIR / "macros.sql").read_text())
+    con.execute(MACROS_FILE.read_text())
     register_udfs(con, "GB")
     # A bad optional personal field is a field issue, not a bad row.
     result = ingest_inbox(con, tmp_path, max_bad_share=0.0)

@@ -12,8 +12,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from assets.evaluation import evaluate, hard_cases
-from assets.program import load_program
+from assets.identity.evaluation import evaluate, hard_cases
+from assets.loyalty.program import load_program
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
@@ -172,7 +172,7 @@ def test_export_command_re_exports_one_segment(workspace, tmp_path, capsys):
     # While a run holds the warehouse (another process), an export refuses: the run's publish
     # would swap the exports folder under it.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from assets.run_lock import RunLock; "
+        [sys.executable, "-c", "import sys, time; from assets.shared.run_lock import RunLock; "
          "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(30)",
          str(workspace / "warehouse" / "omniloyal.duckdb")],
         stdout=subprocess.PIPE, text=True)
@@ -231,7 +231,7 @@ def test_dagster_definitions_validate():
 
 
 def test_every_table_matches_its_documentation(workspace):
-    from assets.catalog import documented_tables
+    from assets.shared.catalog import documented_tables
 
     actual = {}
     for schema, table, column, data_type in query(
@@ -247,7 +247,7 @@ def test_every_table_matches_its_documentation(workspace):
 
 
 def table_fingerprints(workspace: Path, skip: set[str]) -> dict[str, tuple]:
-    from assets.catalog import documented_tables
+    from assets.shared.catalog import documented_tables
 
     return {
         table: query(workspace, f"select count(*), sum(hash(t)) from {table} t")[0]
@@ -291,7 +291,7 @@ def test_hard_cases_in_generated_data(workspace):
 
 
 def test_a_saved_model_reproduces_the_run_without_training(workspace):
-    from assets.matching import match_records
+    from assets.identity.matching import match_records
 
     model = workspace / "reports" / "identity" / AS_OF / "splink_model.json"
     assert {p.name for p in model.parent.glob("*.html")} == {
@@ -310,8 +310,8 @@ def test_a_saved_model_reproduces_the_run_without_training(workspace):
 
 
 def test_a_program_change_rebuilds_loyalty_and_marts_without_identity(workspace, tmp_path):
-    from assets.catalog import documented_tables
-    from assets.program import DEFAULT_PROGRAM
+    from assets.loyalty.program import DEFAULT_PROGRAM
+    from assets.shared.catalog import documented_tables
 
     warehouse = tmp_path / "warehouse" / "omniloyal.duckdb"
     warehouse.parent.mkdir()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assets.evaluation import evaluate
-from assets.warehouse import connect
+from assets.identity.evaluation import evaluate
+from assets.shared.warehouse import connect
 
 
 def test_pairwise_and_bcubed_on_a_hand_made_case(tmp_path):

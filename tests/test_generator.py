@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from assets.contract import source_files
+from assets.ingest.contract import source_files
 from pipelines.generator import generate_inbox
 
 END = date(2026, 6, 30)

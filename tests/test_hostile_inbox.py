@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.deliveries import (
+from assets.ingest.deliveries import (
     DeliveryError,
     Limits,
     find_deliveries,
@@ -21,7 +21,7 @@ from assets.deliveries import (
     open_in_inbox,
     shown,
 )
-from pipelines.defaults import DEFAULTS
+from assets.shared.defaults import DEFAULTS
 
 CUSTOMERS_HEADER = "account_id,email,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at,marketing_opt_in"
 CUSTOMER_ROW = "A1,ann.lee@example.com,Ann,Leeward,07911 123456,1980-02-03,1 High St,Leeds,LS1 1AA,GB,2025-01-01T00:00:00Z,true"
@@ -48,7 +48,7 @@ def failure(con, inbox: Path, **kwargs) -> str:
 
 @pytest.fixture
 def con():
-    from assets.warehouse import connect
+    from assets.shared.warehouse import connect
 
     con = connect(":memory:")
     yield con
@@ -143,8 +143,8 @@ def test_file_errors_never_show_row_content(tmp_path, con, name, content, messag
 
 
 def test_dagster_events_and_logs_show_no_row_content_and_escaped_names(tmp_path):
-    from assets.ingest import raw_deliveries
-    from pipelines.settings import PipelineSettings
+    from assets.ingest.assets import raw_deliveries
+    from assets.shared.settings import PipelineSettings
 
     inbox = tmp_path / "inbox"
     write(inbox, "web/customers_20250306.csv", f"{CUSTOMER_ROW}\n")
@@ -231,7 +231,7 @@ def test_a_line_without_end_fails_before_it_is_held_whole(tmp_path, con):
 
 
 def test_the_limits_are_settings_with_defaults():
-    from pipelines.settings import PipelineSettings
+    from assets.shared.settings import PipelineSettings
 
     assert DEFAULTS["max_file_mb"] == ("OMNILOYAL_MAX_FILE_MB", "2048")
     assert DEFAULTS["max_line_kb"] == ("OMNILOYAL_MAX_LINE_KB", "1024")
@@ -271,7 +271,7 @@ def test_a_file_changed_between_listing_and_reading_fails(tmp_path, con):
     write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\n")
     (delivery,) = find_deliveries(tmp_path)
     write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
-    from assets.deliveries import create_raw_tables
+    from assets.ingest.deliveries import create_raw_tables
 
     create_raw_tables(con)
     with pytest.raises(DeliveryError, match=r"^web/orders_20250306.csv: changed while it was being read"):
@@ -352,8 +352,8 @@ def test_a_header_only_file_still_needs_the_required_columns(tmp_path, con):
 
 
 def test_reading_in_small_chunks_gives_the_same_records(tmp_path, monkeypatch):
-    from assets import deliveries
-    from assets.warehouse import connect
+    from assets.ingest import deliveries
+    from assets.shared.warehouse import connect
 
     body = "\r\n".join([ORDERS_HEADER, "O1,A1,2025-03-04T10:15:00Z,1,GBP,completed", 'O2,A1,2025-03-04T10:15:00Z,1,GBP,"can\r\ncelled"'])
     write(tmp_path, "web/orders_20250306.csv", body + "\rO3,A1,2025-03-04T10:15:00Z,1,GBP,refunded\n\nO4,A1,never,1,GBP\r")

@@ -153,7 +153,7 @@ def test_the_command_line_starts_without_dagster_or_splink():
 
 
 def test_the_bundled_program_default_is_the_program_module_s():
-    from assets.program import DEFAULT_PROGRAM
-    from pipelines.defaults import BUNDLED_PROGRAM
+    from assets.loyalty.program import DEFAULT_PROGRAM
+    from assets.shared.defaults import BUNDLED_PROGRAM
 
     assert BUNDLED_PROGRAM == DEFAULT_PROGRAM

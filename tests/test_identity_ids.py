@@ -2,8 +2,8 @@
 
 from datetime import date
 
-from assets.identity_ids import assign_stable_ids
-from assets.warehouse import connect
+from assets.identity.stable_ids import assign_stable_ids
+from assets.shared.warehouse import connect
 
 
 def setup(con, clusters: dict[str, str]) -> None:

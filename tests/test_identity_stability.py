@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.points import INVARIANTS, broken_invariants
+from assets.loyalty.settling import INVARIANTS, broken_invariants
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 

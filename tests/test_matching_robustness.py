@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from assets.contract import source_files
-from assets.deliveries import ingest_inbox
-from assets.matching import match_records
-from assets.standardizers import register_udfs
-from assets.warehouse import SQL_DIR, connect, run_model
+from assets.identity.matching import match_records
+from assets.ingest.contract import source_files
+from assets.ingest.deliveries import ingest_inbox
+from assets.shared.warehouse import MACROS_FILE, connect, run_model
+from assets.staging.standardizers import register_udfs
 from pipelines.generator import generate_inbox
 
 pytestmark = pytest.mark.e2e  # runs the pipeline on a generated inbox
@@ -25,7 +25,7 @@ def prepared(tmp_path_factory) -> tuple[pa.Table, dict[str, str]]:
     generate_inbox(people=1500, seed=2024, out_dir=folder / "inbox", truth_path=folder / "truth.csv",
                    end_date=date(2026, 11, 24), bad_row_rate=0)
     con = connect(folder / "w.duckdb", {"as_of": date(2026, 11, 24)})
-    con.execute((SQL_DIR / "macros.sql").read_text())
+    con.execute(MACROS_FILE.read_text())
     register_udfs(con, "GB")
     ingest_inbox(con, folder / "inbox")
     for spec in source_files():
@@ -134,7 +134,7 @@ def test_blocked_and_overused_identifiers_are_not_evidence(tmp_path):
                 "('s:4', 'store', '4', 'kai', 'kai', 'lund', 'kai lund', null, '+441632960000', null, null, null, null)"
                 ") t(unique_id, source, source_record_id, first_name_key, canonical_first_name, last_name_key, full_name_key, "
                 "email_key, phone_e164, birth_on, postcode, street_key, registered_at)")
-    con.execute((SQL_DIR / "macros.sql").read_text())
+    con.execute(MACROS_FILE.read_text())
     run_model(con, "identity/blocked_identifiers")
     run_model(con, "identity/match_input")
     blocked = con.execute("select kind, value, reason, records, people from identity.blocked_identifiers order by kind").fetchall()

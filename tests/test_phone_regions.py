@@ -7,11 +7,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.contract import source_files
-from assets.deliveries import create_raw_tables, ingest_inbox
-from assets.standardizers import infer_phone_region, register_udfs
-from assets.warehouse import SQL_DIR, connect, run_model
-from pipelines.settings import PipelineSettings
+from assets.ingest.contract import source_files
+from assets.ingest.deliveries import create_raw_tables, ingest_inbox
+from assets.shared.settings import PipelineSettings
+from assets.shared.warehouse import MACROS_FILE, connect, run_model
+from assets.staging.standardizers import infer_phone_region, register_udfs
 
 WEB_HEADER = "account_id,email,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at,marketing_opt_in"
 STORE_HEADER = "card_number,first_name,last_name,phone,postcode,date_of_birth,enrolled_on,store_id"
@@ -166,7 +166,7 @@ def test_a_possible_but_invalid_number_is_kept_as_a_weaker_key(tmp_path):
         "S4,Dee,Lim,,,,,",
     ])
     con = connect(":memory:", {"as_of": date(2026, 6, 30)})
-    con.execute((SQL_DIR / "macros.sql").read_text())
+    con.execute(MACROS_FILE.read_text())
     ingest_inbox(con, tmp_path / "inbox")
     register_udfs(con, "GB")
     run_model(con, "staging/store_members")
@@ -186,7 +186,7 @@ def test_a_possible_but_invalid_number_is_kept_as_a_weaker_key(tmp_path):
 
 
 def test_the_phone_check_warns_when_a_source_reads_fewer_than_90_percent(tmp_path):
-    from assets.ingest import phone_read_rate, raw_deliveries, source_summary
+    from assets.ingest.assets import phone_read_rate, raw_deliveries, source_summary
 
     inbox = tmp_path / "inbox"
     # Web: 10 of 10 phones read. Store: 8 of 10 (80%), over two deliveries (5 of 5, then 3 of 5).
@@ -221,7 +221,7 @@ def test_the_phone_check_warns_when_a_source_reads_fewer_than_90_percent(tmp_pat
 
 def test_the_phone_check_warns_when_phones_are_read_in_the_wrong_region(tmp_path):
     """US numbers read as British are the right length for UK numbers: read, but not valid."""
-    from assets.ingest import phone_read_rate, raw_deliveries, source_summary
+    from assets.ingest.assets import phone_read_rate, raw_deliveries, source_summary
 
     write(tmp_path / "inbox", "store/members_20260101.csv", [STORE_HEADER] + [
         f"S{i},Dee,Lim,{phone},,,," for i, phone in enumerate(

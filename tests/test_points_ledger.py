@@ -11,9 +11,9 @@ from datetime import date, datetime
 
 import pytest
 
-from assets.points import INVARIANTS, broken_invariants, settle_debits
-from assets.program import load_program, write_program_tables
-from assets.warehouse import connect, run_model
+from assets.loyalty.program import load_program, write_program_tables
+from assets.loyalty.settling import INVARIANTS, broken_invariants, settle_debits
+from assets.shared.warehouse import connect, run_model
 
 PROGRAM = """
 currency: GBP

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assets.program import DEFAULT_PROGRAM, ProgramError, load_program
+from assets.loyalty.program import DEFAULT_PROGRAM, ProgramError, load_program
 
 
 def test_bundled_program_loads():

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.warehouse import Warehouse, WarehouseError, connect
+from assets.shared.warehouse import Warehouse, WarehouseError, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,8 +122,8 @@ def test_omniloyal_run_never_fails_after_publishing(tmp_path, monkeypatch, capsy
 
     import pipelines.definitions
     import pipelines.summary
+    from assets.shared.settings import PipelineSettings
     from pipelines.cli import main
-    from pipelines.settings import PipelineSettings
 
     @dg.asset(name="published_warehouse")
     def publish(settings: PipelineSettings) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from assets.run_lock import RunLock, WarehouseLocked, lock_path
+from assets.shared.run_lock import RunLock, WarehouseLocked, lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def hold_lock_in_another_process(published: Path) -> subprocess.Popen:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from assets.run_lock import RunLock; "
+        [sys.executable, "-c", "import sys, time; from assets.shared.run_lock import RunLock; "
          f"RunLock({str(published)!r}).acquire(); print('ready', flush=True); time.sleep(60)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "ready"

@@ -9,9 +9,13 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from assets.program import load_program
-from assets.segment_files import neutralize_formula, segment_file_name, write_segment_exports
-from assets.warehouse import connect
+from assets.exports.segment_files import (
+    neutralize_formula,
+    segment_file_name,
+    write_segment_exports,
+)
+from assets.loyalty.program import load_program
+from assets.shared.warehouse import connect
 
 
 @pytest.mark.parametrize(
@@ -147,7 +151,7 @@ def program_with_custom(tmp_path, custom_yaml):
 
 def test_segment_names_that_would_share_a_file_are_refused(tmp_path, warehouse):
     """Issue 12: `VIP` and `vip!` both wrote custom_vip.csv; one audience overwrote the other."""
-    from assets.program import ProgramError
+    from assets.loyalty.program import ProgramError
 
     colliding = program_with_custom(tmp_path, PROGRAM_SEGMENTS + """    - name: VIP
       channel: email
@@ -182,7 +186,11 @@ def test_segment_names_that_would_share_a_file_are_refused(tmp_path, warehouse):
 
 def test_a_run_stages_its_exports_and_the_publish_swaps_them_in_whole(tmp_path, warehouse):
     """Issue 12: exports were rewritten in place before the publish; a kill left a mix of two runs."""
-    from assets.segment_files import clean_export_staging, publish_segment_exports, staging_dir
+    from assets.exports.segment_files import (
+        clean_export_staging,
+        publish_segment_exports,
+        staging_dir,
+    )
 
     con, program = warehouse
     exports, as_of = tmp_path / "exports", date(2026, 6, 30)
@@ -215,14 +223,14 @@ def test_a_run_stages_its_exports_and_the_publish_swaps_them_in_whole(tmp_path, 
 
 
 def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_next(tmp_path, warehouse):
-    from assets.segment_files import (
+    from assets.exports.segment_files import (
         clean_export_staging,
         finish_interrupted_publish,
         mark_publishing,
         publish_segment_exports,
         staging_dir,
     )
-    from assets.warehouse import file_identity
+    from assets.shared.warehouse import file_identity
 
     con, program = warehouse
     exports, as_of, folder = tmp_path / "exports", date(2026, 6, 30), tmp_path / "exports" / "2026-06-30"

@@ -9,15 +9,15 @@ from datetime import date
 
 import pytest
 
-from assets.custom_segments import segment_query, write_custom_segment_members
-from assets.program import (
+from assets.loyalty.program import (
     Condition,
     CustomSegment,
     ProgramError,
     load_program,
     write_program_tables,
 )
-from assets.warehouse import connect, run_model
+from assets.marts.custom_segments import segment_query, write_custom_segment_members
+from assets.shared.warehouse import connect, run_model
 
 AS_OF = date(2026, 6, 30)
 

@@ -4,9 +4,9 @@ import os
 
 import dagster as dg
 
+from assets.shared.settings import PipelineSettings
 from pipelines.definitions import everything_job
 from pipelines.sensors import build_inbox_sensor, inbox_files
-from pipelines.settings import PipelineSettings
 
 
 def _evaluate(sensor, inbox, cursor=None):

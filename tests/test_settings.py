@@ -2,8 +2,8 @@
 
 import pytest
 
+from assets.shared.defaults import SettingsError, check_settings, parsed
 from pipelines.cli import main
-from pipelines.defaults import SettingsError, check_settings, parsed
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_every_problem_is_named_at_once_and_good_values_are_read():
 
 
 def test_the_resource_checks_values_set_in_the_launchpad(tmp_path):
-    from pipelines.settings import PipelineSettings
+    from assets.shared.settings import PipelineSettings
 
     settings = PipelineSettings(warehouse_path=str(tmp_path / "w.duckdb"), keep_versions=-1)
     with pytest.raises(SettingsError, match="keep_versions must be a whole number of at least 0"):

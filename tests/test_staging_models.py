@@ -2,9 +2,9 @@
 
 from datetime import date
 
-from assets.deliveries import ingest_inbox
-from assets.standardizers import register_udfs
-from assets.warehouse import SQL_DIR, connect, run_model
+from assets.ingest.deliveries import ingest_inbox
+from assets.shared.warehouse import MACROS_FILE, connect, run_model
+from assets.staging.standardizers import register_udfs
 
 HEADER = "account_id,email,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at,marketing_opt_in\n"
 
@@ -21,7 +21,7 @@ def test_later_delivery_wins_and_fields_are_standardized(tmp_path):
         HEADER + "W1, New@Example.com ,bob,SMITH,+44 7911 123456,1980-02-03,12 High St.,london,SW1A 1AA,GB,2025-01-01T00:00:00Z,false\n"
     )
     con = connect(":memory:", {"as_of": date(2026, 1, 31)})
-    con.execute((SQL_DIR / "macros.sql").read_text())
+    con.execute(MACROS_FILE.read_text())
     register_udfs(con, "GB")
     ingest_inbox(con, tmp_path)
     assert run_model(con, "staging/web_customers") == 2

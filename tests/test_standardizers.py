@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.standardizers import (
+from assets.staging.standardizers import (
     canonical_first_name,
     email_match_key,
     full_name_first,
@@ -168,7 +168,7 @@ def test_the_fast_path_agrees_with_the_parser(region, prefix, country, digits):
     """Whatever the shortcut answers, phonenumbers' parser answers the same number."""
     import phonenumbers
 
-    from assets.standardizers import _e164_without_parsing
+    from assets.staging.standardizers import _e164_without_parsing
 
     compact = prefix + country + digits
     fast = _e164_without_parsing(compact, region)

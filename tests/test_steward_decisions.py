@@ -6,16 +6,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.identity_ids import assign_stable_ids
-from assets.points import INVARIANTS, broken_invariants
-from assets.steward_decisions import (
+from assets.identity.stable_ids import assign_stable_ids
+from assets.identity.steward_decisions import (
     COLUMNS,
     StewardDecisionsError,
     applied_pairs,
     load_decisions,
     read_decisions,
 )
-from assets.warehouse import connect
+from assets.loyalty.settling import INVARIANTS, broken_invariants
+from assets.shared.warehouse import connect
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
@@ -136,7 +136,7 @@ def test_without_a_file_the_table_exists_and_is_empty():
 
 
 def test_the_table_is_documented_as_loaded(tmp_path):
-    from assets.catalog import documented_tables
+    from assets.shared.catalog import documented_tables
 
     con = warehouse_with_records("web:W1")
     load_decisions(con, None)

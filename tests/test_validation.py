@@ -2,9 +2,9 @@
 
 import duckdb
 
-from assets.catalog import personal_columns
-from assets.privacy import mask
-from assets.validation import validate_table
+from assets.shared.catalog import personal_columns
+from assets.shared.privacy import mask
+from assets.staging.validation import validate_table
 
 
 def test_mask_keeps_shape_hides_content():

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.benchmarks.bench_guard --work /tmp/bench [--datasets febrl1 febrl2 febrl3 uk:20000 us:20000]
 
-The rule (macro are_two_people in assets/sql/macros.sql) has two parts, each a macro of its
+The rule (macro are_two_people in assets/shared/macros.sql) has two parts, each a macro of its
 own there: birth dates more than one typo apart (A, birth_dates_conflict), first names that
 are neither the same given name nor a typo apart, names swapped excepted (B,
 first_names_conflict). The product enforces each part only where the data backs it
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.conflict_guard import GuardRule
+from assets.identity.conflict_guard import GuardRule
 from tests.benchmarks.bench_identity import stage_prepare, write_dataset
 
 VARIANTS = {
@@ -55,7 +55,7 @@ def scores(records, clusters, truth: Path) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    from assets.matching import match_records
+    from assets.identity.matching import match_records
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", nargs="+", default=["febrl1", "febrl2", "febrl3", "uk:20000", "us:20000"])

@@ -33,13 +33,13 @@ AS_OF = date(2026, 11, 24)
 def stage_prepare(inbox: Path, warehouse: Path, region: str = "") -> None:
     """Ingest, staging and identity.match_input, with the pipeline's default settings
     (`region` empty: the phone region inferred from the raw tables, as a run does)."""
-    from assets.contract import source_files
-    from assets.deliveries import ingest_inbox
-    from assets.standardizers import register_udfs
-    from assets.warehouse import SQL_DIR, connect, run_model
+    from assets.ingest.contract import source_files
+    from assets.ingest.deliveries import ingest_inbox
+    from assets.shared.warehouse import MACROS_FILE, connect, run_model
+    from assets.staging.standardizers import register_udfs
 
     con = connect(warehouse, {"as_of": AS_OF})
-    con.execute((SQL_DIR / "macros.sql").read_text())
+    con.execute(MACROS_FILE.read_text())
     ingest_inbox(con, inbox)
     register_udfs(con, region)
     for spec in source_files():
@@ -50,9 +50,9 @@ def stage_prepare(inbox: Path, warehouse: Path, region: str = "") -> None:
 
 
 def stage_omniloyal(warehouse: Path) -> None:
-    from assets.identity_ids import assign_stable_ids
-    from assets.matching import match_records
-    from assets.warehouse import connect
+    from assets.identity.matching import match_records
+    from assets.identity.stable_ids import assign_stable_ids
+    from assets.shared.warehouse import connect
 
     con = connect(warehouse, {"as_of": AS_OF})
     result = match_records(con.sql("select * from identity.match_input").to_arrow_table())
@@ -113,7 +113,7 @@ def stage_score(warehouse: Path, truth: Path, schema: str) -> None:
     """Accuracy of `schema`.source_records (identity or plain) against the truth, as JSON."""
     import duckdb
 
-    from assets.evaluation import evaluate, hard_cases
+    from assets.identity.evaluation import evaluate, hard_cases
 
     if schema != "identity":
         copy = warehouse.with_name("plain.duckdb")

@@ -102,9 +102,9 @@ def stage_inputs(warehouse: Path, customers: int, events: int) -> None:
 
 def stage_loyalty(warehouse: Path, report: Path) -> None:
     """Build the loyalty stage; write each step's seconds and the tables' sizes to `report` as JSON."""
-    from assets.points import broken_invariants, settle_debits
-    from assets.program import load_program, write_program_tables
-    from assets.warehouse import connect, row_count, run_model
+    from assets.loyalty.program import load_program, write_program_tables
+    from assets.loyalty.settling import broken_invariants, settle_debits
+    from assets.shared.warehouse import connect, row_count, run_model
 
     con = connect(warehouse, {"as_of": AS_OF})
     write_program_tables(con, load_program())

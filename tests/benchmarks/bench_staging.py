@@ -14,17 +14,17 @@ import time
 from datetime import date
 from pathlib import Path
 
-from assets.contract import source_files
-from assets.deliveries import ingest_inbox
-from assets.standardizers import register_udfs
-from assets.warehouse import SQL_DIR, connect, run_model
+from assets.ingest.contract import source_files
+from assets.ingest.deliveries import ingest_inbox
+from assets.shared.warehouse import MACROS_FILE, connect, run_model
+from assets.staging.standardizers import register_udfs
 from tests.benchmarks.common import median, reference_seconds
 
 
 def one_run(inbox: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         con = connect(Path(folder) / "w.duckdb", {"as_of": date(2026, 11, 24)})
-        con.execute((SQL_DIR / "macros.sql").read_text())
+        con.execute(MACROS_FILE.read_text())
         register_udfs(con, "GB")
         started = time.perf_counter()
         ingest_inbox(con, inbox)

@@ -1,5 +1,5 @@
-"""Write assets/reference/default_identity_model.json: the parameters used when a data set is
-too small or too bare to train on (assets/identity_model.py, DEFAULT_MODEL).
+"""Write assets/identity/reference/default_identity_model.json: the parameters used when a data set is
+too small or too bare to train on (assets/identity/model.py, DEFAULT_MODEL).
 
     .venv/bin/omniloyal generate --people 20000 --seed 1001 --out /tmp/dm/inbox --end-date 2026-11-24
     .venv/bin/python -m tests.benchmarks.default_model --inbox /tmp/dm/inbox
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from assets.identity_model import DEFAULT_MODEL
-from assets.matching import match_records
+from assets.identity.matching import match_records
+from assets.identity.model import DEFAULT_MODEL
 from tests.benchmarks.bench_identity import stage_prepare
 
 

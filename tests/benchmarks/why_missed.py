@@ -101,7 +101,7 @@ select (select sum(n * (n - 1) / 2) from (select sum(n) as n from cells group by
 
 
 def main() -> None:
-    from assets.matching import match_records
+    from assets.identity.matching import match_records
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", required=True)

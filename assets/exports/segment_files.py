@@ -1,0 +1,273 @@
+"""Marketing export files: one CSV and one Parquet file per segment per run.
+
+Exported segmentations are RFM, lifecycle and marketing's custom segments. Each file
+holds the customers of one segment who may be contacted on its channel: an e-mail
+audience only customers whose latest marketing_opt_in statement is consent and who have
+an e-mail, a push audience only those whose latest push_opt_in statement is consent
+(core.customers.has_email_consent / has_push_consent). RFM and lifecycle segments are
+e-mail audiences; a custom segment names its channel.
+
+Columns: customer_id, the preferred first name, e-mail, E.164 phone, tier, points
+balance, then the segment's reason columns; with `hashes`, SHA-256 of the normalized
+e-mail and phone for ad platforms' customer-match uploads. Every CSV cell is safe to open
+in a spreadsheet: text a spreadsheet would run as a formula is prefixed with a quote,
+while numbers and E.164 phones stay readable.
+
+A run writes its files to a staging folder, <exports>/.staging/<run_id>/<as-of>/, and
+its publish step moves that folder into place as <exports>/<as-of>/ right after the
+warehouse, in one rename (publish_segment_exports): the folder, manifest.json included,
+is the old set or the new set, never a mix, and a run that does not publish leaves
+nothing in <exports>/<as-of>/ (its staging is removed by the next run). A run killed
+between the warehouse swap and the exports swap has its exports put in place by the next
+run's start (finish_interrupted_publish): the published warehouse and the published
+exports are always of one run once a run has started.
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from assets.loyalty.program import Program, segment_file_name
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A plain number or an E.164 phone starts with + or - but is data, not a formula.
+SAFE_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+FORMATS = ("csv", "parquet")
+# Under <exports>: one folder per run whose files are not published (yet).
+STAGING = ".staging"
+# In a run's staging folder: the identity of the build it is about to publish as the warehouse.
+PUBLISHING = ".publishing.json"
+
+CONSENT = {"email": "customers.has_email_consent and customers.email is not null",
+           "push": "customers.has_push_consent"}
+
+# Why a customer is in a segment, per segmentation (columns of marts.segments).
+REASON_COLUMNS = {
+    "rfm": ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency", "monetary"],
+    "lifecycle": ["lifecycle_stage", "first_purchase_on", "last_purchase_on", "recency_days"],
+}
+
+# The normalized forms the large ad platforms hash: a trimmed, lower-case e-mail; the
+# phone in E.164 with its + (Google Customer Match) and as digits only (Meta).
+HASH_COLUMNS = """,
+    sha256(lower(trim(customers.email))) as email_sha256,
+    sha256(customers.phone_e164) as phone_sha256,
+    sha256(replace(customers.phone_e164, '+', '')) as phone_digits_sha256"""
+
+
+@dataclass(frozen=True)
+class Audience:
+    segmentation: str  # rfm, lifecycle or custom
+    segment: str
+    channel: str  # email or push
+    reasons: tuple[str, ...]  # columns of marts.segments or loyalty.balances
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.segmentation}_{segment_file_name(self.segment)}"
+
+
+def neutralize_formula(value: object) -> object:
+    """Prefix a quote to text a spreadsheet would evaluate (=HYPERLINK(...), @SUM, +cmd)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not SAFE_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience]:
+    """Every exported segment: those present in marts.segment_memberships, and every custom one."""
+    found = con.execute(
+        "select distinct segmentation, segment from marts.segment_memberships "
+        "where segmentation in ('rfm', 'lifecycle') order by all"
+    ).fetchall()
+    listed = [Audience(seg, name, "email", tuple(REASON_COLUMNS[seg])) for seg, name in found]
+    for custom in program.segmentation.custom:
+        reasons = tuple(dict.fromkeys(condition.column for condition in custom.conditions))
+        listed.append(Audience("custom", custom.name, custom.channel, reasons))
+    return listed
+
+
+def audience_query(audience: Audience, hashes: bool) -> str:
+    # Reason columns come from the program's validated definitions or REASON_COLUMNS;
+    # quoted as identifiers, and the segment name is a bound parameter.
+    reasons = "".join(f',\n    "{column}"' for column in audience.reasons)
+    return f"""
+select
+    customers.customer_id,
+    customers.first_name,
+    customers.email,
+    customers.phone_e164,
+    balances.tier,
+    balances.points_balance{reasons}{HASH_COLUMNS if hashes else ""}
+from marts.segment_memberships as memberships
+join marts.segments using (customer_id)
+join loyalty.balances as balances using (customer_id)
+join core.customers as customers using (customer_id)
+where memberships.segmentation = ? and memberships.segment = ?
+    and {CONSENT[audience.channel]}
+order by customers.customer_id
+"""
+
+
+def write_audience(con: duckdb.DuckDBPyConnection, audience: Audience, folder: Path,
+                   formats: tuple[str, ...] = FORMATS, hashes: bool = False) -> dict:
+    """The audience's files in `folder`; its manifest entry."""
+    table = con.sql(audience_query(audience, hashes), params=[audience.segmentation, audience.segment]).to_arrow_table()
+    folder.mkdir(parents=True, exist_ok=True)
+    entry = {"segmentation": audience.segmentation, "segment": audience.segment, "channel": audience.channel,
+             "rows": table.num_rows, "files": {}}
+    for kind in formats:
+        path = folder / f"{audience.file_stem}.{kind}"
+        # Written beside and renamed: `omniloyal export` rewrites a published folder, and a
+        # reader must find the old file or the new one, never half of one.
+        partial = folder / f".{path.name}.partial"
+        if kind == "csv":
+            with partial.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(table.column_names)
+                writer.writerows([neutralize_formula(cell) for cell in row.values()] for row in table.to_pylist())
+        else:
+            pq.write_table(table, partial)
+        entry["files"][kind] = {"file": path.name, "sha256": hashlib.sha256(partial.read_bytes()).hexdigest()}
+        os.replace(partial, path)
+    return entry
+
+
+def write_segment_exports(con: duckdb.DuckDBPyConnection, program: Program, exports_dir: Path, as_of: date,
+                          formats: tuple[str, ...] = FORMATS, hashes: bool = False,
+                          only: str | None = None) -> list[dict]:
+    """Files per segment under <exports>/<as-of>/ and manifest.json; `only` names one segment."""
+    folder = Path(exports_dir) / as_of.isoformat()
+    chosen = [a for a in audiences(con, program) if only is None or only in (a.segment, a.file_stem)]
+    if only is not None and not chosen:
+        known = ", ".join(a.segment for a in audiences(con, program))
+        raise ValueError(f"no segment named {only!r} (known: {known})")
+    stems: dict[str, Audience] = {}
+    for audience in chosen:
+        first = stems.setdefault(audience.file_stem, audience)
+        if first is not audience:
+            # The program file refuses such names; this guards any other way a name arrives.
+            raise ValueError(f"segments {first.segment!r} and {audience.segment!r} would both be exported as "
+                             f"{audience.file_stem}.*: rename one")
+    entries = [write_audience(con, audience, folder, formats, hashes) for audience in chosen]
+    manifest_path = folder / "manifest.json"
+    manifest = {"as_of": as_of.isoformat(), "files": []}
+    if only is not None and manifest_path.exists():
+        # Re-exporting one segment keeps the other segments' entries.
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest["files"] = [f for f in manifest["files"] if (f["segmentation"], f["segment"]) not in
+                             {(e["segmentation"], e["segment"]) for e in entries}]
+    manifest["files"] = sorted(manifest["files"] + entries, key=lambda f: (f["segmentation"], f["segment"]))
+    # Written beside and renamed: a reader never finds half a manifest.
+    partial = manifest_path.with_name(".manifest.json.partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, manifest_path)
+    return entries
+
+
+def staging_dir(exports_dir: str | Path, run_id: str) -> Path:
+    """Where a run writes its exports until it publishes: <exports>/.staging/<run_id>."""
+    return Path(exports_dir) / STAGING / run_id
+
+
+def publish_segment_exports(exports_dir: str | Path, run_id: str) -> list[Path]:
+    """Move the run's staged <as-of> folders into <exports>; the folders now published.
+
+    Each folder replaces the published one in a single rename (an exchange on Linux),
+    so a reader listing <exports>/<as-of>/ or reading its manifest.json sees either the
+    previous run's complete set or this run's, never some files of each. A reader that
+    reads the manifest, then the files, while a run publishes may get the newer files:
+    the manifest's sha256 sums tell, and reading again gives a consistent set.
+    """
+    staged = staging_dir(exports_dir, run_id)
+    if not staged.is_dir():
+        return []
+    published = []
+    for folder in sorted(p for p in staged.iterdir() if p.is_dir()):
+        target = Path(exports_dir) / folder.name
+        if not target.exists():
+            os.rename(folder, target)
+        elif not _exchange(folder, target):
+            # No atomic exchange here: the old folder goes first, so for an instant a reader
+            # finds no folder at all (never a mix), then the new one.
+            os.rename(target, staged / f"{folder.name}.replaced")
+            os.rename(folder, target)
+        published.append(target)
+    shutil.rmtree(staged)  # now holds the replaced folders
+    _remove_if_empty(staged.parent)
+    return published
+
+
+def mark_publishing(exports_dir: str | Path, run_id: str, build_identity: list[int]) -> None:
+    """Record, just before the warehouse swap, which file the run publishes (inode, size, mtime):
+    after a rename the published file still has them, so the next run can tell whether this
+    run's warehouse went out and its exports did not."""
+    staged = staging_dir(exports_dir, run_id)
+    if staged.is_dir():
+        marker = staged / PUBLISHING
+        partial = marker.with_name(marker.name + ".partial")
+        partial.write_text(json.dumps({"build": build_identity}), encoding="utf-8")
+        os.replace(partial, marker)
+
+
+def finish_interrupted_publish(exports_dir: str | Path, published_identity: list[int] | None) -> list[Path]:
+    """Put in place the exports of a run whose warehouse is the published one but which died
+    before its exports swap; call it holding the run lock, before clean_export_staging.
+    Returns the folders published."""
+    root = Path(exports_dir) / STAGING
+    if published_identity is None or not root.is_dir():
+        return []
+    finished = []
+    for staged in sorted(p for p in root.iterdir() if p.is_dir()):
+        marker = staged / PUBLISHING
+        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("build") == published_identity:
+            finished += publish_segment_exports(exports_dir, staged.name)
+    return finished
+
+
+def clean_export_staging(exports_dir: str | Path) -> list[Path]:
+    """Remove the staged exports of runs that did not publish; call it holding the run lock."""
+    root = Path(exports_dir) / STAGING
+    leftovers = sorted(root.iterdir()) if root.is_dir() else []
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    _remove_if_empty(root)
+    return leftovers
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or already gone
+        pass
+
+
+def _exchange(new: Path, old: Path) -> bool:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(old))

@@ -1,0 +1,115 @@
+"""Stage loyalty: the program's rules, the points ledger, tiers and balances."""
+
+import dagster as dg
+
+from assets.loyalty.program import PROGRAM_TABLES, ProgramError, write_program_tables
+from assets.loyalty.settling import INVARIANTS, settle_debits
+from assets.shared.settings import PipelineSettings
+from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
+
+PROGRAM = [f"loyalty/{t}" for t in PROGRAM_TABLES]
+
+
+@dg.multi_asset(
+    specs=[table_spec(kinds=("duckdb", "python"), key=["loyalty", t], description=f"The program file's {t.removeprefix('program_')}, as a table.")
+           for t in PROGRAM_TABLES],
+    group_name="loyalty",
+)
+def program(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    """Load and validate the program file (settings.program_file)."""
+    try:
+        rules = settings.program()
+    except ProgramError as err:
+        raise dg.Failure(description=str(err)) from None
+    with settings.build(context.run_id) as con:
+        write_program_tables(con, rules)
+        for table in PROGRAM_TABLES:
+            yield dg.MaterializeResult(asset_key=["loyalty", table], metadata=table_metadata(con, f"loyalty.{table}"))
+
+
+qualifying_events = sql_asset(
+    "loyalty/qualifying_events",
+    deps=["core/events", *PROGRAM],
+    group="loyalty",
+    description="Purchases and returns with their base points and how long each counts towards a tier.",
+)
+
+tier_history = sql_asset(
+    "loyalty/tier_history",
+    deps=["loyalty/qualifying_events", *PROGRAM],
+    group="loyalty",
+    description="Every tier each customer held above the first: upgrades at once, downgrades after the grace period.",
+)
+
+point_movements = sql_asset(
+    "loyalty/point_movements",
+    deps=["core/events", "core/customers", "identity/match_input", "identity/source_records",
+          "loyalty/qualifying_events", "loyalty/tier_history", *PROGRAM],
+    group="loyalty",
+    description="Every credit and requested debit the program's rules give, before the balance rules.",
+)
+
+
+@dg.multi_asset(
+    specs=[
+        table_spec(kinds=("duckdb", "python"), key=["loyalty", "debits"], deps=[["loyalty", "point_movements"]],
+                     description="Every requested debit and what the balance allowed: applied, rejected or capped."),
+        table_spec(kinds=("duckdb", "python"), key=["loyalty", "lot_expiry"], deps=[["loyalty", "point_movements"]],
+                     description="Every credit as a lot of points, and how much of it expired (oldest spent first)."),
+    ],
+    group_name="loyalty",
+)
+def settled_debits(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    """Decide each redemption and reversal against the points available at its moment."""
+    with settings.build(context.run_id) as con:
+        rounds = settle_debits(con)
+        yield dg.MaterializeResult(
+            asset_key=["loyalty", "debits"],
+            metadata={**table_metadata(con, "loyalty.debits"), "settling_rounds": rounds,
+                      "rejected": con.execute("select count(*) from loyalty.debits where status = 'rejected'").fetchall()[0][0]},
+        )
+        yield dg.MaterializeResult(asset_key=["loyalty", "lot_expiry"], metadata=table_metadata(con, "loyalty.lot_expiry"))
+
+
+ledger = sql_asset(
+    "loyalty/ledger",
+    deps=["loyalty/point_movements", "loyalty/debits", "loyalty/lot_expiry"],
+    group="loyalty",
+    description="Every points movement, traceable to the event and rule that caused it.",
+)
+
+balances = sql_asset(
+    "loyalty/balances",
+    deps=["core/customers", "loyalty/ledger", "loyalty/lot_expiry", "loyalty/debits", "loyalty/tier_history",
+          "loyalty/qualifying_events", *PROGRAM],
+    group="loyalty",
+    description="Points balance, points expiring soon, tier and progress to the next tier of every customer.",
+)
+
+
+def _count(context: dg.AssetCheckExecutionContext, settings: PipelineSettings, invariant: str) -> int:
+    with settings.build(context.run.run_id) as con:
+        return con.execute(INVARIANTS[invariant]).fetchall()[0][0]
+
+
+@dg.asset_check(asset=ledger, blocking=True, description="entry_id is unique.")
+def ledger_entry_ids_unique(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+    duplicates = _count(context, settings, "duplicate_entry_ids")
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_entry_ids": duplicates})
+
+
+@dg.asset_check(asset=ledger, blocking=True,
+                description="In time order (credits, expiries, then debits within a moment) no balance goes below zero.")
+def ledger_running_balance_never_negative(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+    negative = _count(context, settings, "negative_running_balances")
+    return dg.AssetCheckResult(passed=negative == 0, metadata={"entries_with_a_negative_running_balance": negative})
+
+
+@dg.asset_check(asset=balances, blocking=True, description="Every balance equals the sum of the customer's ledger.")
+def balances_reconcile_to_ledger(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+    off = _count(context, settings, "balances_off_their_ledger")
+    missing = _count(context, settings, "ledger_customers_without_balance")
+    return dg.AssetCheckResult(
+        passed=off == 0 and missing == 0,
+        metadata={"customers_not_reconciled": off, "ledger_customers_without_balance": missing},
+    )

@@ -1,0 +1,68 @@
+"""Stage marts: customer value, segments, segment memberships and programme KPIs."""
+
+import dagster as dg
+
+from assets.loyalty.program import ProgramError
+from assets.marts.custom_segments import write_custom_segment_members
+from assets.marts.customer_value import write_customer_value
+from assets.shared.settings import PipelineSettings
+from assets.shared.sql_assets import sql_asset, table_metadata
+
+purchase_summary = sql_asset(
+    "marts/purchase_summary",
+    deps=["core/events"],
+    group="marts",
+    description="Every buying customer's purchase history as lifetime-value models take it.",
+)
+
+
+@dg.asset(key=["marts", "customer_value"], deps=[purchase_summary], group_name="marts",
+          kinds={"duckdb", "python"}, owners=["team:analytics"])
+def customer_value(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+    """Predicted 12-month value per buying customer: BG/NBD with Gamma-Gamma, fitted on this run's data."""
+    with settings.build(context.run_id) as con:
+        fitted = write_customer_value(con)
+        if not fitted["fitted"]:
+            context.log.warning(f"customer value not predicted: {fitted['reason']}")
+        return dg.MaterializeResult(metadata={**table_metadata(con, "marts.customer_value"),
+                                              "model": dg.MetadataValue.json(fitted)})
+
+
+segments = sql_asset(
+    "marts/segments",
+    deps=["core/customers", "core/events", "loyalty/balances", "marts/purchase_summary", "marts/customer_value",
+          "loyalty/program_rfm_segments", "loyalty/program_settings", "loyalty/program_value_bands",
+          "loyalty/program_engagement_levels", "loyalty/program_tiers"],
+    group="marts",
+    description="One row per customer: RFM, lifecycle, value, channel mix, engagement and occasions.",
+)
+
+
+@dg.asset(key=["marts", "custom_segment_members"], deps=[segments, ["loyalty", "balances"]], group_name="marts",
+          kinds={"duckdb", "sql"}, owners=["team:marketing"])
+def custom_segment_members(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+    """Members of marketing's own segments, from the program file's conditions."""
+    try:
+        definitions = settings.program().segmentation.custom
+    except ProgramError as err:
+        raise dg.Failure(description=str(err)) from None
+    with settings.build(context.run_id) as con:
+        counts = write_custom_segment_members(con, definitions)
+        return dg.MaterializeResult(metadata={**table_metadata(con, "marts.custom_segment_members"),
+                                              "members": dg.MetadataValue.json(counts)})
+
+
+segment_memberships = sql_asset(
+    "marts/segment_memberships",
+    deps=["marts/segments", "marts/custom_segment_members"],
+    group="marts",
+    description="Every segment every customer is in, one row each.",
+)
+
+kpis = sql_asset(
+    "marts/kpis",
+    deps=["core/customers", "core/events", "loyalty/balances", "loyalty/ledger", "loyalty/tier_history", "marts/segments",
+          "identity/source_records", "identity/match_input"],
+    group="marts",
+    description="Programme KPIs as a long table (kpi, period, dimension, value).",
+)

@@ -1,0 +1,81 @@
+"""Run settings: the one Dagster resource every asset uses.
+
+Each setting has a default for the demo layout, an OMNILOYAL_* environment
+variable that overrides it (both in assets/shared/defaults.py, which the command line
+reads without importing Dagster), and can be set per run in Dagster's launchpad
+(resources.settings.config) or on the `omniloyal run` command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import duckdb
+
+from assets.ingest.contract import source_priority
+from assets.loyalty.program import Program, load_program
+from assets.shared.defaults import DEFAULTS, check_settings, env_default, env_value  # noqa: F401  (DEFAULTS: re-exported)
+from assets.shared.warehouse import MACROS_FILE, Warehouse
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Where data lives and how a run behaves."""
+
+    inbox_dir: str = env_default("inbox_dir")
+    warehouse_path: str = env_default("warehouse_path")
+    exports_dir: str = env_default("exports_dir")
+    reports_dir: str = env_default("reports_dir")
+    program_file: str = env_default("program_file")
+    as_of: str = env_default("as_of")  # YYYY-MM-DD; empty means today (UTC)
+    phone_region: str = env_default("phone_region")  # region of phones without a country code; empty: inferred
+    max_bad_row_share: float = env_value("max_bad_row_share")  # a file above it fails the run
+    keep_versions: int = env_value("keep_versions")  # published versions kept for rollback
+    identity_model: str = env_default("identity_model")  # a saved splink_model.json to reuse; empty: train
+    identity_overrides: str = env_default("identity_overrides")  # stewards' decisions CSV; empty: none
+    blocked_identifiers: str = env_default("blocked_identifiers")  # CSV kind,pattern,reason of values never used as evidence
+    max_people_per_identifier: int = env_value("max_people_per_identifier")  # more people on one phone/e-mail: blocked
+    export_hashes: bool = env_value("export_hashes")  # SHA-256 ad-platform columns
+    max_file_mb: int = env_value("max_file_mb")  # a delivery larger once decompressed fails the run
+    max_line_kb: int = env_value("max_line_kb")  # a delivery with a longer line fails the run
+
+    def as_of_date(self) -> date:
+        if not self.as_of:
+            return datetime.now(UTC).date()
+        try:
+            return date.fromisoformat(self.as_of)
+        except ValueError:
+            raise ValueError(f"as_of must be a date as YYYY-MM-DD, got {self.as_of!r}") from None
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.warehouse_path, keep_versions=self.keep_versions)
+
+    def program(self) -> Program:
+        return load_program(self.program_file)
+
+    @contextmanager
+    def build(self, run_id: str, standardizers: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This run's build of the warehouse, with the SQL models' variables and macros.
+
+        With `standardizers`, the standardizing functions are registered for the SQL too,
+        phones read in `phone_region`, or when it is empty in the region inferred from the
+        raw tables (assets.staging.standardizers.infer_phone_region; SQL variable `phone_region`).
+        """
+        # Launchpad config bypasses the command line's checks: the same checks, here.
+        check_settings({setting: getattr(self, setting) for setting in DEFAULTS})
+        variables = {
+            "as_of": self.as_of_date(), "source_priority": list(source_priority()),
+            "blocked_identifiers_file": self.blocked_identifiers,
+            "max_people_per_identifier": self.max_people_per_identifier,
+        }
+        with self.warehouse().build(run_id, variables) as con:
+            con.execute(MACROS_FILE.read_text(encoding="utf-8"))
+            if standardizers:
+                # Imported here: phonenumbers and the name tables cost start-up time
+                # that steps which never standardize should not pay.
+                from assets.staging.standardizers import register_udfs
+
+                register_udfs(con, self.phone_region)
+            yield con

@@ -1,0 +1,289 @@
+"""The warehouse engine: the one place that knows the data lives in DuckDB.
+
+A run never writes to the published file. Its first step copies the published
+warehouse to `builds/<run_id>.duckdb`; every step of that run writes there;
+the last step publishes it with an atomic rename, keeping earlier versions in
+`previous/` for rollback. Analysts reading the published file are never shown
+half-built tables, and a failed run leaves the published file as it was.
+
+The publish refuses, replacing nothing, when the published file is not the one the
+run copied (another run or process replaced or wrote it: publishing would drop
+what that one added) or when another process has it open for writing (its writes
+would land in the replaced file, and its write-ahead log beside the new one).
+One run at a time holds the warehouse's lock (assets/shared/run_lock.py); these checks
+are what keeps data safe even when something works on the file without the lock.
+
+Models are `.sql` files, assets/<stage>/sql/<table>.sql, each holding one `select`;
+`run_model` turns one into the table it is named after (model 'staging/web_customers' is
+assets/staging/sql/web_customers.sql and builds staging.web_customers).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import struct
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from assets.shared.defaults import BUNDLED_BLOCKED_IDENTIFIERS
+
+ASSETS_DIR = Path(__file__).resolve().parents[1]
+# The macros every model may use, loaded on every warehouse connection of a run.
+MACROS_FILE = Path(__file__).resolve().parent / "macros.sql"
+# A model's file is assets/<stage>/sql/<table>.sql; the stage is named after the schema,
+# except quality's tables, which ingestion builds.
+SCHEMA_STAGES = {"quality": "ingest"}
+SCHEMAS = ("raw", "staging", "identity", "core", "loyalty", "marts", "quality")
+# Builds of failed runs are kept this long for debugging.
+STALE_BUILD_AGE_S = 2 * 86400
+
+
+class WarehouseError(RuntimeError):
+    """The published warehouse cannot be copied or replaced; the message says why and that nothing changed."""
+
+
+class Warehouse:
+    def __init__(self, published_path: str | Path, keep_versions: int = 5):
+        if keep_versions < 0:
+            # -1 once pruned every earlier version: rollback needs keep_versions >= 0.
+            raise ValueError(f"keep_versions must be 0 or more (earlier versions kept in previous/), got {keep_versions}")
+        self.published_path = Path(published_path)
+        self.keep_versions = keep_versions
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.published_path.parent / "builds"
+
+    @property
+    def previous_dir(self) -> Path:
+        return self.published_path.parent / "previous"
+
+    def build_path(self, run_id: str) -> Path:
+        return self.builds_dir / f"{run_id}.duckdb"
+
+    @contextmanager
+    def build(self, run_id: str, variables: Mapping[str, object] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to this run's build file, created from the published warehouse on first use."""
+        path = self.build_path(run_id)
+        if not path.exists():
+            self._copy_published(run_id)
+        con = connect(path, variables)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def source_path(self, run_id: str) -> Path:
+        """Which published file the run's build was copied from (its identity), for the publish check."""
+        return self.builds_dir / f"{run_id}.source.json"
+
+    def _copy_published(self, run_id: str) -> None:
+        path = self.build_path(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = None
+        if self.published_path.exists():
+            self.refuse_if_written("copy")
+            # Copy to a temporary name first so a crash mid-copy never leaves a torn build.
+            partial = path.with_suffix(".partial")
+            # Identity of the file actually read, taken on the open descriptor: a publish
+            # renaming another file in during the copy cannot mix the two up.
+            with self.published_path.open("rb") as published, partial.open("wb") as copy:
+                source = file_identity(os.fstat(published.fileno()))
+                shutil.copyfileobj(published, copy, 16 << 20)
+                if file_identity(os.fstat(published.fileno())) != source:
+                    partial.unlink()
+                    raise WarehouseError(f"{self.published_path} was written while this run copied it; "
+                                         f"nothing was changed: run again")
+            self.source_path(run_id).write_text(json.dumps({"published": source}) + "\n", encoding="utf-8")
+            os.replace(partial, path)
+        else:
+            self.source_path(run_id).write_text(json.dumps({"published": None}) + "\n", encoding="utf-8")
+
+    def publish(self, run_id: str) -> Path:
+        """Atomically replace the published warehouse by this run's build; keep the old one.
+
+        WarehouseError, with nothing replaced, when the published file is being written
+        or is not the one this run copied.
+        """
+        build = self.build_path(run_id)
+        if not build.exists():
+            raise FileNotFoundError(f"{build}: no build of run {run_id} to publish")
+        self.refuse_if_written("replace")
+        try:
+            copied = json.loads(self.source_path(run_id).read_text(encoding="utf-8"))["published"]
+        except (FileNotFoundError, ValueError, KeyError):
+            raise WarehouseError(f"{self.source_path(run_id)}: no record of the file run {run_id} copied; "
+                                 f"nothing was replaced") from None
+        current = file_identity(self.published_path.stat()) if self.published_path.exists() else None
+        if current != copied:
+            raise WarehouseError(
+                f"{self.published_path} changed since this run copied it (another run or process published or wrote it); "
+                f"nothing was replaced, so nothing it holds is lost: run again to build on it")
+        self.published_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.published_path.exists():
+            self.previous_dir.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            # A hard link keeps the old version without copying it; readers that hold the
+            # published file open keep reading the old inode after the rename below.
+            os.link(self.published_path, self.previous_dir / f"{self.published_path.stem}-{stamp}.duckdb")
+        os.replace(build, self.published_path)
+        self.source_path(run_id).unlink(missing_ok=True)
+        self._prune()
+        return self.published_path
+
+    def refuse_if_written(self, action: str = "copy") -> None:
+        """WarehouseError when a process writes the published file, or left its log: a run can
+        neither `copy` it (the copy would miss the log) nor `replace` it (the writes would be lost)."""
+        done = "nothing was replaced" if action == "replace" else "the run did nothing"
+        writer = writer_pid(self.published_path)
+        if writer is not None:
+            who = f"pid {writer}" if writer > 0 else "another process"
+            raise WarehouseError(
+                f"{self.published_path} is open for writing by {who}, so a run cannot {action} it; {done}. "
+                f"Close that connection (readers should open it read_only) and run again")
+        wal = self.published_path.with_name(self.published_path.name + ".wal")
+        if wal.exists():
+            # The log of a writer that did not close: it holds writes the published file does
+            # not, and would be replayed into whatever file has this name next.
+            raise WarehouseError(
+                f"{wal}: the published warehouse has a write-ahead log nobody holds (a writer did not close); {done}. "
+                f"Open it once read-write with duckdb and close it to apply the log, then run again")
+
+    def previous_versions(self) -> list[Path]:
+        return sorted(self.previous_dir.glob("*.duckdb"))
+
+    def _prune(self) -> None:
+        versions = self.previous_versions()
+        for old in versions[: max(0, len(versions) - self.keep_versions)]:
+            old.unlink()
+
+    def clean_leftovers(self, stale_build_age_s: float = STALE_BUILD_AGE_S) -> list[Path]:
+        """Remove what failed runs left in builds/; call it holding the run lock. Returns what was removed.
+
+        Half copies (.partial) and write-ahead logs of builds no process has open go at
+        once: after a disk-full failure they are what keeps the next runs failing. Failed
+        builds are kept `stale_build_age_s` for debugging. A build that a process has
+        open for writing is never touched.
+        """
+        removed = []
+        if not self.builds_dir.is_dir():
+            return removed
+        now = time.time()
+        for path in sorted(self.builds_dir.iterdir()):
+            name = path.name
+            if name.endswith(".partial"):
+                stale = True
+            elif name.endswith(".duckdb.wal"):
+                stale = writer_pid(path.with_name(name.removesuffix(".wal"))) is None
+            elif name.endswith(".source.json"):
+                stale = not path.with_name(name.removesuffix(".source.json") + ".duckdb").exists()
+            elif name.endswith(".duckdb"):
+                stale = now - path.stat().st_mtime > stale_build_age_s and writer_pid(path) is None
+                if stale:
+                    self.source_path(path.stem).unlink(missing_ok=True)
+            else:
+                stale = False
+            if stale:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+
+def file_identity(stat: os.stat_result) -> list[int]:
+    """Inode, size and modification time: any replace or write of the file changes one of them."""
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+def writer_pid(path: str | Path) -> int | None:
+    """The pid of a process holding a DuckDB file open read-write (-1 when unknown); None if none.
+
+    A read-write DuckDB connection holds a POSIX write lock on the whole file (a read-only
+    one a read lock), so asking the kernel whether a read lock could be placed finds the
+    writer, in any process. F_OFD_GETLK also sees a writer in this process. Closing the
+    probe's descriptor drops this process's own POSIX locks on the file, as reading it
+    does: never call it on a file this process is writing.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        query = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+        command = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, command, query))
+    finally:
+        os.close(fd)
+    if kind == fcntl.F_UNLCK:
+        return None
+    return pid if pid > 0 else -1
+
+
+# Variables the identity models read, for connections made outside a run (tests, benchmarks).
+DEFAULT_VARIABLES = {
+    "blocked_identifiers_file": str(BUNDLED_BLOCKED_IDENTIFIERS),
+    "max_people_per_identifier": 10,
+}
+
+
+def connect(path: str | Path, variables: Mapping[str, object] | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a warehouse file with the schemas created and the run's variables set."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("set TimeZone = 'UTC'")
+    if not read_only:
+        for schema in SCHEMAS:
+            con.execute(f"create schema if not exists {schema}")
+    for name, value in {**DEFAULT_VARIABLES, **(variables or {})}.items():
+        set_variable(con, name, value)
+    return con
+
+
+def set_variable(con: duckdb.DuckDBPyConnection, name: str, value: object) -> None:
+    """Expose a run setting (as-of date, phone region, ...) to SQL models as getvariable(name)."""
+    if not name.isidentifier():
+        raise ValueError(f"invalid variable name {name!r}")
+    if isinstance(value, date) and not isinstance(value, datetime):
+        con.execute(f"set variable {name} = ?::date", [value.isoformat()])
+    else:
+        con.execute(f"set variable {name} = ?", [value])
+
+
+def model_path(model: str) -> Path:
+    """The file of a model such as 'staging/web_customers': assets/staging/sql/web_customers.sql."""
+    schema, table = model.split("/")
+    return ASSETS_DIR / SCHEMA_STAGES.get(schema, schema) / "sql" / f"{table}.sql"
+
+
+def model_sql(model: str) -> str:
+    """The select of a model such as 'staging/web_customers'."""
+    return model_path(model).read_text(encoding="utf-8")
+
+
+def run_model(con: duckdb.DuckDBPyConnection, model: str) -> int:
+    """Build the table a model file is named after (assets/core/sql/customers.sql -> core.customers).
+
+    Returns the table's row count.
+    """
+    schema, table = model.split("/")
+    con.execute(f"create or replace table {schema}.{table} as\n{model_sql(model)}")
+    return row_count(con, f"{schema}.{table}")
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return con.execute(f"select count(*) from {table}").fetchall()[0][0]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchall()[0][0]
+    return found > 0
