@@ -19,6 +19,7 @@ record_keys = sql_asset(
     standardizers=True,
 )
 
+# Also reads the blocked-identifiers file (read_csv in its SQL), which is no asset.
 blocked_identifiers = sql_asset(
     "identity/blocked_identifiers",
     group="identity",

@@ -34,6 +34,7 @@ segments = sql_asset(
 )
 
 
+# Also reads the program file's custom segments, which is no asset (loyalty/program_* is its copy).
 @dg.asset(key=["marts", "custom_segment_members"], deps=[segments, ["loyalty", "balances"]], group_name="marts",
           kinds={"duckdb", "sql"}, owners=["team:marketing"])
 def custom_segment_members(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
