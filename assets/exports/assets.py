@@ -23,6 +23,7 @@ from assets.shared.warehouse import WarehouseError, file_identity
 WAREHOUSE_POOL = "omniloyal_warehouse"
 
 
+# Also reads the program file (which segments are exported, on which channel), which is no asset.
 @dg.asset(
     deps=[["marts", "segment_memberships"], ["marts", "segments"], ["core", "customers"], ["loyalty", "balances"]],
     group_name="exports",

@@ -8,29 +8,26 @@ import dagster as dg
 from assets.identity.matching import match_records
 from assets.identity.stable_ids import assign_stable_ids
 from assets.identity.steward_decisions import StewardDecisionsError, applied_pairs, load_decisions
+from assets.shared.lineage import step_reads
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
-CUSTOMER_TABLES = ["web_customers", "app_users", "store_members", "callcenter_contacts"]
-
 record_keys = sql_asset(
     "identity/record_keys",
-    deps=[f"staging/{t}" for t in CUSTOMER_TABLES],
     group="identity",
     description="Every customer record of every source with its matching keys, before merge protection.",
     standardizers=True,
 )
 
+# Also reads the blocked-identifiers file (read_csv in its SQL), which is no asset.
 blocked_identifiers = sql_asset(
     "identity/blocked_identifiers",
-    deps=["identity/record_keys"],
     group="identity",
     description="Phones and e-mails never used as matching evidence: listed placeholders and values shared by too many people.",
 )
 
 match_input = sql_asset(
     "identity/match_input",
-    deps=["identity/record_keys", "identity/blocked_identifiers"],
     group="identity",
     description="Every customer record of every source with its matching keys, blocked identifier values removed.",
 )
@@ -38,6 +35,8 @@ match_input = sql_asset(
 
 @dg.asset(
     key=["identity", "steward_decisions"],
+    # Also reads the stewards' file (settings.identity_overrides), which is no asset: a changed
+    # file shows in no graph, so rebuild from here after editing it.
     deps=[dg.AssetKey(["identity", "match_input"])],
     group_name="identity",
     description="Stewards' decisions (same person, different people) from the identity_overrides file, with their status.",
@@ -135,12 +134,19 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
         )
 
 
+# stable_customer_ids runs identity/source_records.sql then identity/id_changes.sql
+# (assets/identity/stable_ids.py); its deps are what they read, less the tables the step
+# makes itself: the previous run's ids, copied from identity.source_records before it is rebuilt.
+STABLE_ID_SCRATCH = ["identity.previous_source_records"]
+
+
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "sql"), key=["identity", "source_records"], deps=[["identity", "match_input"], ["identity", "clusters"]],
+        table_spec(kinds=("duckdb", "sql"), key=["identity", "source_records"],
+                     deps=[t.split(".") for t in step_reads(["identity/source_records"], STABLE_ID_SCRATCH)],
                      description="One row per customer record of every source, with its stable customer_id."),
         table_spec(kinds=("duckdb", "sql"), key=["identity", "id_history"],
-                     deps=[["identity", "match_input"], ["identity", "clusters"], ["identity", "steward_decisions"]],
+                     deps=[t.split(".") for t in step_reads(["identity/source_records", "identity/id_changes"], STABLE_ID_SCRATCH)],
                      description="Every customer_id change of every run: merges, splits and stewards' changes, when and how many records."),
     ],
     group_name="identity",

@@ -136,7 +136,6 @@ def phone_read_rate(context: dg.AssetCheckExecutionContext, settings: PipelineSe
 
 source_summary = sql_asset(
     "quality/source_summary",
-    deps=["raw/deliveries", *[f"raw/{spec.table}" for spec in source_files()]],
     group="ingest",
     description="Per delivery: rows read, loaded and quarantined, and presence and validity of identifying fields.",
     standardizers=True,

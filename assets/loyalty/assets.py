@@ -4,12 +4,13 @@ import dagster as dg
 
 from assets.loyalty.program import PROGRAM_TABLES, ProgramError, write_program_tables
 from assets.loyalty.settling import INVARIANTS, settle_debits
+from assets.shared.lineage import step_reads
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
-PROGRAM = [f"loyalty/{t}" for t in PROGRAM_TABLES]
 
-
+# Reads no table: its one input is the program file (settings.program_file), which is no
+# asset, so after editing the file rebuild from here (job loyalty_and_marts).
 @dg.multi_asset(
     specs=[table_spec(kinds=("duckdb", "python"), key=["loyalty", t], description=f"The program file's {t.removeprefix('program_')}, as a table.")
            for t in PROGRAM_TABLES],
@@ -29,32 +30,35 @@ def program(context: dg.AssetExecutionContext, settings: PipelineSettings):
 
 qualifying_events = sql_asset(
     "loyalty/qualifying_events",
-    deps=["core/events", *PROGRAM],
     group="loyalty",
     description="Purchases and returns with their base points and how long each counts towards a tier.",
 )
 
 tier_history = sql_asset(
     "loyalty/tier_history",
-    deps=["loyalty/qualifying_events", *PROGRAM],
     group="loyalty",
     description="Every tier each customer held above the first: upgrades at once, downgrades after the grace period.",
 )
 
 point_movements = sql_asset(
     "loyalty/point_movements",
-    deps=["core/events", "core/customers", "identity/match_input", "identity/source_records",
-          "loyalty/qualifying_events", "loyalty/tier_history", *PROGRAM],
     group="loyalty",
     description="Every credit and requested debit the program's rules give, before the balance rules.",
 )
 
 
+# settled_debits runs these models in rounds (assets/loyalty/settling.py); both tables come out
+# of the same rounds, so each depends on everything the rounds read from outside the step
+# (loyalty.customers_to_settle is the step's own list of customers still settling).
+SETTLING_MODELS = ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"]
+SETTLING_DEPS = [t.split(".") for t in step_reads(SETTLING_MODELS, ["loyalty.customers_to_settle"])]
+
+
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "python"), key=["loyalty", "debits"], deps=[["loyalty", "point_movements"]],
+        table_spec(kinds=("duckdb", "python"), key=["loyalty", "debits"], deps=SETTLING_DEPS,
                      description="Every requested debit and what the balance allowed: applied, rejected or capped."),
-        table_spec(kinds=("duckdb", "python"), key=["loyalty", "lot_expiry"], deps=[["loyalty", "point_movements"]],
+        table_spec(kinds=("duckdb", "python"), key=["loyalty", "lot_expiry"], deps=SETTLING_DEPS,
                      description="Every credit as a lot of points, and how much of it expired (oldest spent first)."),
     ],
     group_name="loyalty",
@@ -73,15 +77,12 @@ def settled_debits(context: dg.AssetExecutionContext, settings: PipelineSettings
 
 ledger = sql_asset(
     "loyalty/ledger",
-    deps=["loyalty/point_movements", "loyalty/debits", "loyalty/lot_expiry"],
     group="loyalty",
     description="Every points movement, traceable to the event and rule that caused it.",
 )
 
 balances = sql_asset(
     "loyalty/balances",
-    deps=["core/customers", "loyalty/ledger", "loyalty/lot_expiry", "loyalty/debits", "loyalty/tier_history",
-          "loyalty/qualifying_events", *PROGRAM],
     group="loyalty",
     description="Points balance, points expiring soon, tier and progress to the next tier of every customer.",
 )

@@ -10,7 +10,6 @@ from assets.shared.sql_assets import sql_asset, table_metadata
 
 purchase_summary = sql_asset(
     "marts/purchase_summary",
-    deps=["core/events"],
     group="marts",
     description="Every buying customer's purchase history as lifetime-value models take it.",
 )
@@ -30,14 +29,12 @@ def customer_value(context: dg.AssetExecutionContext, settings: PipelineSettings
 
 segments = sql_asset(
     "marts/segments",
-    deps=["core/customers", "core/events", "loyalty/balances", "marts/purchase_summary", "marts/customer_value",
-          "loyalty/program_rfm_segments", "loyalty/program_settings", "loyalty/program_value_bands",
-          "loyalty/program_engagement_levels", "loyalty/program_tiers"],
     group="marts",
     description="One row per customer: RFM, lifecycle, value, channel mix, engagement and occasions.",
 )
 
 
+# Also reads the program file's custom segments, which is no asset (loyalty/program_* is its copy).
 @dg.asset(key=["marts", "custom_segment_members"], deps=[segments, ["loyalty", "balances"]], group_name="marts",
           kinds={"duckdb", "sql"}, owners=["team:marketing"])
 def custom_segment_members(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
@@ -54,15 +51,12 @@ def custom_segment_members(context: dg.AssetExecutionContext, settings: Pipeline
 
 segment_memberships = sql_asset(
     "marts/segment_memberships",
-    deps=["marts/segments", "marts/custom_segment_members"],
     group="marts",
     description="Every segment every customer is in, one row each.",
 )
 
 kpis = sql_asset(
     "marts/kpis",
-    deps=["core/customers", "core/events", "loyalty/balances", "loyalty/ledger", "loyalty/tier_history", "marts/segments",
-          "identity/source_records", "identity/match_input"],
     group="marts",
     description="Programme KPIs as a long table (kpi, period, dimension, value).",
 )

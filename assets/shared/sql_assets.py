@@ -7,6 +7,7 @@ import duckdb
 
 from assets.ingest.deliveries import shown
 from assets.shared.catalog import personal_columns
+from assets.shared.lineage import model_reads
 from assets.shared.privacy import mask
 from assets.shared.settings import PipelineSettings
 from assets.shared.warehouse import model_sql, row_count, run_model
@@ -53,20 +54,28 @@ def table_spec(key: dg.AssetKey | Sequence[str], description: str, deps: Sequenc
     return dg.AssetSpec(key, description=description, deps=[list(d) for d in deps], kinds=set(kinds), owners=list(owners))
 
 
+def table_key(table: str) -> dg.AssetKey:
+    """The asset key of a warehouse table: 'core.events' -> core/events."""
+    return dg.AssetKey(table.split("."))
+
+
 def sql_asset(
     model: str,
-    deps: Sequence[str],
     group: str,
     description: str,
     standardizers: bool = False,
 ) -> dg.AssetsDefinition:
-    """An asset that builds the table of one .sql model, e.g. 'core/customers' -> core.customers."""
+    """An asset that builds the table of one .sql model, e.g. 'core/customers' -> core.customers.
+
+    Its deps are the tables the SQL reads (assets/shared/lineage.py), never typed by hand:
+    a list kept beside the SQL drifts from it, and the graph then rebuilds in the wrong order.
+    """
     schema, table = model.split("/")
     reads_phones = standardizers and "standardize_phone(" in model_sql(model)
 
     @dg.asset(
         key=[schema, table],
-        deps=[dg.AssetKey(d.split("/")) for d in deps],
+        deps=[table_key(t) for t in sorted(model_reads(model))],
         group_name=group,
         description=description,
         kinds={"duckdb", "sql"},

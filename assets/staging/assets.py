@@ -10,7 +10,6 @@ from assets.staging.validation import validate_table
 staging_assets = [
     sql_asset(
         f"staging/{spec.table}",
-        deps=[f"raw/{spec.table}"],
         group="staging",
         description=f"{spec.description} Latest delivery of each key, standardized.",
         standardizers=True,
