@@ -87,7 +87,7 @@ def column(con, name: str) -> dict:
 
 def test_rfm_scores_and_segments(con):
     rows = con.execute(
-        "select customer_id, recency_days, frequency, monetary::double, r_score, f_score, m_score, rfm_segment "
+        "select customer_id, recency_days, frequency, monetary::double, r_score, f_score, m_score, fm_score, rfm_segment "
         "from marts.segments order by 1"
     ).fetchall()
     # Three buyers; percent_rank gives 0, 0.5 and 1, so scores 1, 3 and 5; ties share one.
@@ -96,11 +96,11 @@ def test_rfm_scores_and_segments(con):
     # fm = round((f + m) / 2): C1 3 -> Potential Loyalists (r 3-5, fm 2-3);
     # C2 round(4) = 4 with r 1 -> At Risk (r 1-2, fm 3-4); C5 r 5, fm 1 -> New.
     assert rows == [
-        ("C1", 29, 2, 301.39, 3, 3, 3, "Potential Loyalists"),
-        ("C2", 166, 2, 1200.0, 1, 3, 5, "At Risk"),
-        ("C3", None, 0, 0.0, None, None, None, "Prospect"),
-        ("C4", None, 0, 0.0, None, None, None, "Prospect"),
-        ("C5", 10, 1, 50.0, 5, 1, 1, "New"),
+        ("C1", 29, 2, 301.39, 3, 3, 3, 3, "Potential Loyalists"),
+        ("C2", 166, 2, 1200.0, 1, 3, 5, 4, "At Risk"),
+        ("C3", None, 0, 0.0, None, None, None, None, "Prospect"),
+        ("C4", None, 0, 0.0, None, None, None, None, "Prospect"),
+        ("C5", 10, 1, 50.0, 5, 1, 1, 1, "New"),
     ]
 
 
@@ -195,7 +195,7 @@ def kpis(con):
     con.execute("create table loyalty.tier_history (customer_id varchar, tier varchar, valid_from timestamp, change varchar)")
     con.execute("insert into loyalty.tier_history values ('C1', 'Silver', '2026-05-01', 'upgrade'), ('C2', 'Silver', '2025-01-15', 'upgrade')")
     run_model(con, "marts/kpis")
-    return {(kpi, period, dimension): round(value, 6) for kpi, period, dimension, value in con.execute("select * from marts.kpis").fetchall()}
+    return {(kpi, period, dimension): round(value, 6) for kpi, period, dimension, value in con.execute("select kpi, period, dimension, value from marts.kpis").fetchall()}
 
 
 def test_snapshot_kpis_by_hand(kpis):
@@ -253,3 +253,13 @@ def test_monthly_kpis_by_hand(kpis):
         ("points_redeemed", "2026-06", "all"): 50, ("points_expired", "2026-03", "all"): 20,
         ("tier_movements", "2025-01", "upgrade to Silver"): 1, ("tier_movements", "2026-05", "upgrade to Silver"): 1,
     }
+
+
+def test_every_kpi_has_its_unit(con, kpis):
+    units = dict(con.execute("select distinct kpi, unit from marts.kpis").fetchall())
+    assert len(units) == con.execute("select count(distinct kpi) from marts.kpis").fetchone()[0]  # one unit a KPI
+    assert {kpi for kpi, unit in units.items() if unit == "rate"} == {
+        "identity_match_rate", "retention_rate_90d", "repeat_purchase_rate", "redemption_rate", "breakage_rate",
+        "omnichannel_share", "retention_rate", "churn_rate",
+    }
+    assert set(units.values()) == {"rate", "count", "currency", "points", "number"}

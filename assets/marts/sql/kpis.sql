@@ -1,7 +1,8 @@
 -- Programme KPIs as a long table: one row per kpi, period and dimension.
 -- period is 'as_of' for a snapshot at the run's date (windows end on it), or a month
 -- 'YYYY-MM' up to the as-of date. dimension is a breakdown (channel, source, tier,
--- segment, entry type) or 'all'. README ("KPIs") defines each measure.
+-- segment, entry type) or 'all'. unit says what value measures (units below); README
+-- ("KPIs") defines each measure.
 with
 
 customers as (select * from core.customers),
@@ -12,6 +13,45 @@ tier_history as (select * from loyalty.tier_history),
 segments as (select * from marts.segments),
 source_records as (select * from identity.source_records),
 match_input as (select * from identity.match_input),
+
+-- What each KPI's value measures, for readers such as the report: 'rate' is a share
+-- between 0 and 1 (shown as a percentage), 'count' a number of customers, records, orders
+-- or movements, 'currency' money, 'points' loyalty points, 'number' another quantity (an
+-- average per customer or buyer). A KPI missing here fails the model.
+units (kpi, unit) as (
+    values
+        ('members', 'count'),
+        ('customer_records', 'count'),
+        ('records_per_customer', 'number'),
+        ('identity_match_rate', 'rate'),
+        ('active_members_30d', 'count'),
+        ('active_members_90d', 'count'),
+        ('retention_rate_90d', 'rate'),
+        ('repeat_purchase_rate', 'rate'),
+        ('average_order_value_12m', 'currency'),
+        ('revenue_per_member_12m', 'currency'),
+        ('purchase_frequency_12m', 'number'),
+        ('points_outstanding', 'points'),
+        ('points_issued', 'points'),
+        ('points_redeemed', 'points'),
+        ('points_expired', 'points'),
+        ('redemption_rate', 'rate'),
+        ('breakage_rate', 'rate'),
+        ('members_per_tier', 'count'),
+        ('customers_per_rfm_segment', 'count'),
+        ('customers_per_lifecycle_stage', 'count'),
+        ('customers_per_channel_mix', 'count'),
+        ('omnichannel_share', 'rate'),
+        ('average_spend', 'currency'),
+        ('revenue', 'currency'),
+        ('orders', 'count'),
+        ('average_order_value', 'currency'),
+        ('active_members', 'count'),
+        ('retention_rate', 'rate'),
+        ('churn_rate', 'rate'),
+        ('enrolments', 'count'),
+        ('tier_movements', 'count')
+),
 
 purchases as (
     select *
@@ -149,9 +189,20 @@ monthly as (
     union all
     select 'tier_movements', strftime(valid_from, '%Y-%m'), change || ' to ' || tier, count(*)
     from tier_history where cast(valid_from as date) <= getvariable('as_of') group by all
+),
+
+measures as (
+    select kpi, 'as_of' as period, dimension, value::double as value from snapshot
+    union all
+    select kpi, period, dimension, value::double from monthly
 )
 
-select kpi, 'as_of' as period, dimension, value::double as value from snapshot
-union all
-select kpi, period, dimension, value::double from monthly
-order by kpi, period, dimension
+select
+    measures.kpi,
+    measures.period,
+    measures.dimension,
+    measures.value,
+    coalesce(units.unit, error('marts.kpis: no unit for kpi ' || measures.kpi)) as unit
+from measures
+left join units using (kpi)
+order by measures.kpi, measures.period, measures.dimension
