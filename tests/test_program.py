@@ -62,6 +62,10 @@ VIPS = '\n  custom: [{name: VIPs, channel: email, where: [{column: tier, op: "="
         ("{share: 10}", "{like: 10}", "unknown event 'like'"),
         ("enrolment_points: 100", "enrolment_points: lots", "bonuses.enrolment_points must be a whole number >= 0, got 'lots'"),
         ("expiry: {months: 12}", "", "expiry is missing"),
+        # An absent list or mapping meets the rules of an empty one.
+        ("{web: 1, app: 2, store: 1}", "", "earning.points_per_currency_unit has no rate for web, app, store"),
+        ("  levels: [", "  lvls: [", "tiers.levels: at least one tier is required"),
+        ("  value_bands: [{name: All, up_to_share: 1}]\n", "", "segments.value_bands: up_to_share must increase"),
         ("expiry: {months: 12}", "expiry: [12]", "expiry: expected a section (a mapping), got [12]"),
         ("r: [1, 5]", "r: [2, 5]", "rfm_segments do not cover the (r, fm) cells [(1, 1)"),
         ("fm: [1, 5]", "fm: [0, 5]", "fm must be [min, max] within 1-5"),

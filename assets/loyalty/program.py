@@ -199,8 +199,9 @@ Days = Annotated[int, _at_least(1, whole=True)]
 
 class _Section(BaseModel):
     # Keys the rules do not name are ignored, as before the schema: a file with a note of its
-    # own still loads. A misspelt required key is reported missing.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # own still loads. A misspelt required key is reported missing. Defaults are validated:
+    # an absent list or mapping (no tiers, no rates) must meet the same rules as an empty one.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
 
 class EarningFile(_Section):
@@ -291,7 +292,7 @@ def _rfm_rules_cover_every_cell(rules: list[RfmRuleFile]) -> list[RfmRuleFile]:
 
 
 class LifecycleDaysFile(_Section):
-    model_config = ConfigDict(extra="forbid", frozen=True)  # a stage the SQL does not know is a mistake
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)  # a stage the SQL does not know is a mistake
     new: Days
     active: Days
     at_risk: Days
