@@ -132,3 +132,21 @@ def test_omniloyal_run_refuses_a_broken_program_in_one_line_before_any_work(tmp_
     assert result.stdout.split() == ["2", "False"], result.stderr
     assert result.stderr == f"omniloyal run: {program}: earning is missing\n"
     assert list(tmp_path.iterdir()) == [program]  # no warehouse, lock or exports folder
+
+
+def test_help_and_argument_errors_answer_without_importing_dagster():
+    """`omniloyal --help` must answer at once: Dagster alone takes seconds to import."""
+    code = (
+        "import sys\n"
+        "import pipelines.cli\n"
+        "codes = []\n"
+        "for argv in (['--help'], ['run', '--help'], ['run', '--bogus'], ['export']):\n"
+        "    try:\n"
+        "        pipelines.cli.build_parser().parse_args(argv)\n"
+        "    except SystemExit as stop:\n"
+        "        codes.append(stop.code)\n"
+        "print(codes, 'dagster' in sys.modules, 'pandas' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.stderr.splitlines()[-1] == "[0, 0, 2, 2] False False"
+    assert "usage: omniloyal run" in result.stdout
