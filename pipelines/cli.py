@@ -112,6 +112,15 @@ def command_run(args: argparse.Namespace) -> int:
     except SettingsError as err:
         print(f"omniloyal run: {err}", file=sys.stderr)
         return 2
+    from assets.loyalty.program import ProgramError, load_program
+
+    try:
+        # The whole program file too, not only that it exists: the run reads it once more at its
+        # start (PipelineSettings.setup_for_execution), but a broken file is cheaper refused here.
+        load_program(args.program)
+    except ProgramError as err:
+        print(f"omniloyal run: {err}", file=sys.stderr)
+        return 2
     import dagster as dg
 
     from assets.shared.settings import PipelineSettings
@@ -210,6 +219,15 @@ def _failures(result) -> list[tuple[str, str]]:
                 error = error.cause  # Dagster wraps the exception the step raised
             message = user.description if user and user.description else (error.message.strip() if error else "failed")
             found.append((event.step_key, message))
+        elif event.event_type_value == "RESOURCE_INIT_FAILURE":
+            # The settings resource reads the program file when the run starts: a file broken
+            # after the command line checked it fails there, before any step.
+            error = event.event_specific_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            message = error.message.strip() if error else "failed"
+            prefix, _, rest = message.partition(": ")
+            found.append(("run start", rest if error and prefix.endswith(error.cls_name) else message))
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:

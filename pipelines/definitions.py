@@ -58,6 +58,7 @@ class RunSettings(PipelineSettings):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if context.run is None:  # a sensor tick, not a run
             return
+        super().setup_for_execution(context)  # the program, read before the lock: a broken file holds nothing
         lock = RunLock(self.warehouse_path).acquire()
         try:
             if lock.took_over:

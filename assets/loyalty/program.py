@@ -6,13 +6,24 @@ place (pipelines/program.yaml by default) and marketing can change them without 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import duckdb
 import pandas as pd
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from assets.shared.defaults import BUNDLED_PROGRAM
 
@@ -91,201 +102,379 @@ def segment_file_name(segment: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", segment.lower().replace("'", "")).strip("_")
 
 
-def _distinct_file_names(names: list[str], where: str, segmentation: str, fail) -> None:
+def _distinct_file_names(names: list[str], segmentation: str) -> None:
     """Names that differ only by case or punctuation (VIP, vip!) would write one export file: the
     second audience would overwrite the first under the first's manifest entry."""
     seen: dict[str, str] = {}
     for name in names:
         stem = segment_file_name(name)
         if not stem:
-            raise fail(f"{where}: segment name {name!r} needs a letter or digit: its export file is named after them")
+            raise ValueError(f"segment name {name!r} needs a letter or digit: its export file is named after them")
         first = seen.setdefault(stem, name)
         if first != name:
-            raise fail(f"{where}: segments {first!r} and {name!r} would both be exported as "
-                       f"{segmentation}_{stem}.csv; rename one")
+            raise ValueError(f"segments {first!r} and {name!r} would both be exported as "
+                             f"{segmentation}_{stem}.csv; rename one")
+
+
+# --- The file's schema -------------------------------------------------------------------
+# One pydantic model per section of the file, field names as written in it. Values are
+# checked by hand-written before-validators rather than pydantic's lax coercion, so that
+# the file accepted is the one the rules describe: "100" (text) is not a number, true is
+# not 1, 2.0 is a whole number. A rule spanning several fields raises _At to point at the
+# field it is about; load_program turns pydantic's errors into one line (_one_line).
+
+
+class _At(ValueError):
+    """A rule broken at `loc` below the field or model whose validator raised it."""
+
+    def __init__(self, loc: tuple, message: str):
+        super().__init__(message)
+        self.loc = loc
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN and infinity pass every comparison test wrongly: not numbers here.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_least(minimum: float, *, whole: bool = False) -> BeforeValidator:
+    kind = "a whole number" if whole else "a number"
+
+    def check(value: object) -> float:
+        if not _number(value) or value < minimum or (whole and value != int(value)):
+            raise ValueError(f"must be {kind} >= {minimum:g}, got {value!r}")
+        return int(value) if whole else float(value)
+
+    return BeforeValidator(check)
+
+
+def _share(*, up_to_one: bool) -> BeforeValidator:
+    def check(value: object) -> float:
+        if not _number(value) or not (0 < value <= 1 if up_to_one else 0 < value < 1):
+            raise ValueError(f"must be a number {'in (0, 1]' if up_to_one else 'between 0 and 1'}, got {value!r}")
+        return float(value)
+
+    return BeforeValidator(check)
+
+
+def _one_of(choices: tuple[str, ...], separator: str = ", ") -> BeforeValidator:
+    def check(value: object) -> object:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"must be one of {separator.join(choices)}, got {value!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _score_range(value: object) -> tuple:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_number, value))
+            and 1 <= value[0] <= value[1] <= 5):
+        raise ValueError(f"must be [min, max] within 1-5, got {value!r}")
+    return tuple(value)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty text, got {value!r}")
+    return value.strip()
+
+
+def _segment_column(value: object) -> str:
+    if not isinstance(value, str) or value not in segment_columns():
+        raise ValueError(f"{value!r} is not a non-personal column of {' or '.join(SEGMENT_COLUMN_TABLES)} "
+                         "(see schemas/warehouse)")
+    return value
+
+
+_NONE_IS_EMPTY_MAP = BeforeValidator(lambda value: {} if value is None else value)
+_NONE_IS_EMPTY_LIST = BeforeValidator(lambda value: [] if value is None else value)
+# A name as written: YAML reads `2026` or `yes` as a number or a boolean; they name a tier as text.
+Name = Annotated[str, BeforeValidator(lambda value: str(value))]
+Rate = Annotated[float, _at_least(0)]
+Multiplier = Annotated[float, _at_least(1)]
+Count = Annotated[int, _at_least(0, whole=True)]
+Months = Annotated[int, _at_least(1, whole=True)]
+Days = Annotated[int, _at_least(1, whole=True)]
+
+
+class _Section(BaseModel):
+    # Keys the rules do not name are ignored, as before the schema: a file with a note of its
+    # own still loads. A misspelt required key is reported missing. Defaults are validated:
+    # an absent list or mapping (no tiers, no rates) must meet the same rules as an empty one.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+
+class EarningFile(_Section):
+    points_per_currency_unit: Annotated[dict[str, Rate], _NONE_IS_EMPTY_MAP] = {}
+
+    @field_validator("points_per_currency_unit")
+    @classmethod
+    def _every_channel_once(cls, rates: dict[str, float]) -> dict[str, float]:
+        missing = [channel for channel in CHANNELS if channel not in rates]
+        if missing:
+            raise ValueError(f"has no rate for {', '.join(missing)}")
+        for channel in rates:
+            if channel not in CHANNELS:
+                raise ValueError(f"unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
+        return rates
+
+
+class EngagementFile(_Section):
+    points_per_event: Annotated[dict[str, Count], _NONE_IS_EMPTY_MAP] = {}
+    daily_cap: Count
+
+    @field_validator("points_per_event")
+    @classmethod
+    def _known_events(cls, points: dict[str, int]) -> dict[str, int]:
+        for event in points:
+            if event not in ENGAGEMENT_EVENTS:
+                raise ValueError(f"unknown event {event!r} (known: {', '.join(ENGAGEMENT_EVENTS)})")
+        return points
+
+
+class BonusesFile(_Section):
+    enrolment_points: Count
+    birthday_multiplier: Multiplier
+    engagement: EngagementFile
+
+
+class ExpiryFile(_Section):
+    months: Months
+
+
+class TierFile(_Section):
+    name: Name
+    threshold: Rate
+    earn_multiplier: Multiplier
+
+
+class TiersFile(_Section):
+    qualify_on: Annotated[str, _one_of(QUALIFY_ON)]
+    window_months: Months
+    downgrade_grace_months: Count
+    levels: Annotated[list[TierFile], _NONE_IS_EMPTY_LIST] = []
+
+    @field_validator("levels")
+    @classmethod
+    def _ascending_from_zero(cls, levels: list[TierFile]) -> list[TierFile]:
+        if not levels:
+            raise ValueError("at least one tier is required")
+        if levels[0].threshold != 0:
+            raise ValueError(f"the first tier ({levels[0].name}) must start at 0 so every customer has a tier")
+        for i, (lower, tier) in enumerate(zip(levels, levels[1:]), start=1):
+            if tier.threshold <= lower.threshold:
+                raise _At((i, "threshold"), f"must be greater than tiers.levels[{i - 1}].threshold "
+                                            f"({lower.name}, {lower.threshold:g})")
+        first: dict[str, int] = {}
+        for i, tier in enumerate(levels):
+            if first.setdefault(tier.name, i) != i:
+                raise _At((i, "name"), f"tier names must be unique: {tier.name!r} is also tiers.levels[{first[tier.name]}]")
+        return levels
+
+
+class RfmRuleFile(_Section):
+    name: Name
+    r: Annotated[tuple, BeforeValidator(_score_range)]
+    fm: Annotated[tuple, BeforeValidator(_score_range)]
+
+
+def _rfm_rules_cover_every_cell(rules: list[RfmRuleFile]) -> list[RfmRuleFile]:
+    uncovered = [
+        (r, fm)
+        for r in range(1, 6)
+        for fm in range(1, 6)
+        if not any(rule.r[0] <= r <= rule.r[1] and rule.fm[0] <= fm <= rule.fm[1] for rule in rules)
+    ]
+    if uncovered:
+        raise ValueError(f"do not cover the (r, fm) cells {uncovered}")
+    _distinct_file_names([rule.name for rule in rules], "rfm")
+    return rules
+
+
+class LifecycleDaysFile(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)  # a stage the SQL does not know is a mistake
+    new: Days
+    active: Days
+    at_risk: Days
+    lapsed: Days
+
+    @model_validator(mode="after")
+    def _increasing(self) -> LifecycleDaysFile:
+        days = [getattr(self, stage) for stage in LIFECYCLE_STAGES]
+        if days != sorted(set(days)):
+            raise ValueError(f"must increase from new to lapsed, got {dict(zip(LIFECYCLE_STAGES, days))}")
+        return self
+
+
+class ValueBandFile(_Section):
+    name: Name
+    up_to_share: Annotated[float, _share(up_to_one=True)]
+
+
+class EngagementLevelFile(_Section):
+    name: Name
+    min_events_90d: Count
+
+
+class ConditionFile(_Section):
+    column: Annotated[str, BeforeValidator(_segment_column)]
+    op: Annotated[str, _one_of(CONDITION_OPS, " ")]
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> ConditionFile:
+        if self.op == "in" and not (isinstance(self.value, list) and self.value):
+            raise _At(("value",), "`in` needs a non-empty list of values")
+        values = self.value if self.op == "in" else [self.value]
+        if not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise _At(("value",), f"must be a number, text or true/false, got {self.value!r}")
+        return self
+
+
+class CustomSegmentFile(_Section):
+    name: Annotated[str, BeforeValidator(_text)]
+    channel: Annotated[str, _one_of(EXPORT_CHANNELS)]
+    where: Annotated[list[ConditionFile], _NONE_IS_EMPTY_LIST] = []
+
+    @field_validator("where")
+    @classmethod
+    def _some_condition(cls, where: list[ConditionFile]) -> list[ConditionFile]:
+        if not where:
+            raise ValueError("needs at least one condition")
+        return where
+
+
+class SegmentsFile(_Section):
+    lifecycle_days: LifecycleDaysFile
+    value_bands: Annotated[list[ValueBandFile], _NONE_IS_EMPTY_LIST] = []
+    engagement_levels: Annotated[list[EngagementLevelFile], _NONE_IS_EMPTY_LIST] = []
+    close_to_next_tier_share: Annotated[float, _share(up_to_one=False)]
+    custom: Annotated[list[CustomSegmentFile], _NONE_IS_EMPTY_LIST] = []
+
+    @field_validator("value_bands")
+    @classmethod
+    def _bands_reach_one(cls, bands: list[ValueBandFile]) -> list[ValueBandFile]:
+        shares = [band.up_to_share for band in bands]
+        if not shares or shares[-1] != 1 or any(b <= a for a, b in zip(shares, shares[1:])):
+            raise ValueError("up_to_share must increase and the last must be 1")
+        return bands
+
+    @field_validator("engagement_levels")
+    @classmethod
+    def _levels_from_zero(cls, levels: list[EngagementLevelFile]) -> list[EngagementLevelFile]:
+        least = [level.min_events_90d for level in levels]
+        if not least or least[0] != 0 or any(b <= a for a, b in zip(least, least[1:])):
+            raise ValueError("min_events_90d must start at 0 and increase")
+        return levels
+
+    @field_validator("custom")
+    @classmethod
+    def _distinct_names(cls, custom: list[CustomSegmentFile]) -> list[CustomSegmentFile]:
+        first: dict[str, int] = {}
+        for i, spec in enumerate(custom):
+            if first.setdefault(spec.name, i) != i:
+                raise _At((i, "name"), f"segment names must be unique: {spec.name!r} is also segments.custom[{first[spec.name]}]")
+        _distinct_file_names([spec.name for spec in custom], "custom")
+        return custom
+
+
+class ProgramFile(_Section):
+    """The program file as written; load_program turns it into a Program."""
+
+    currency: Annotated[str, BeforeValidator(lambda value: str(value))] = ""
+    earning: EarningFile
+    bonuses: BonusesFile
+    expiry: ExpiryFile
+    tiers: TiersFile
+    rfm_segments: Annotated[list[RfmRuleFile], _NONE_IS_EMPTY_LIST, AfterValidator(_rfm_rules_cover_every_cell)]
+    segments: SegmentsFile
+
+    def program(self) -> Program:
+        segments = self.segments
+        return Program(
+            currency=self.currency,
+            earn_rates=dict(self.earning.points_per_currency_unit),
+            enrolment_points=self.bonuses.enrolment_points,
+            birthday_multiplier=self.bonuses.birthday_multiplier,
+            engagement_points=dict(self.bonuses.engagement.points_per_event),
+            engagement_daily_cap=self.bonuses.engagement.daily_cap,
+            expiry_months=self.expiry.months,
+            qualify_on=self.tiers.qualify_on,
+            window_months=self.tiers.window_months,
+            downgrade_grace_months=self.tiers.downgrade_grace_months,
+            tiers=[Tier(tier.name, tier.threshold, tier.earn_multiplier) for tier in self.tiers.levels],
+            rfm_segments=[(rule.name, rule.r, rule.fm) for rule in self.rfm_segments],
+            segmentation=Segmentation(
+                lifecycle_days={stage: getattr(segments.lifecycle_days, stage) for stage in LIFECYCLE_STAGES},
+                value_bands=[(band.name, band.up_to_share) for band in segments.value_bands],
+                engagement_levels=[(level.name, level.min_events_90d) for level in segments.engagement_levels],
+                close_to_next_tier_share=segments.close_to_next_tier_share,
+                custom=[
+                    CustomSegment(spec.name, spec.channel, tuple(
+                        Condition(c.column, c.op, tuple(c.value) if c.op == "in" else c.value) for c in spec.where))
+                    for spec in segments.custom
+                ],
+            ),
+        )
+
+
+def _where(doc: object, loc: tuple) -> str:
+    """('tiers', 'levels', 1, 'threshold') -> 'tiers.levels[1] (Gold).threshold': the field's
+    path in the file, a list item followed by its name when it has one."""
+    path, node = "", doc
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and "name" in node:
+                path += f" ({node['name']})"
+        else:
+            path += f".{part}" if path else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return path
+
+
+def _one_line(doc: object, error: dict) -> str:
+    """A pydantic error as `field.path must ...` or `field.path: problem`."""
+    loc, kind, given = tuple(error["loc"]), error["type"], repr(error.get("input"))[:80]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ValueError):  # the rules' own messages, raised by the validators above
+        message = str(cause)
+        loc += getattr(cause, "loc", ())
+    elif kind == "missing":
+        message = "is missing"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"expected a {'section (a mapping)' if len(loc) == 1 else 'mapping'}, got {given}"
+    elif kind == "list_type":
+        message = f"expected a list, got {given}"
+    elif kind == "extra_forbidden":
+        message = "is not a setting of this section"
+    else:
+        message = f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {given}"
+    loc = tuple(part for part in loc if part != "[key]")  # a dict key's own error: the key's path
+    joint = " " if message.startswith(("must ", "needs ", "has ", "is ", "do ")) else ": "
+    return f"{_where(doc, loc)}{joint}{message}"
 
 
 def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
+    """The program file, checked against every rule; ProgramError names the file, the field
+    path and the problem in one line (the first problem, in the file's order)."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProgramError(f"{path}: program file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ProgramError(f"{path}: cannot be read ({err})") from None
     except yaml.YAMLError as err:
-        raise ProgramError(f"{path}: not valid YAML ({err})") from None
+        # PyYAML's message spans lines (the problem, then a marked excerpt): one line of it.
+        raise ProgramError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(doc, dict):
         raise ProgramError(f"{path}: expected a mapping at the top level")
-
-    def fail(message: str) -> ProgramError:
-        return ProgramError(f"{path}: {message}")
-
-    def section(name: str) -> dict:
-        value = doc.get(name)
-        if not isinstance(value, dict):
-            raise fail(f"{name}: expected a section (a mapping), got {value!r}")
-        return value
-
-    def setting(parent: dict, where: str, key: str, *, minimum: float = 0, whole: bool = False) -> float:
-        value = parent.get(key)
-        if not _number(value) or value < minimum or (whole and value != int(value)):
-            kind = "a whole number" if whole else "a number"
-            raise fail(f"{where}.{key} must be {kind} >= {minimum:g}, got {value!r}")
-        return int(value) if whole else float(value)
-
-    earning = section("earning")
-    rates = earning.get("points_per_currency_unit") or {}
-    missing = [c for c in CHANNELS if c not in rates]
-    if missing:
-        raise fail(f"earning.points_per_currency_unit has no rate for {', '.join(missing)}")
-    for channel in rates:
-        if channel not in CHANNELS:
-            raise fail(f"earning.points_per_currency_unit: unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
-        setting(rates, "earning.points_per_currency_unit", channel)
-
-    bonuses = section("bonuses")
-    engagement = bonuses.get("engagement")
-    if not isinstance(engagement, dict):
-        raise fail("bonuses.engagement: expected points_per_event and daily_cap")
-    per_event = engagement.get("points_per_event") or {}
-    for event in per_event:
-        if event not in ENGAGEMENT_EVENTS:
-            raise fail(f"bonuses.engagement.points_per_event: unknown event {event!r} (known: {', '.join(ENGAGEMENT_EVENTS)})")
-        setting(per_event, "bonuses.engagement.points_per_event", event, whole=True)
-
-    expiry = section("expiry")
-    tiers_section = section("tiers")
-    qualify_on = tiers_section.get("qualify_on")
-    if qualify_on not in QUALIFY_ON:
-        raise fail(f"tiers.qualify_on must be one of {', '.join(QUALIFY_ON)}, got {qualify_on!r}")
-
-    tiers = []
-    for i, level in enumerate(tiers_section.get("levels") or []):
-        if not isinstance(level, dict) or "name" not in level:
-            raise fail(f"tiers.levels[{i}] needs a name, a threshold and an earn_multiplier")
-        where = f"tiers.levels[{i}] ({level['name']})"
-        tiers.append(Tier(str(level["name"]), setting(level, where, "threshold"), setting(level, where, "earn_multiplier", minimum=1)))
-    if not tiers:
-        raise fail("tiers.levels: at least one tier is required")
-    if tiers[0].threshold != 0:
-        raise fail(f"tiers.levels: the first tier ({tiers[0].name}) must start at 0 so every customer has a tier")
-    if any(b.threshold <= a.threshold for a, b in zip(tiers, tiers[1:])):
-        raise fail("tiers.levels: thresholds must increase from one tier to the next")
-    if len({tier.name for tier in tiers}) != len(tiers):
-        raise fail("tiers.levels: tier names must be unique")
-
-    segments = []
-    for i, rule in enumerate(doc.get("rfm_segments") or []):
-        try:
-            name, r, fm = str(rule["name"]), tuple(rule["r"]), tuple(rule["fm"])
-        except (KeyError, TypeError):
-            raise fail(f"rfm_segments[{i}] needs a name, r: [min, max] and fm: [min, max]") from None
-        for label, (low, high) in (("r", r), ("fm", fm)):
-            if not (1 <= low <= high <= 5):
-                raise fail(f"rfm_segments[{i}] ({name}): {label} must be [min, max] within 1-5")
-        segments.append((name, r, fm))
-    uncovered = [
-        (r, fm)
-        for r in range(1, 6)
-        for fm in range(1, 6)
-        if not any(rr[0] <= r <= rr[1] and ff[0] <= fm <= ff[1] for _, rr, ff in segments)
-    ]
-    if uncovered:
-        raise fail(f"rfm_segments do not cover the (r, fm) cells {uncovered}")
-    _distinct_file_names([name for name, _, _ in segments], "rfm_segments", "rfm", fail)
-
-    segmentation = _segmentation(section("segments"), fail)
-
-    return Program(
-        currency=str(doc.get("currency", "")),
-        earn_rates={channel: float(rate) for channel, rate in rates.items()},
-        enrolment_points=setting(bonuses, "bonuses", "enrolment_points", whole=True),
-        birthday_multiplier=setting(bonuses, "bonuses", "birthday_multiplier", minimum=1),
-        engagement_points={event: int(points) for event, points in per_event.items()},
-        engagement_daily_cap=setting(engagement, "bonuses.engagement", "daily_cap", whole=True),
-        expiry_months=setting(expiry, "expiry", "months", minimum=1, whole=True),
-        qualify_on=qualify_on,
-        window_months=setting(tiers_section, "tiers", "window_months", minimum=1, whole=True),
-        downgrade_grace_months=setting(tiers_section, "tiers", "downgrade_grace_months", whole=True),
-        tiers=tiers,
-        rfm_segments=segments,
-        segmentation=segmentation,
-    )
-
-
-def _segmentation(doc: dict, fail) -> Segmentation:
-    lifecycle = doc.get("lifecycle_days") or {}
-    if set(lifecycle) != set(LIFECYCLE_STAGES) or not all(_number(v) and v > 0 and v == int(v) for v in lifecycle.values()):
-        raise fail(f"segments.lifecycle_days needs whole numbers of days > 0 for {', '.join(LIFECYCLE_STAGES)}, got {lifecycle!r}")
-    days = [int(lifecycle[stage]) for stage in LIFECYCLE_STAGES]
-    if days != sorted(set(days)):
-        raise fail(f"segments.lifecycle_days must increase from new to lapsed, got {lifecycle!r}")
-
-    bands = []
-    for i, band in enumerate(doc.get("value_bands") or []):
-        share = band.get("up_to_share") if isinstance(band, dict) else None
-        if not isinstance(band, dict) or "name" not in band or not _number(share) or not 0 < share <= 1:
-            raise fail(f"segments.value_bands[{i}] needs a name and an up_to_share in (0, 1]")
-        bands.append((str(band["name"]), float(share)))
-    if not bands or bands[-1][1] != 1 or any(b[1] <= a[1] for a, b in zip(bands, bands[1:])):
-        raise fail("segments.value_bands: up_to_share must increase and the last must be 1")
-
-    levels = []
-    for i, level in enumerate(doc.get("engagement_levels") or []):
-        least = level.get("min_events_90d") if isinstance(level, dict) else None
-        if not isinstance(level, dict) or "name" not in level or not _number(least) or least < 0 or least != int(least):
-            raise fail(f"segments.engagement_levels[{i}] needs a name and a whole min_events_90d >= 0")
-        levels.append((str(level["name"]), int(least)))
-    if not levels or levels[0][1] != 0 or any(b[1] <= a[1] for a, b in zip(levels, levels[1:])):
-        raise fail("segments.engagement_levels: min_events_90d must start at 0 and increase")
-
-    share = doc.get("close_to_next_tier_share")
-    if not _number(share) or not 0 < share < 1:
-        raise fail(f"segments.close_to_next_tier_share must be a number between 0 and 1, got {share!r}")
-
-    allowed = segment_columns()
-    custom = []
-    for i, spec in enumerate(doc.get("custom") or []):
-        where = f"segments.custom[{i}]"
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"].strip():
-            raise fail(f"{where} needs a name")
-        where = f"{where} ({spec['name']})"
-        if spec.get("channel") not in EXPORT_CHANNELS:
-            raise fail(f"{where}: channel must be one of {', '.join(EXPORT_CHANNELS)}, got {spec.get('channel')!r}")
-        conditions = []
-        for j, condition in enumerate(spec.get("where") or []):
-            if not isinstance(condition, dict):
-                raise fail(f"{where}.where[{j}] must be a mapping with column, op and value")
-            column, op, value = condition.get("column"), condition.get("op"), condition.get("value")
-            if column not in allowed:
-                raise fail(f"{where}.where[{j}]: column {column!r} is not a non-personal column of "
-                           f"{' or '.join(SEGMENT_COLUMN_TABLES)} (see schemas/warehouse)")
-            if op not in CONDITION_OPS:
-                raise fail(f"{where}.where[{j}]: op must be one of {' '.join(CONDITION_OPS)}, got {op!r}")
-            values = value if op == "in" else [value]
-            if op == "in" and not (isinstance(value, list) and value):
-                raise fail(f"{where}.where[{j}]: `in` needs a non-empty list of values")
-            if not all(isinstance(v, (str, int, float, bool)) for v in values):
-                raise fail(f"{where}.where[{j}]: value must be a number, text or true/false, got {value!r}")
-            conditions.append(Condition(column, op, tuple(value) if op == "in" else value))
-        if not conditions:
-            raise fail(f"{where} needs at least one condition under `where`")
-        custom.append(CustomSegment(spec["name"].strip(), spec["channel"], tuple(conditions)))
-    names = [c.name for c in custom]
-    if len(set(names)) != len(names):
-        raise fail("segments.custom: segment names must be unique")
-    _distinct_file_names(names, "segments.custom", "custom", fail)
-
-    return Segmentation(
-        lifecycle_days=dict(zip(LIFECYCLE_STAGES, days)),
-        value_bands=bands,
-        engagement_levels=levels,
-        close_to_next_tier_share=float(share),
-        custom=custom,
-    )
+    try:
+        return ProgramFile.model_validate(doc).program()
+    except ValidationError as err:
+        raise ProgramError(f"{path}: {_one_line(doc, err.errors(include_url=False)[0])}") from None
 
 
 def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from assets.ingest.contract import source_priority
 from assets.loyalty.program import Program, load_program
@@ -41,6 +42,16 @@ class PipelineSettings(dg.ConfigurableResource):
     max_file_mb: int = env_value("max_file_mb")  # a delivery larger once decompressed fails the run
     max_line_kb: int = env_value("max_line_kb")  # a delivery with a longer line fails the run
 
+    # The program as read at the start of the run: every asset gets this one, so marketing
+    # saving the file mid-run cannot give the ledger one program and the segments another.
+    _program: Program | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Read the program file once, before the first step: a broken file fails the run
+        here, in one line, before any asset has started (also for runs from the UI)."""
+        if context.run is not None:  # a sensor tick reads no program
+            self._program = load_program(self.program_file)
+
     def as_of_date(self) -> date:
         if not self.as_of:
             return datetime.now(UTC).date()
@@ -53,7 +64,10 @@ class PipelineSettings(dg.ConfigurableResource):
         return Warehouse(self.warehouse_path, keep_versions=self.keep_versions)
 
     def program(self) -> Program:
-        return load_program(self.program_file)
+        """This run's program (read in setup_for_execution); outside a run, read on first use."""
+        if self._program is None:
+            self._program = load_program(self.program_file)
+        return self._program
 
     @contextmanager
     def build(self, run_id: str, standardizers: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
