@@ -748,10 +748,12 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             rows_read bigint not null,
             rows_loaded bigint not null,
             rows_quarantined bigint not null,
-            ingested_at timestamp not null,
-            status varchar not null            -- loaded | duplicate
+            ingested_at timestamp not null
         )"""
     )
+    # Warehouses published before the column was dropped still have it: every row said
+    # 'loaded' (a re-delivered file goes to raw.duplicate_deliveries), so it told nothing.
+    con.execute("alter table raw.deliveries drop column if exists status")
     con.execute(
         """
         create table if not exists raw.duplicate_deliveries (
@@ -931,7 +933,6 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits:
         "rows_loaded": loaded,
         "rows_quarantined": typed_bad + rejected,
         "ingested_at": now,
-        "status": "loaded",
     }
     names = list(summary)
     con.execute(
