@@ -66,3 +66,29 @@ def test_latest_of_keeps_the_last_delivery_then_file_then_line_of_each_compound_
     assert [d[0] for d in con.execute("select * from latest_of('raw.t', ['k1'])").description] == [
         "k1", "k2", "value", "_delivered_on", "_file", "_line"
     ]
+
+
+def test_built_tables_carry_their_documentation_as_duckdb_comments(tmp_path):
+    from assets.shared.catalog import documented
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "customers_20260101.csv").write_text(
+        HEADER + "W1,a@b.com,Ann,Lee,,,,,,,2025-01-01T00:00:00Z,true\n"
+    )
+    con = connect(":memory:", {"as_of": date(2026, 1, 31)})
+    con.execute(MACROS_FILE.read_text())
+    register_udfs(con, "GB")
+    ingest_inbox(con, tmp_path)
+    run_model(con, "staging/web_customers")
+    for table in ("staging.web_customers", "raw.web_customers", "raw.deliveries"):
+        schema, name = table.split(".")
+        doc = documented()[table]
+        assert con.execute(
+            "select comment from duckdb_tables() where schema_name = ? and table_name = ?", [schema, name]
+        ).fetchall() == [(doc.description,)]
+        comments = dict(con.execute(
+            "select column_name, comment from duckdb_columns() where schema_name = ? and table_name = ?", [schema, name]
+        ).fetchall())
+        assert comments == {c.name: c.description + (" [personal data]" if c.pii else "") for c in doc.columns}
+    assert documented()["staging.web_customers"].description == "Web accounts."
+    assert comments["file"] == "path relative to the inbox"

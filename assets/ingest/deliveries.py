@@ -65,6 +65,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.ingest.contract import Column, SourceFile, classify, delivery_date, source_files
+from assets.shared.catalog import comment_on_table
 from assets.shared.privacy import mask_sql
 
 # A JSON-lines file none of whose first lines is JSON is another format, not bad rows.
@@ -796,6 +797,9 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"create table if not exists raw.{spec.table} ({columns}, "
             "_delivery_id varchar not null, _file varchar not null, _delivered_on date not null, _line bigint not null)"
         )
+    for table in ("raw.deliveries", "raw.duplicate_deliveries", "quality.quarantine", "quality.field_issues",
+                  *(f"raw.{spec.table}" for spec in source_files())):
+        comment_on_table(con, table)
 
 
 def _sql_type(column: Column) -> str:
