@@ -101,6 +101,23 @@ def test_metadata_previews_mask_personal_data():
     assert "Jonathan" not in table_metadata(con, "loyalty.scratch")["preview"].value
 
 
+def test_metadata_column_schema_has_types_descriptions_and_pii_tags_from_schemas():
+    from assets.shared.sql_assets import table_metadata
+    from assets.shared.warehouse import connect
+
+    con = connect(":memory:")
+    con.execute("create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, 42 as undocumented")
+    con.execute("create table loyalty.scratch as select 'Jonathan' as anything")
+    schema = table_metadata(con, "core.customers")["dagster/column_schema"]
+    assert [(c.name, c.type, c.description, c.tags) for c in schema.columns] == [
+        ("customer_id", "VARCHAR", "the person (identity.source_records)", {}),
+        ("first_name", "VARCHAR", "display form: the spelling most records use (the preferred first name)", {"pii": "true"}),
+        ("undocumented", "INTEGER", None, {"pii": "true"}),  # not in schemas/: treated as personal
+    ]
+    scratch = table_metadata(con, "loyalty.scratch")["dagster/column_schema"]
+    assert [(c.name, c.description, c.tags) for c in scratch.columns] == [("anything", None, {"pii": "true"})]
+
+
 def test_every_job_ends_in_the_warehouse_pool():
     """With the instance's pools at run granularity, limit 1, one run on the warehouse at a time."""
     from assets.exports.assets import WAREHOUSE_POOL

@@ -126,6 +126,25 @@ def test_latin1_and_bom_and_gzip_are_decoded_not_dropped(tmp_path, con):
     ]
 
 
+def test_a_warehouse_published_with_the_old_status_column_ingests_without_it(tmp_path, con):
+    # raw.deliveries.status was always 'loaded' and is dropped; older warehouses still have it, not null.
+    con.execute("create schema if not exists raw")
+    con.execute(
+        "create table raw.deliveries (delivery_id varchar primary key, file varchar not null, source varchar not null, "
+        "entity varchar not null, delivered_on date not null, size_bytes bigint not null, rows_read bigint not null, "
+        "rows_loaded bigint not null, rows_quarantined bigint not null, ingested_at timestamp not null, "
+        "status varchar not null)"
+    )
+    con.execute("insert into raw.deliveries values ('x', 'web/orders_20250301.csv', 'web', 'orders', '2025-03-01', 1, 0, 0, 0, now(), 'loaded')")
+    write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
+    assert ingest_inbox(con, tmp_path).rows_loaded == 1
+    columns = [c for (c,) in con.execute("select column_name from duckdb_columns() where table_name = 'deliveries'").fetchall()]
+    assert "status" not in columns
+    assert con.execute("select file from raw.deliveries order by 1").fetchall() == [
+        ("web/orders_20250301.csv",), ("web/orders_20250306.csv",)
+    ]
+
+
 def test_rerun_and_redelivered_copy_add_nothing(tmp_path, con):
     write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
     assert ingest_inbox(con, tmp_path).rows_loaded == 1

@@ -1,9 +1,11 @@
 """Staging models: the later delivery of a key wins, fields are standardized and flagged."""
 
+import re
 from datetime import date
 
+from assets.ingest.contract import source_files
 from assets.ingest.deliveries import ingest_inbox
-from assets.shared.warehouse import MACROS_FILE, connect, run_model
+from assets.shared.warehouse import MACROS_FILE, connect, model_sql, run_model
 from assets.staging.standardizers import register_udfs
 
 HEADER = "account_id,email,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at,marketing_opt_in\n"
@@ -36,3 +38,57 @@ def test_later_delivery_wins_and_fields_are_standardized(tmp_path):
     ]
     # History stays in raw: both deliveries of W1.
     assert con.execute("select count(*) from raw.web_customers where account_id = 'W1'").fetchall()[0][0] == 2
+
+
+def test_every_staging_model_keeps_the_latest_delivery_of_the_contracts_key():
+    # The key is typed once per model, in its latest_of call: it must be the contract's.
+    for spec in source_files():
+        sql = model_sql(f"staging/{spec.table}")
+        calls = re.findall(r"latest_of\('raw\.(\w+)', \[([^\]]*)\]\)", sql)
+        assert [(table, tuple(k.strip(" '") for k in keys.split(","))) for table, keys in calls] == [(spec.table, spec.key)]
+
+
+def test_latest_of_keeps_the_last_delivery_then_file_then_line_of_each_compound_key():
+    con = connect(":memory:", {"as_of": date(2026, 1, 31)})
+    con.execute(MACROS_FILE.read_text())
+    con.execute(
+        "create table raw.t as select * from (values "
+        "('a', 1, 'old', date '2026-01-01', 'f1', 2), ('a', 1, 'new', date '2026-01-02', 'f0', 1), "
+        "('a', 2, 'only', date '2026-01-01', 'f1', 1), "
+        "('b', 1, 'first file', date '2026-01-01', 'f1', 9), ('b', 1, 'later file', date '2026-01-01', 'f2', 1), "
+        "('c', 1, 'first line', date '2026-01-01', 'f1', 1), ('c', 1, 'later line', date '2026-01-01', 'f1', 2)"
+        ") v(k1, k2, value, _delivered_on, _file, _line)"
+    )
+    assert con.execute("select k1, k2, value from latest_of('raw.t', ['k1', 'k2']) order by all").fetchall() == [
+        ("a", 1, "new"), ("a", 2, "only"), ("b", 1, "later file"), ("c", 1, "later line"),
+    ]
+    # The same columns in the same order as the raw table.
+    assert [d[0] for d in con.execute("select * from latest_of('raw.t', ['k1'])").description] == [
+        "k1", "k2", "value", "_delivered_on", "_file", "_line"
+    ]
+
+
+def test_built_tables_carry_their_documentation_as_duckdb_comments(tmp_path):
+    from assets.shared.catalog import documented
+
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "customers_20260101.csv").write_text(
+        HEADER + "W1,a@b.com,Ann,Lee,,,,,,,2025-01-01T00:00:00Z,true\n"
+    )
+    con = connect(":memory:", {"as_of": date(2026, 1, 31)})
+    con.execute(MACROS_FILE.read_text())
+    register_udfs(con, "GB")
+    ingest_inbox(con, tmp_path)
+    run_model(con, "staging/web_customers")
+    for table in ("staging.web_customers", "raw.web_customers", "raw.deliveries"):
+        schema, name = table.split(".")
+        doc = documented()[table]
+        assert con.execute(
+            "select comment from duckdb_tables() where schema_name = ? and table_name = ?", [schema, name]
+        ).fetchall() == [(doc.description,)]
+        comments = dict(con.execute(
+            "select column_name, comment from duckdb_columns() where schema_name = ? and table_name = ?", [schema, name]
+        ).fetchall())
+        assert comments == {c.name: c.description + (" [personal data]" if c.pii else "") for c in doc.columns}
+    assert documented()["staging.web_customers"].description == "Web accounts."
+    assert comments["file"] == "path relative to the inbox"

@@ -65,6 +65,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.ingest.contract import Column, SourceFile, classify, delivery_date, source_files
+from assets.shared.catalog import comment_on_table
 from assets.shared.privacy import mask_sql
 
 # A JSON-lines file none of whose first lines is JSON is another format, not bad rows.
@@ -748,10 +749,12 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             rows_read bigint not null,
             rows_loaded bigint not null,
             rows_quarantined bigint not null,
-            ingested_at timestamp not null,
-            status varchar not null            -- loaded | duplicate
+            ingested_at timestamp not null
         )"""
     )
+    # Warehouses published before the column was dropped still have it: every row said
+    # 'loaded' (a re-delivered file goes to raw.duplicate_deliveries), so it told nothing.
+    con.execute("alter table raw.deliveries drop column if exists status")
     con.execute(
         """
         create table if not exists raw.duplicate_deliveries (
@@ -794,6 +797,9 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"create table if not exists raw.{spec.table} ({columns}, "
             "_delivery_id varchar not null, _file varchar not null, _delivered_on date not null, _line bigint not null)"
         )
+    for table in ("raw.deliveries", "raw.duplicate_deliveries", "quality.quarantine", "quality.field_issues",
+                  *(f"raw.{spec.table}" for spec in source_files())):
+        comment_on_table(con, table)
 
 
 def _sql_type(column: Column) -> str:
@@ -931,7 +937,6 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits:
         "rows_loaded": loaded,
         "rows_quarantined": typed_bad + rejected,
         "ingested_at": now,
-        "status": "loaded",
     }
     names = list(summary)
     con.execute(

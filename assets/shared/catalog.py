@@ -2,6 +2,10 @@
 
 Raw tables of contract files are documented once, generically: their columns are the
 contract's (schemas/sources/) plus the bookkeeping columns declared in raw.yaml.
+
+What is derived from it, so that no other place repeats a table's facts: the masking of
+personal columns (assets/shared/privacy.py), the DuckDB comments of each built table
+(comment_on_table) and the column schema Dagster's catalog shows (assets/shared/sql_assets.py).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import duckdb
 import yaml
 
 from assets.ingest.contract import SCHEMAS_DIR, source_files
@@ -27,15 +32,22 @@ class DocumentedColumn:
     pii: bool
 
 
+@dataclass(frozen=True)
+class DocumentedTable:
+    description: str
+    columns: tuple[DocumentedColumn, ...]
+
+
 @cache
-def documented_tables() -> dict[str, tuple[DocumentedColumn, ...]]:
-    """'schema.table' -> its columns in order."""
-    tables: dict[str, tuple[DocumentedColumn, ...]] = {}
+def documented() -> dict[str, DocumentedTable]:
+    """'schema.table' -> its description and its columns in order."""
+    tables: dict[str, DocumentedTable] = {}
     for path in sorted((SCHEMAS_DIR / "warehouse").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         schema = doc["schema"]
         for table, spec in (doc.get("tables") or {}).items():
-            tables[f"{schema}.{table}"] = tuple(_column(name, c) for name, c in spec["columns"].items())
+            columns = tuple(_column(name, c) for name, c in spec["columns"].items())
+            tables[f"{schema}.{table}"] = DocumentedTable(" ".join(str(spec.get("description", "")).split()), columns)
         if "contract_tables" in doc:
             bookkeeping = tuple(_column(name, c) for name, c in doc["contract_tables"]["columns"].items())
             for spec in source_files():
@@ -43,12 +55,43 @@ def documented_tables() -> dict[str, tuple[DocumentedColumn, ...]]:
                     DocumentedColumn(c.name, CONTRACT_TYPES[c.type], f"as delivered ({spec.source} {spec.entity})", c.pii)
                     for c in spec.columns
                 )
-                tables[f"{schema}.{spec.table}"] = contract + bookkeeping
+                description = f"{spec.description} Every delivered row, as typed by the contract (schemas/sources/{spec.source}.yaml)."
+                tables[f"{schema}.{spec.table}"] = DocumentedTable(description, contract + bookkeeping)
     return tables
+
+
+def documented_tables() -> dict[str, tuple[DocumentedColumn, ...]]:
+    """'schema.table' -> its columns in order."""
+    return {table: doc.columns for table, doc in documented().items()}
 
 
 def _column(name: str, spec: dict) -> DocumentedColumn:
     return DocumentedColumn(name, str(spec["type"]).lower(), spec.get("description", ""), bool(spec.get("pii", False)))
+
+
+def comment_on_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Put a table's documented description and its columns' on it as DuckDB comments, so
+    that an analyst's SQL client shows them (duckdb_tables(), duckdb_columns()).
+
+    A table schemas/ does not document is left without; a documented column the table
+    lacks is skipped (tests/test_end_to_end.py checks tables and documentation agree).
+    """
+    doc = documented().get(table)
+    if doc is None:
+        return
+    schema, name = table.split(".")
+    present = {c for (c,) in con.execute(
+        "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, name]
+    ).fetchall()}
+    con.execute(f"comment on table {table} is {_literal(doc.description)}")
+    for column in doc.columns:
+        if column.name in present:
+            marker = " [personal data]" if column.pii else ""
+            con.execute(f'comment on column {table}."{column.name}" is {_literal(column.description + marker)}')
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def personal_columns(table: str) -> set[str]:

@@ -1,5 +1,25 @@
 -- Macros shared by the models. Loaded on every warehouse connection.
 
+-- The latest delivery of each key of a raw table: a later delivery of a key updates it
+-- (schemas/sources/: "a later delivery of an account_id updates it"). Within one delivery
+-- date the later file, then the later line, wins. `key_columns` is the contract's `key`
+-- of the file kind, e.g. latest_of('raw.web_customers', ['account_id']);
+-- tests/test_staging_models.py checks every staging model passes the contract's key.
+create or replace temp macro latest_of(raw_table, key_columns) as table
+with
+delivered as (
+    -- The key as one value (columns() cannot stand in a window's partition by).
+    select *, struct_pack(*columns(key_columns)) as _latest_of_key from query_table(raw_table)
+),
+latest as (
+    select * exclude (_latest_of_key)
+    from delivered
+    qualify row_number() over (
+        partition by _latest_of_key order by _delivered_on desc, _file desc, _line desc
+    ) = 1
+)
+select * from latest;
+
 -- A birth date in the future or more than 120 years before the as-of date is a typo or a
 -- placeholder (01/01/1900), not a fact: it becomes null and the record is flagged.
 create or replace temp macro plausible_birth_on(d) as

@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from assets.ingest.deliveries import shown
-from assets.shared.catalog import personal_columns
+from assets.shared.catalog import documented, personal_columns
 from assets.shared.lineage import model_reads
 from assets.shared.privacy import mask
 from assets.shared.settings import PipelineSettings
@@ -16,14 +16,32 @@ PREVIEW_ROWS = 5
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict:
-    """Row count, columns and a few rows of a warehouse table, personal data masked."""
-    columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+    """Row count, column schema and a few rows of a warehouse table, personal data masked."""
+    described = con.execute(f"describe {table}").fetchall()
+    columns = [row[0] for row in described]
     return {
         "table": dg.MetadataValue.text(table),
         "dagster/row_count": row_count(con, table),
+        "dagster/column_schema": column_schema(table, [(row[0], row[1]) for row in described]),
         "columns": dg.MetadataValue.text(", ".join(columns)),
         "preview": dg.MetadataValue.md(preview(con, table, columns)),
     }
+
+
+def column_schema(table: str, columns: list[tuple[str, str]]) -> dg.TableSchema:
+    """The built columns with their DuckDB types, and each one's description and personal-data
+    tag from schemas/warehouse/, for Dagster's catalog. A column schemas/ does not document
+    has no description and is tagged personal, as previews treat it."""
+    doc = {c.name: c for c in documented()[table].columns} if table in documented() else {}
+    return dg.TableSchema(columns=[
+        dg.TableColumn(
+            name,
+            type=type_,
+            description=doc[name].description if name in doc else None,
+            tags={"pii": "true"} if name not in doc or doc[name].pii else None,
+        )
+        for name, type_ in columns
+    ])
 
 
 def preview(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from assets.shared.catalog import comment_on_table
 from assets.shared.defaults import BUNDLED_BLOCKED_IDENTIFIERS
 
 ASSETS_DIR = Path(__file__).resolve().parents[1]
@@ -269,10 +270,12 @@ def model_sql(model: str) -> str:
 def run_model(con: duckdb.DuckDBPyConnection, model: str) -> int:
     """Build the table a model file is named after (assets/core/sql/customers.sql -> core.customers).
 
-    Returns the table's row count.
+    Returns the table's row count. The table carries its documentation (schemas/warehouse/)
+    as DuckDB comments.
     """
     schema, table = model.split("/")
     con.execute(f"create or replace table {schema}.{table} as\n{model_sql(model)}")
+    comment_on_table(con, f"{schema}.{table}")
     return row_count(con, f"{schema}.{table}")
 
 

@@ -1,16 +1,8 @@
 -- One row per app event. A redeem's amount is points, every other amount is money.
 with
 
-app_events as (
-    select * from raw.app_events
-),
-
 latest as (
-    select *
-    from app_events
-    qualify row_number() over (
-        partition by event_id order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.app_events', ['event_id'])
 ),
 
 events as (

@@ -2,16 +2,8 @@
 -- The app keeps the full name in one field; it is split into first and last name.
 with
 
-users as (
-    select * from raw.app_users
-),
-
 latest as (
-    select *
-    from users
-    qualify row_number() over (
-        partition by user_id order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.app_users', ['user_id'])
 ),
 
 standardized as (

@@ -2,16 +2,8 @@
 -- caller_name comes as "First Last" or "Last, First"; both are split the same way.
 with
 
-contacts as (
-    select * from raw.callcenter_contacts
-),
-
 latest as (
-    select *
-    from contacts
-    qualify row_number() over (
-        partition by contact_id order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.callcenter_contacts', ['contact_id'])
 ),
 
 standardized as (

@@ -2,16 +2,8 @@
 -- The stores keep no e-mail and no consent.
 with
 
-cards as (
-    select * from raw.store_members
-),
-
 latest as (
-    select *
-    from cards
-    qualify row_number() over (
-        partition by card_number order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.store_members', ['card_number'])
 ),
 
 standardized as (

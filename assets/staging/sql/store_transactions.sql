@@ -2,16 +2,8 @@
 -- not for any customer. A sale is a purchase; a redeem's amount is points.
 with
 
-transactions as (
-    select * from raw.store_transactions
-),
-
 latest as (
-    select *
-    from transactions
-    qualify row_number() over (
-        partition by txn_id order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.store_transactions', ['txn_id'])
 ),
 
 events as (

@@ -2,16 +2,8 @@
 -- Column names are shared by every staging customer-record table.
 with
 
-accounts as (
-    select * from raw.web_customers
-),
-
 latest as (
-    select *
-    from accounts
-    qualify row_number() over (
-        partition by account_id order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.web_customers', ['account_id'])
 ),
 
 standardized as (

@@ -6,11 +6,7 @@ orders as (
 ),
 
 latest as (
-    select *
-    from orders
-    qualify row_number() over (
-        partition by order_id order by _delivered_on desc, _file desc, _line desc
-    ) = 1
+    select * from latest_of('raw.web_orders', ['order_id'])
 ),
 
 -- The export has no refund time: the first delivery that shows an order refunded
