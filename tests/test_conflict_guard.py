@@ -11,7 +11,6 @@ from assets.identity.conflict_guard import (
     measure_rule,
     use_rule,
 )
-from assets.shared.warehouse import MACROS_FILE, connect, run_model
 
 # unique_id, first_name_key, canonical_first_name, birth_on (last names added below)
 RECORDS = [
@@ -175,28 +174,3 @@ def test_a_rule_not_in_force_does_not_cut():
     assert _guard(records, links, rule=GuardRule(first_names=False)) == [["a:1", "b:1"], ["c:1"], ["d:1"]]
     assert _guard(records, links, rule=GuardRule(birth_dates=False)) == [["a:1"], ["b:1"], ["c:1", "d:1"]]
     assert _guard(records, links) == [["a:1"], ["b:1"], ["c:1"], ["d:1"]]
-
-
-def test_match_input_flags_a_phone_mailbox_and_address_shared_by_two_people(tmp_path):
-    """Two people (birth dates years apart) share each kind of identifier; one person's two
-    records share others. Only the two people's identifiers are flagged shared."""
-    con = connect(tmp_path / "w.duckdb", {"as_of": date(2026, 11, 24)})
-    con.execute("create or replace table identity.record_keys as select * from (values "
-                # mother and son: one phone, one mailbox, one address
-                "('web:1', 'web', '1', 'anna', 'anna', 'berg', 'anna berg', 'berg@x.com', '+447700900001', date '1960-01-01', 'AB1 2CD', '1 high st', null::timestamp),"
-                "('app:1', 'app', '1', 'carl', 'carl', 'berg', 'carl berg', 'berg@x.com', '+447700900001', date '1990-02-02', 'AB1 2CD', '1 high st', null),"
-                # one person twice
-                "('web:2', 'web', '2', 'eva', 'eva', 'falk', 'eva falk', 'eva@x.com', '+447700900002', date '1985-03-03', 'EF1 2GH', '2 low rd', null),"
-                "('app:2', 'app', '2', 'eva', 'eva', 'falk', 'eva falk', 'eva@x.com', '+447700900002', date '1985-03-03', 'EF1 2GH', '2 low rd', null)"
-                ") t(unique_id, source, source_record_id, first_name_key, canonical_first_name, last_name_key, full_name_key, "
-                "email_key, phone_e164, birth_on, postcode, street_key, registered_at)")
-    con.execute(MACROS_FILE.read_text())
-    run_model(con, "identity/blocked_identifiers")
-    run_model(con, "identity/match_input")
-    flags = con.execute(
-        "select unique_id, is_shared_phone, is_shared_email, is_shared_address from identity.match_input order by 1"
-    ).fetchall()
-    assert flags == [
-        ("app:1", True, True, True), ("app:2", False, False, False),
-        ("web:1", True, True, True), ("web:2", False, False, False),
-    ]

@@ -21,35 +21,25 @@ keyed as (
         on blocked_phone.kind = 'phone' and blocked_phone.value = record_keys.phone_e164
 ),
 
--- Each record's identifiers, one row each: written once here, paired on below and flagged
--- by at the end. An address is its postcode and street line together.
-identifiers as (
-    select unique_id, 'phone' as kind, phone_e164 as value from keyed where phone_e164 is not null
-    union all
-    select unique_id, 'email', email_key from keyed where email_key is not null
-    union all
-    select unique_id, 'address', postcode || '|' || street_key from keyed where postcode is not null and street_key is not null
-),
-
 -- Records carrying the same identifier, and whether two of them are two people by the
 -- conflict guard's rule (macro are_two_people). Compared pairwise within an identifier up
 -- to 50 records; an identifier carried by more is shared by definition.
 carriers as (
-    select
-        identifiers.*,
-        keyed.first_name_key,
-        keyed.canonical_first_name,
-        keyed.last_name_key,
-        keyed.birth_on,
-        count(*) over (partition by identifiers.kind, identifiers.value) as carried_by
-    from identifiers
-    join keyed using (unique_id)
+    select 'phone' as kind, phone_e164 as value, * exclude (phone_e164) from keyed where phone_e164 is not null
+    union all by name
+    select 'email', email_key, * exclude (email_key) from keyed where email_key is not null
+    union all by name
+    select 'address', postcode || '|' || street_key, * from keyed where postcode is not null and street_key is not null
+),
+
+carriers_sized as (
+    select *, count(*) over (partition by kind, value) as carried_by from carriers
 ),
 
 shared_by_conflict as (
     select distinct a.kind, a.value
-    from carriers a
-    join carriers b
+    from carriers_sized a
+    join carriers_sized b
         on a.kind = b.kind and a.value = b.value and a.unique_id < b.unique_id
     where a.carried_by <= 50
         and are_two_people(a.first_name_key, a.canonical_first_name, a.last_name_key, a.birth_on,
@@ -59,29 +49,31 @@ shared_by_conflict as (
 shared as (
     select kind, value from shared_by_conflict
     union
-    select distinct kind, value from carriers where carried_by > 50
+    select distinct kind, value from carriers_sized where carried_by > 50
 ),
 
--- Which kinds of a record's identifiers are shared; records with none are not here.
-shared_kinds as (
-    select
-        identifiers.unique_id,
-        bool_or(identifiers.kind = 'phone') as is_shared_phone,
-        bool_or(identifiers.kind = 'email') as is_shared_email,
-        bool_or(identifiers.kind = 'address') as is_shared_address
-    from identifiers
-    join shared using (kind, value)
-    group by identifiers.unique_id
+people_behind_phone as (
+    select value as phone_e164, true as is_shared_phone from shared where kind = 'phone'
+),
+
+people_behind_email as (
+    select value as email_key, true as is_shared_email from shared where kind = 'email'
+),
+
+people_behind_address as (
+    select value as address_value, true as is_shared_address from shared where kind = 'address'
 ),
 
 flagged as (
     select
         keyed.*,
-        coalesce(shared_kinds.is_shared_phone, false) as is_shared_phone,
-        coalesce(shared_kinds.is_shared_email, false) as is_shared_email,
-        coalesce(shared_kinds.is_shared_address, false) as is_shared_address
+        coalesce(people_behind_phone.is_shared_phone, false) as is_shared_phone,
+        coalesce(people_behind_email.is_shared_email, false) as is_shared_email,
+        coalesce(people_behind_address.is_shared_address, false) as is_shared_address
     from keyed
-    left join shared_kinds using (unique_id)
+    left join people_behind_phone using (phone_e164)
+    left join people_behind_email using (email_key)
+    left join people_behind_address on people_behind_address.address_value = keyed.postcode || '|' || keyed.street_key
 )
 
 select * from flagged
