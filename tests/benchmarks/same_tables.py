@@ -4,9 +4,9 @@
 
 Run the pipeline on one inbox with a fixed --as-of before and after the change, then
 compare: every table of either file, its columns, and its rows as a multiset (`except all`
-both ways). Columns that record when a run happened (`--clock-columns`, by default the
-ingestion and duplicate-detection times) are left out. Prints one line per table; exits 1
-if any differs.
+both ways) on the columns both have. Columns that record when a run happened
+(`--clock-columns`, by default the ingestion, quarantine and duplicate-detection times) are
+left out. Prints one line per table; exits 1 if any differs.
 """
 
 from __future__ import annotations
@@ -43,11 +43,13 @@ def main() -> int:
             print(f"{table}: only in {'after' if table in after else 'before'}")
             differing += 1
             continue
+        note = ""
         if before[table] != after[table]:
-            print(f"{table}: columns differ: {before[table]} / {after[table]}")
+            removed = [c for c in before[table] if c not in after[table]]
+            added = [c for c in after[table] if c not in before[table]]
+            note = f" (columns removed: {removed or 'none'}, added: {added or 'none'}; rows compared on the others)"
             differing += 1
-            continue
-        columns = ", ".join(f'"{c}"' for c in before[table] if c not in args.clock_columns)
+        columns = ", ".join(f'"{c}"' for c in before[table] if c in after[table] and c not in args.clock_columns)
         counts = []
         for first, second in (("before", "after"), ("after", "before")):
             counts.append(con.execute(
@@ -55,10 +57,10 @@ def main() -> int:
             ).fetchall()[0][0])
         rows = con.execute(f"select count(*) from before.{table}").fetchall()[0][0]
         if any(counts):
-            print(f"{table}: {counts[0]} rows only before, {counts[1]} only after (of {rows})")
-            differing += 1
+            print(f"{table}: {counts[0]} rows only before, {counts[1]} only after (of {rows}){note}")
+            differing += 0 if note else 1
         else:
-            print(f"{table}: same {rows} rows")
+            print(f"{table}: same {rows} rows{note}")
     print(f"{differing} of {len(before.keys() | after.keys())} tables differ")
     return 1 if differing else 0
 
