@@ -148,19 +148,41 @@ def test_the_guard_enforces_a_rule_only_where_the_data_backs_it():
     # A twin among 50 evidently-same pairs (2%): the first-name rule holds.
     rule = measure_rule(_people_sharing_phones(50, replaced_first_names=1, other_birth_dates=0))
     assert rule.first_names and rule.birth_dates
-    assert rule.evidence["first_names"] == {"evident_pairs": 50, "contradicted_pairs": 1, "enforced": True}
+    first_names = rule.evidence["first_names"]
+    assert (first_names["evident_identifiers"], first_names["contradicted_identifiers"]) == (50, 1)
+    assert first_names["share_lower_bound"] < 0.02 and first_names["enforced"]
     # The 49 pairs with the same first name and surname all agree on the birth date.
-    assert rule.evidence["birth_dates"] == {"evident_pairs": 49, "contradicted_pairs": 0, "enforced": True}
+    assert (rule.evidence["birth_dates"]["evident_pairs"], rule.evidence["birth_dates"]["contradicted_pairs"]) == (49, 0)
     # Duplicates with a replaced first name in 6 of 40 pairs (15%): the rule would cut them.
     rule = measure_rule(_people_sharing_phones(40, replaced_first_names=6, other_birth_dates=0))
     assert not rule.first_names and rule.birth_dates
     # Rewritten birth dates in 5 of 40 pairs (the 35 others agree): the birth-date rule goes.
     rule = measure_rule(_people_sharing_phones(40, replaced_first_names=0, other_birth_dates=5))
-    assert rule.evidence["birth_dates"] == {"evident_pairs": 40, "contradicted_pairs": 5, "enforced": False}
+    birth_dates = rule.evidence["birth_dates"]
+    assert (birth_dates["evident_identifiers"], birth_dates["contradicted_identifiers"]) == (40, 5)
+    assert birth_dates["share_lower_bound"] > 0.02 and not birth_dates["enforced"]
     assert rule.first_names and not rule.birth_dates
     # Too little evidence to judge (20 pairs): both rules hold, precision first.
     rule = measure_rule(_people_sharing_phones(20, replaced_first_names=10, other_birth_dates=5))
     assert rule.first_names and rule.birth_dates
+
+
+def test_one_twin_pair_in_a_small_data_set_does_not_switch_the_rule_off():
+    # Records of two twins on one household phone: four record pairs, one phone. Among 60
+    # evidently-same identifiers that is 1.7%, with a lower bound far under 2%.
+    con = _people_sharing_phones(60, replaced_first_names=0, other_birth_dates=0)
+    con.execute(
+        """
+        insert into records
+        select 'twin' || i || ':' || side, case when i = 0 then 'zoe' else 'yasmin' end,
+               case when i = 0 then 'zoe' else 'yasmin' end, 'twinn', date '2001-02-03', '+447999000000', null
+        from range(2) as t(i), (values (1), (2)) as s(side)
+        """
+    )
+    rule = measure_rule(con)
+    first_names = rule.evidence["first_names"]
+    assert first_names["contradicted_pairs"] == 4 and first_names["contradicted_identifiers"] == 1
+    assert rule.first_names
 
 
 def test_a_rule_not_in_force_does_not_cut():

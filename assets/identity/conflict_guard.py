@@ -28,6 +28,7 @@ rewritten), `must_link` and `cannot_link` (unique_id_l < unique_id_r, stewards' 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import duckdb
@@ -81,18 +82,39 @@ class GuardRule:
 def measure_rule(con: duckdb.DuckDBPyConnection, table: str = "records") -> GuardRule:
     """The rule the records in `table` back (macro guard_evidence in assets/shared/macros.sql).
 
-    A part is enforced unless it would split more than GUARD_MAX_CONTRADICTED_SHARE of the
-    pairs that are evidently one person, counted on at least GUARD_MIN_EVIDENT_PAIRS pairs.
+    A part is dropped only when the data shows, beyond chance, that it would split more than
+    GUARD_MAX_CONTRADICTED_SHARE of the identifiers (phones, mailboxes) whose records are
+    evidently one person: the share's one-sided 95% lower bound is above it, on at least
+    GUARD_MIN_EVIDENT_PAIRS pairs. Counting identifiers rather than record pairs, and the
+    bound rather than the share, keep one or two twin pairs in a small data set from
+    switching the rule off (they are what it is for).
     """
     ensure_steward_tables(con)
-    evidence = {}
-    for part, evident, contradicted in con.execute(
-        f"select part, evident_pairs, contradicted_pairs from guard_evidence('{table}') order by part"
+    evidence = {part: {"evident_pairs": 0, "contradicted_pairs": 0, "evident_identifiers": 0,
+                       "contradicted_identifiers": 0} for part in ("birth_dates", "first_names")}
+    for part, pairs, contradicted_pairs, identifiers, contradicted in con.execute(
+        f"select part, evident_pairs, contradicted_pairs, evident_identifiers, contradicted_identifiers "
+        f"from guard_evidence('{table}') order by part"
     ).fetchall():
-        enforced = evident < GUARD_MIN_EVIDENT_PAIRS or contradicted <= GUARD_MAX_CONTRADICTED_SHARE * evident
-        evidence[part] = {"evident_pairs": evident, "contradicted_pairs": contradicted, "enforced": enforced}
+        evidence[part] = {"evident_pairs": pairs, "contradicted_pairs": contradicted_pairs,
+                          "evident_identifiers": identifiers, "contradicted_identifiers": contradicted}
+    for measured in evidence.values():
+        bound = share_lower_bound(measured["contradicted_identifiers"], measured["evident_identifiers"])
+        measured["share_lower_bound"] = round(bound, 4)
+        measured["enforced"] = (measured["evident_pairs"] < GUARD_MIN_EVIDENT_PAIRS
+                                or bound <= GUARD_MAX_CONTRADICTED_SHARE)
     return GuardRule(birth_dates=evidence["birth_dates"]["enforced"], first_names=evidence["first_names"]["enforced"],
                      evidence=evidence)
+
+
+def share_lower_bound(hits: int, trials: int, z: float = 1.645) -> float:
+    """One-sided 95% lower bound of a share (Wilson score interval); 0 with no trials."""
+    if trials == 0:
+        return 0.0
+    share = hits / trials
+    centre = share + z * z / (2 * trials)
+    spread = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    return max(0.0, (centre - spread) / (1 + z * z / trials))
 
 
 def use_rule(con: duckdb.DuckDBPyConnection, rule: GuardRule) -> None:

@@ -66,7 +66,9 @@ create or replace temp macro are_two_people(
 -- else the part does not look at (the birth-date part: first name and surname; the first-name
 -- part: birth date and surname). Where a part splits many of them, the data's own duplicates
 -- carry that kind of difference (FEBRL replaces first names and rewrites birth dates) and the
--- part would cut true matches; where it splits almost none, what it splits is twins.
+-- part would cut true matches; where it splits almost none, what it splits is twins. Counted
+-- by shared identifier too: one twin pair on a household phone is several record pairs but
+-- one phone, and the shares are judged on identifiers (assets/identity/conflict_guard.py).
 create or replace temp macro guard_evidence(records_table) as table
 with
 contacts as (
@@ -78,7 +80,8 @@ contacts as (
 ),
 sized as (select *, count(*) over (partition by kind, value) as carried_by from contacts),
 same_contact as (
-    select distinct
+    select
+        a.kind || ':' || a.value as identifier,
         a.unique_id as id_a, a.first_name_key as first_a, a.canonical_first_name as canonical_a,
         a.last_name_key as last_a, a.birth_on as birth_a,
         b.unique_id as id_b, b.first_name_key as first_b, b.canonical_first_name as canonical_b,
@@ -87,23 +90,27 @@ same_contact as (
     join sized b on a.kind = b.kind and a.value = b.value and a.unique_id < b.unique_id
     where a.carried_by <= 50
 ),
-birth_date_part as (
-    select
-        'birth_dates' as part,
-        count(*) as evident_pairs,
-        count(*) filter (where birth_dates_conflict(birth_a, birth_b)) as contradicted_pairs
+birth_date_evidence as (
+    select identifier, id_a, id_b, birth_dates_conflict(birth_a, birth_b) as is_contradicted
     from same_contact
     where canonical_a = canonical_b and last_a = last_b and birth_a is not null and birth_b is not null
 ),
-first_name_part as (
-    select
-        'first_names' as part,
-        count(*) as evident_pairs,
-        count(*) filter (where first_names_conflict(first_a, canonical_a, last_a, first_b, canonical_b, last_b))
-            as contradicted_pairs
+first_name_evidence as (
+    select identifier, id_a, id_b,
+           first_names_conflict(first_a, canonical_a, last_a, first_b, canonical_b, last_b) as is_contradicted
     from same_contact
     where birth_a = birth_b and last_a = last_b and canonical_a is not null and canonical_b is not null
+),
+evidence as (
+    select 'birth_dates' as part, * from birth_date_evidence
+    union all
+    select 'first_names', * from first_name_evidence
 )
-select * from birth_date_part
-union all
-select * from first_name_part;
+select
+    part,
+    count(distinct (id_a, id_b)) as evident_pairs,
+    count(distinct (id_a, id_b)) filter (where is_contradicted) as contradicted_pairs,
+    count(distinct identifier) as evident_identifiers,
+    count(distinct identifier) filter (where is_contradicted) as contradicted_identifiers
+from evidence
+group by part;
