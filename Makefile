@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 $(BIN)/omniloyal: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock -e . \
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock -e . \
 		|| $(BIN)/pip install --quiet -r requirements.lock -e .
 	touch $@
 
