@@ -11,16 +11,25 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test test-fast ui lint bench bench-er bench-guard clean
+.PHONY: install lock demo test test-fast ui lint bench bench-er bench-guard clean
 
-# uv installs the pinned ranges in seconds; plain pip is the fallback.
-$(BIN)/omniloyal: pyproject.toml
+# The exact versions the tests ran with, from requirements.lock (make lock writes it from the
+# ranges in pyproject.toml). uv installs them in seconds; plain pip is the fallback.
+$(BIN)/omniloyal: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" || $(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock -e . \
+		|| $(BIN)/pip install --quiet -r requirements.lock -e .
 	touch $@
 
 install: $(BIN)/omniloyal
+
+# After changing a dependency in pyproject.toml; `make lock LOCK_FLAGS=--upgrade` moves every
+# pin to the newest release the ranges allow (then run make test before committing the lock).
+# Needs only uv, not the installed project: a stale lock may no longer install.
+lock:
+	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 $(LOCK_FLAGS) -o requirements.lock
 
 demo: install
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
@@ -58,6 +67,7 @@ bench-guard: install
 
 lint: install
 	$(BIN)/ruff check assets pipelines tests
+	$(BIN)/ruff format --check assets pipelines tests
 
 clean:
 	rm -rf data/inbox data/warehouse data/exports data/reports data/truth.csv data/bench

@@ -68,6 +68,15 @@ def workspace(tmp_path_factory) -> Path:
     return workspace
 
 
+@pytest.fixture
+def own_workspace(workspace, tmp_path) -> Path:
+    """A copy of the built workspace, for a test that runs the pipeline again or adds files:
+    the shared one stays as the first run left it, whatever order the tests run in."""
+    copy = tmp_path / "workspace"
+    shutil.copytree(workspace, copy)
+    return copy
+
+
 def test_public_tables_exist_and_are_filled(workspace):
     for table in PUBLIC_TABLES:
         if table != "quality.quarantine":
@@ -158,15 +167,15 @@ def test_the_report_shows_the_kpis(workspace):
     assert not any(email in page for email in emails)
 
 
-def test_export_command_re_exports_one_segment(workspace, tmp_path, capsys):
+def test_export_command_re_exports_one_segment(own_workspace, tmp_path, capsys):
     assert main(["export", "--segment", "Champions", "--format", "parquet", "--hashes",
-                 "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"), "--exports", str(tmp_path)]) == 0
+                 "--warehouse", str(own_workspace / "warehouse" / "omniloyal.duckdb"), "--exports", str(tmp_path)]) == 0
     written = tmp_path / AS_OF / "rfm_champions.parquet"
     table = pq.read_table(written)
     assert {"email_sha256", "phone_sha256", "phone_digits_sha256"} <= set(table.column_names)
     assert str(written) in capsys.readouterr().out
     assert not list((tmp_path / AS_OF).glob(".*"))  # written beside and renamed: no partial file left
-    assert main(["export", "--segment", "Nobody", "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"),
+    assert main(["export", "--segment", "Nobody", "--warehouse", str(own_workspace / "warehouse" / "omniloyal.duckdb"),
                  "--exports", str(tmp_path)]) == 2
     assert "no segment named 'Nobody'" in capsys.readouterr().err
     # While a run holds the warehouse (another process), an export refuses: the run's publish
@@ -174,11 +183,11 @@ def test_export_command_re_exports_one_segment(workspace, tmp_path, capsys):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from assets.shared.run_lock import RunLock; "
          "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(30)",
-         str(workspace / "warehouse" / "omniloyal.duckdb")],
+         str(own_workspace / "warehouse" / "omniloyal.duckdb")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert main(["export", "--segment", "Champions", "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"),
+        assert main(["export", "--segment", "Champions", "--warehouse", str(own_workspace / "warehouse" / "omniloyal.duckdb"),
                      "--exports", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("omniloyal export: ") and f"pid {holder.pid}" in err
@@ -187,33 +196,31 @@ def test_export_command_re_exports_one_segment(workspace, tmp_path, capsys):
         holder.wait()
 
 
-def test_rerun_on_unchanged_inbox_changes_nothing(workspace):
-    before = query(workspace, "select source, source_record_id, customer_id from identity.source_records order by all")
-    balances = query(workspace, "select * from loyalty.balances order by all")
-    deliveries = query(workspace, "select count(*) from raw.deliveries")
-    assert run(workspace) == 0
-    assert query(workspace, "select source, source_record_id, customer_id from identity.source_records order by all") == before
-    assert query(workspace, "select * from loyalty.balances order by all") == balances
-    assert query(workspace, "select count(*) from raw.deliveries") == deliveries
-    assert len(list((workspace / "warehouse" / "previous").glob("*.duckdb"))) >= 1
+def test_rerun_on_unchanged_inbox_changes_nothing(own_workspace):
+    before = query(own_workspace, "select source, source_record_id, customer_id from identity.source_records order by all")
+    balances = query(own_workspace, "select * from loyalty.balances order by all")
+    deliveries = query(own_workspace, "select count(*) from raw.deliveries")
+    assert run(own_workspace) == 0
+    assert query(own_workspace, "select source, source_record_id, customer_id from identity.source_records order by all") == before
+    assert query(own_workspace, "select * from loyalty.balances order by all") == balances
+    assert query(own_workspace, "select count(*) from raw.deliveries") == deliveries
+    assert len(list((own_workspace / "warehouse" / "previous").glob("*.duckdb"))) >= 1
 
 
-def test_a_bad_file_fails_the_run_and_leaves_the_published_warehouse_unchanged(workspace, tmp_path, capsys):
-    inbox = tmp_path / "inbox"
-    shutil.copytree(workspace / "inbox", inbox)
-    (inbox / "web" / "orders_20260701.csv").write_text("order_id,total_amount\nX1,5\n")
-    published = workspace / "warehouse" / "omniloyal.duckdb"
+def test_a_bad_file_fails_the_run_and_leaves_the_published_warehouse_unchanged(own_workspace, capsys):
+    (own_workspace / "inbox" / "web" / "orders_20260701.csv").write_text("order_id,total_amount\nX1,5\n")
+    published = own_workspace / "warehouse" / "omniloyal.duckdb"
     before = sha256(published)
-    assert run(workspace, inbox) == 1
+    assert run(own_workspace) == 1
     assert sha256(published) == before
     assert "web/orders_20260701.csv: missing required column(s) account_id, ordered_at" in capsys.readouterr().err
 
 
-def test_a_reader_holding_the_published_file_does_not_break_a_run(workspace):
-    reader = duckdb.connect(str(workspace / "warehouse" / "omniloyal.duckdb"), read_only=True)
+def test_a_reader_holding_the_published_file_does_not_break_a_run(own_workspace):
+    reader = duckdb.connect(str(own_workspace / "warehouse" / "omniloyal.duckdb"), read_only=True)
     try:
         customers = reader.execute("select count(*) from core.customers").fetchall()[0][0]
-        assert run(workspace) == 0
+        assert run(own_workspace) == 0
         # The reader keeps its consistent (old) snapshot; the next reader sees the new file.
         assert reader.execute("select count(*) from core.customers").fetchall()[0][0] == customers
     finally:
@@ -256,38 +263,46 @@ def table_fingerprints(workspace: Path, skip: set[str]) -> dict[str, tuple]:
     }
 
 
-def test_a_redelivered_copy_under_a_new_name_changes_no_table(workspace):
-    original = next((workspace / "inbox" / "store").glob("transactions_*.csv"))
+def test_a_redelivered_copy_under_a_new_name_changes_no_table(own_workspace):
+    original = next((own_workspace / "inbox" / "store").glob("transactions_*.csv"))
     copy = original.with_name("transactions_29991231.csv")
     # previous_source_records is the prior run's snapshot: it follows the runs, not the data.
     skip = {"raw.duplicate_deliveries", "identity.previous_source_records"}
-    before = table_fingerprints(workspace, skip=skip)
+    before = table_fingerprints(own_workspace, skip=skip)
     shutil.copy(original, copy)
-    try:
-        assert run(workspace) == 0
-    finally:
-        copy.unlink()
-    assert table_fingerprints(workspace, skip=skip) == before
-    assert query(workspace, "select file, duplicate_of from raw.duplicate_deliveries") == [
+    assert run(own_workspace) == 0
+    assert table_fingerprints(own_workspace, skip=skip) == before
+    assert query(own_workspace, "select file, duplicate_of from raw.duplicate_deliveries") == [
         ("store/transactions_29991231.csv", f"store/{original.name}")
     ]
+
+
+TWINS = "different people sharing last name and birth date"
 
 
 def test_hard_cases_in_generated_data(workspace):
     cases = hard_cases(workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv")
     # Floors for 400 people, where a case has a few dozen pairs at most; the benchmark
-    # reports the same figures at 20k and 100k people (docs/benchmarks.md).
+    # reports the same figures at 20k and 100k people (docs/benchmarks.md). A case with no
+    # pairs proves nothing: every floor asks for some.
     floors = {
         "different people sharing a phone": (20, lambda share: share <= 0.02),
-        # Twins are too rare at 400 people to count on; test_conflict_guard has a pair.
-        "different people sharing last name and birth date": (0, lambda share: share <= 0.02),
+        TWINS: (1, lambda share: share <= 0.02),
         "one person's two web accounts": (5, lambda share: share >= 0.75),
         "one person under a nickname and a given name": (10, lambda share: share >= 0.95),
     }
     assert set(cases) == set(floors)
     for case, (pairs, share) in cases.items():
-        least_pairs, holds = floors[case]
-        assert pairs >= least_pairs and holds(share), (case, pairs, share)
+        if case != TWINS:  # test_twins_in_generated_data
+            least_pairs, holds = floors[case]
+            assert pairs >= least_pairs and holds(share), (case, pairs, share)
+
+
+@pytest.mark.xfail(strict=True, reason="seed 11 at 400 people generates no twins; seeds 1 and 20, which do, "
+                   "miss test_matching_agrees_with_the_truth's precision floor of 0.98")
+def test_twins_in_generated_data(workspace):
+    pairs, share = hard_cases(workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv")[TWINS]
+    assert pairs >= 1 and share <= 0.02, (pairs, share)  # twins kept apart
 
 
 def test_a_saved_model_reproduces_the_run_without_training(workspace):

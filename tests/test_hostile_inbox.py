@@ -124,7 +124,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, con):
         ("web/customers_20250306.csv.gz", f"{CUSTOMER_ROW}\n", "web/customers_20250306.csv.gz: not a readable gzip file (not gzip data)"),
         (
             "web/customers_20250306.csv.gz",
-            gzip.compress(f"{CUSTOMERS_HEADER}\n{CUSTOMER_ROW}\n".encode())[:-12],
+            gzip.compress(f"{CUSTOMERS_HEADER}\n{CUSTOMER_ROW}\n".encode(), mtime=0)[:-12],
             "web/customers_20250306.csv.gz: not a readable gzip file (truncated)",
         ),
         ("app/users_20250306.jsonl", f"{CUSTOMER_ROW}\n", "app/users_20250306.jsonl: not a JSON-lines file (none of its first 1 lines is JSON)"),
