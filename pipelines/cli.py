@@ -34,62 +34,181 @@ def _date(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from assets.shared.defaults import env_default  # not assets.shared.settings: it imports dagster
 
-    parser = argparse.ArgumentParser(prog="omniloyal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="omniloyal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="ingest the inbox and rebuild the warehouse, segments and exports")
-    run.add_argument("--inbox", default=env_default("inbox_dir"), help="inbox folder (default: %(default)s)")
-    run.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
-    run.add_argument("--exports", default=env_default("exports_dir"), help="exports folder (default: %(default)s)")
-    run.add_argument("--reports", default=env_default("reports_dir"), help="reports folder (default: %(default)s)")
-    run.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
-    run.add_argument("--as-of", type=_date, default=env_default("as_of") or None, help="compute as of this date (default: today, UTC)")
-    run.add_argument("--phone-region", default=env_default("phone_region"),
-                     help="region (GB, US, ...) of phone numbers without a country code; a web customer's own country comes first "
-                          "(default: %s)" % (env_default("phone_region") or "inferred from the data: the most common country of numbers "
-                                             "written with a country code and of web customers' countries, GB when none"))
-    run.add_argument("--identity-model", default=env_default("identity_model"),
-                     help="reuse a saved splink_model.json instead of training (default: train)")
-    run.add_argument("--identity-overrides", default=env_default("identity_overrides"),
-                     help="stewards' decisions CSV (same_person / different_people pairs) honoured over the model (default: none)")
-    run.add_argument("--job", choices=["omniloyal_everything", "loyalty_and_marts"], default="omniloyal_everything",
-                     help="everything, or only loyalty, marts and exports after a program change (default: %(default)s)")
-    run.add_argument("--verbose", action="store_true", help="show Dagster's event log while running")
+    run = commands.add_parser(
+        "run", help="ingest the inbox and rebuild the warehouse, segments and exports"
+    )
+    run.add_argument(
+        "--inbox", default=env_default("inbox_dir"), help="inbox folder (default: %(default)s)"
+    )
+    run.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
+    )
+    run.add_argument(
+        "--exports",
+        default=env_default("exports_dir"),
+        help="exports folder (default: %(default)s)",
+    )
+    run.add_argument(
+        "--reports",
+        default=env_default("reports_dir"),
+        help="reports folder (default: %(default)s)",
+    )
+    run.add_argument(
+        "--program",
+        default=env_default("program_file"),
+        help="loyalty program file (default: the bundled one)",
+    )
+    run.add_argument(
+        "--as-of",
+        type=_date,
+        default=env_default("as_of") or None,
+        help="compute as of this date (default: today, UTC)",
+    )
+    run.add_argument(
+        "--phone-region",
+        default=env_default("phone_region"),
+        help="region (GB, US, ...) of phone numbers without a country code; a web customer's own country comes first "
+        "(default: %s)"
+        % (
+            env_default("phone_region")
+            or "inferred from the data: the most common country of numbers "
+            "written with a country code and of web customers' countries, GB when none"
+        ),
+    )
+    run.add_argument(
+        "--identity-model",
+        default=env_default("identity_model"),
+        help="reuse a saved splink_model.json instead of training (default: train)",
+    )
+    run.add_argument(
+        "--identity-overrides",
+        default=env_default("identity_overrides"),
+        help="stewards' decisions CSV (same_person / different_people pairs) honoured over the model (default: none)",
+    )
+    run.add_argument(
+        "--job",
+        choices=["omniloyal_everything", "loyalty_and_marts"],
+        default="omniloyal_everything",
+        help="everything, or only loyalty, marts and exports after a program change (default: %(default)s)",
+    )
+    run.add_argument(
+        "--verbose", action="store_true", help="show Dagster's event log while running"
+    )
 
-    generate = commands.add_parser("generate", help="write a realistic messy inbox in the export contract's format")
-    generate.add_argument("--people", type=int, default=5000, help="number of people (default: %(default)s)")
+    generate = commands.add_parser(
+        "generate", help="write a realistic messy inbox in the export contract's format"
+    )
+    generate.add_argument(
+        "--people", type=int, default=5000, help="number of people (default: %(default)s)"
+    )
     generate.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
-    generate.add_argument("--out", type=Path, default=Path(env_default("inbox_dir")), help="inbox folder to write (default: %(default)s)")
-    generate.add_argument("--truth", type=Path, help="also write the true person of every customer record to this CSV")
-    generate.add_argument("--days", type=int, default=1, help="spread deliveries over this many daily files (default: %(default)s)")
-    generate.add_argument("--end-date", type=_date, help="date of the last delivery (default: today, UTC)")
-    generate.add_argument("--bad-row-rate", type=float, default=0.001, help="share of deliberately broken rows (default: %(default)s)")
+    generate.add_argument(
+        "--out",
+        type=Path,
+        default=Path(env_default("inbox_dir")),
+        help="inbox folder to write (default: %(default)s)",
+    )
+    generate.add_argument(
+        "--truth", type=Path, help="also write the true person of every customer record to this CSV"
+    )
+    generate.add_argument(
+        "--days",
+        type=int,
+        default=1,
+        help="spread deliveries over this many daily files (default: %(default)s)",
+    )
+    generate.add_argument(
+        "--end-date", type=_date, help="date of the last delivery (default: today, UTC)"
+    )
+    generate.add_argument(
+        "--bad-row-rate",
+        type=float,
+        default=0.001,
+        help="share of deliberately broken rows (default: %(default)s)",
+    )
     generate.add_argument("--gzip", action="store_true", help="write gzip-compressed files")
-    generate.add_argument("--profile", choices=["uk", "us"], default="uk",
-                          help="country of the people: UK or US names, addresses and phone numbers (default: %(default)s)")
+    generate.add_argument(
+        "--profile",
+        choices=["uk", "us"],
+        default="uk",
+        help="country of the people: UK or US names, addresses and phone numbers (default: %(default)s)",
+    )
 
-    evaluate = commands.add_parser("evaluate", help="pairwise and B-cubed precision, recall and F1 against a truth file")
-    evaluate.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
-    evaluate.add_argument("--truth", type=Path, required=True, help="CSV source,source_record_id,person_id (from omniloyal generate --truth)")
+    evaluate = commands.add_parser(
+        "evaluate", help="pairwise and B-cubed precision, recall and F1 against a truth file"
+    )
+    evaluate.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
+    )
+    evaluate.add_argument(
+        "--truth",
+        type=Path,
+        required=True,
+        help="CSV source,source_record_id,person_id (from omniloyal generate --truth)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
 
-    export = commands.add_parser("export", help="re-export one segment from the published warehouse, without a run")
-    export.add_argument("--segment", required=True, help="segment name, e.g. Champions or 'Gold Nearly Platinum'")
-    export.add_argument("--format", choices=["csv", "parquet"], action="append",
-                        help="file format; repeat for both (default: csv and parquet)")
-    export.add_argument("--hashes", action="store_true", help="add SHA-256 e-mail and phone columns for ad platforms")
-    export.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
-    export.add_argument("--exports", default=env_default("exports_dir"), help="exports folder (default: %(default)s)")
-    export.add_argument("--program", default=env_default("program_file"), help="loyalty program file (default: the bundled one)")
+    export = commands.add_parser(
+        "export", help="re-export one segment from the published warehouse, without a run"
+    )
+    export.add_argument(
+        "--segment", required=True, help="segment name, e.g. Champions or 'Gold Nearly Platinum'"
+    )
+    export.add_argument(
+        "--format",
+        choices=["csv", "parquet"],
+        action="append",
+        help="file format; repeat for both (default: csv and parquet)",
+    )
+    export.add_argument(
+        "--hashes",
+        action="store_true",
+        help="add SHA-256 e-mail and phone columns for ad platforms",
+    )
+    export.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
+    )
+    export.add_argument(
+        "--exports",
+        default=env_default("exports_dir"),
+        help="exports folder (default: %(default)s)",
+    )
+    export.add_argument(
+        "--program",
+        default=env_default("program_file"),
+        help="loyalty program file (default: the bundled one)",
+    )
 
-    identity = commands.add_parser("identity", help="inspect identity resolution in the published warehouse")
+    identity = commands.add_parser(
+        "identity", help="inspect identity resolution in the published warehouse"
+    )
     identity_commands = identity.add_subparsers(dest="identity_command", required=True)
     explain = identity_commands.add_parser(
-        "explain", help="a customer's records, the links that joined them, the links cut, and stewards' decisions")
+        "explain",
+        help="a customer's records, the links that joined them, the links cut, and stewards' decisions",
+    )
     explain.add_argument("customer_id", help="the customer_id, e.g. C0123456789AB")
-    explain.add_argument("--warehouse", default=env_default("warehouse_path"), help="published DuckDB file (default: %(default)s)")
-    explain.add_argument("--show-personal-data", action="store_true",
-                         help="show names, e-mails, phones, birth dates and addresses unmasked")
+    explain.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
+    )
+    explain.add_argument(
+        "--show-personal-data",
+        action="store_true",
+        help="show names, e-mails, phones, birth dates and addresses unmasked",
+    )
     return parser
 
 
@@ -128,13 +247,18 @@ def command_run(args: argparse.Namespace) -> int:
     from pipelines.summary import print_summary
 
     if not Path(args.inbox).is_dir():
-        print(f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})", file=sys.stderr)
+        print(
+            f"omniloyal run: inbox folder {args.inbox} does not exist (try: omniloyal generate --out {args.inbox})",
+            file=sys.stderr,
+        )
         return 2
     if args.identity_overrides:
         from assets.identity.steward_decisions import StewardDecisionsError, read_decisions
 
         try:
-            read_decisions(args.identity_overrides)  # a file that cannot be used fails before the run starts
+            read_decisions(
+                args.identity_overrides
+            )  # a file that cannot be used fails before the run starts
         except StewardDecisionsError as err:
             print(f"omniloyal run: {err}", file=sys.stderr)
             return 2
@@ -152,17 +276,25 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"omniloyal run: {err}", file=sys.stderr)
         return 2
     if lock.took_over:
-        print(f"omniloyal run: warning: took over the stale lock of {lock.took_over.describe()}: that run is gone",
-              file=sys.stderr)
+        print(
+            f"omniloyal run: warning: took over the stale lock of {lock.took_over.describe()}: that run is gone",
+            file=sys.stderr,
+        )
     started = time.monotonic()
     try:
         job = defs.resolve_job_def(args.job)
-        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        instance = (
+            dg.DagsterInstance.get()
+            if os.environ.get("DAGSTER_HOME")
+            else dg.DagsterInstance.ephemeral()
+        )
         result = job.execute_in_process(
             run_config={
                 "resources": {"settings": {"config": settings}},
                 # Dagster logs each failure with its traceback; this command prints the cause itself.
-                "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}},
+                "loggers": {
+                    "console": {"config": {"log_level": "DEBUG" if args.verbose else "CRITICAL"}}
+                },
             },
             instance=instance,
             raise_on_error=False,
@@ -188,9 +320,14 @@ def command_run(args: argparse.Namespace) -> int:
     as_of = PipelineSettings(as_of=args.as_of or "").as_of_date().isoformat()
     try:
         print_summary(Path(args.warehouse), Path(args.exports) / as_of, time.monotonic() - started)
-    except Exception as err:  # the run is published: a summary that cannot be read is not a failed run
-        print(f"omniloyal run: published {args.warehouse}, but could not read its summary: "
-              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+    except (
+        Exception
+    ) as err:  # the run is published: a summary that cannot be read is not a failed run
+        print(
+            f"omniloyal run: published {args.warehouse}, but could not read its summary: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -217,7 +354,11 @@ def _failures(result) -> list[tuple[str, str]]:
             user = event.step_failure_data.user_failure_data
             while error is not None and error.cause is not None:
                 error = error.cause  # Dagster wraps the exception the step raised
-            message = user.description if user and user.description else (error.message.strip() if error else "failed")
+            message = (
+                user.description
+                if user and user.description
+                else (error.message.strip() if error else "failed")
+            )
             found.append((event.step_key, message))
         elif event.event_type_value == "RESOURCE_INIT_FAILURE":
             # The settings resource reads the program file when the run starts: a file broken
@@ -227,11 +368,18 @@ def _failures(result) -> list[tuple[str, str]]:
                 error = error.cause
             message = error.message.strip() if error else "failed"
             prefix, _, rest = message.partition(": ")
-            found.append(("run start", rest if error and prefix.endswith(error.cls_name) else message))
+            found.append(
+                ("run start", rest if error and prefix.endswith(error.cls_name) else message)
+            )
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR:
-                found.append((evaluation.asset_check_key.to_user_string(), "check failed (see its metadata in the Dagster UI)"))
+                found.append(
+                    (
+                        evaluation.asset_check_key.to_user_string(),
+                        "check failed (see its metadata in the Dagster UI)",
+                    )
+                )
     return found
 
 
@@ -270,13 +418,24 @@ def command_evaluate(args: argparse.Namespace) -> int:
     cases = hard_cases(args.warehouse, args.truth)
     if args.json:
         figures = result.as_dict()
-        figures["hard_cases"] = {case: {"pairs": pairs, "share_in_one_customer": share} for case, (pairs, share) in cases.items()}
+        figures["hard_cases"] = {
+            case: {"pairs": pairs, "share_in_one_customer": share}
+            for case, (pairs, share) in cases.items()
+        }
         print(json.dumps(figures, indent=2))
         return 0
-    print(f"records evaluated   {result.records:,} ({result.people:,} people, {result.customers:,} customers)")
-    print(f"pairwise            precision {result.precision:.4f}  recall {result.recall:.4f}  F1 {result.f1:.4f}")
-    print(f"                    {result.correct_pairs:,} correct of {result.predicted_pairs:,} predicted, {result.true_pairs:,} true pairs")
-    print(f"B-cubed             precision {result.bcubed_precision:.4f}  recall {result.bcubed_recall:.4f}  F1 {result.bcubed_f1:.4f}")
+    print(
+        f"records evaluated   {result.records:,} ({result.people:,} people, {result.customers:,} customers)"
+    )
+    print(
+        f"pairwise            precision {result.precision:.4f}  recall {result.recall:.4f}  F1 {result.f1:.4f}"
+    )
+    print(
+        f"                    {result.correct_pairs:,} correct of {result.predicted_pairs:,} predicted, {result.true_pairs:,} true pairs"
+    )
+    print(
+        f"B-cubed             precision {result.bcubed_precision:.4f}  recall {result.bcubed_recall:.4f}  F1 {result.bcubed_f1:.4f}"
+    )
     print("hard cases          pairs   share in one customer")
     for case, (pairs, share) in cases.items():
         print(f"  {case:<52} {pairs:>7,}   {share:.3f}")
@@ -302,7 +461,10 @@ def command_export(args: argparse.Namespace) -> int:
     from assets.loyalty.program import ProgramError, load_program
 
     if not Path(args.warehouse).is_file():
-        print(f"omniloyal export: {args.warehouse} does not exist (run `omniloyal run` first)", file=sys.stderr)
+        print(
+            f"omniloyal export: {args.warehouse} does not exist (run `omniloyal run` first)",
+            file=sys.stderr,
+        )
         return 2
     try:
         program = load_program(args.program)
@@ -325,9 +487,18 @@ def command_export(args: argparse.Namespace) -> int:
     try:
         (as_of,) = con.execute("select max(as_of_on) from marts.segments").fetchall()[0]
         if as_of is None:
-            raise ValueError(f"{args.warehouse} has no segments to export (marts.segments is empty)")
-        written = write_segment_exports(con, program, Path(args.exports), as_of, formats=tuple(args.format or FORMATS),
-                                        hashes=args.hashes, only=args.segment)
+            raise ValueError(
+                f"{args.warehouse} has no segments to export (marts.segments is empty)"
+            )
+        written = write_segment_exports(
+            con,
+            program,
+            Path(args.exports),
+            as_of,
+            formats=tuple(args.format or FORMATS),
+            hashes=args.hashes,
+            only=args.segment,
+        )
     except (ValueError, duckdb.Error) as err:
         # duckdb.Error: a warehouse published before the segments existed, or not a warehouse.
         print(f"omniloyal export: {str(err).splitlines()[0]}", file=sys.stderr)
@@ -337,7 +508,9 @@ def command_export(args: argparse.Namespace) -> int:
         lock.release()
     for entry in written:
         for kind in entry["files"].values():
-            print(f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({entry['channel']} consent)")
+            print(
+                f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({entry['channel']} consent)"
+            )
     return 0
 
 
@@ -347,7 +520,10 @@ def command_identity(args: argparse.Namespace) -> int:
     from pipelines.explain import UnknownCustomer, explain_customer
 
     if not Path(args.warehouse).is_file():
-        print(f"omniloyal identity explain: {args.warehouse} does not exist (run `omniloyal run` first)", file=sys.stderr)
+        print(
+            f"omniloyal identity explain: {args.warehouse} does not exist (run `omniloyal run` first)",
+            file=sys.stderr,
+        )
         return 2
     con = open_published(args.warehouse, "omniloyal identity explain")
     if con is None:
@@ -359,7 +535,10 @@ def command_identity(args: argparse.Namespace) -> int:
         return 2
     except duckdb.Error as err:
         # Not a warehouse, or one published before identity resolution had these tables.
-        print(f"omniloyal identity explain: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        print(
+            f"omniloyal identity explain: {args.warehouse}: {str(err).splitlines()[0]}",
+            file=sys.stderr,
+        )
         return 2
     finally:
         con.close()
@@ -369,8 +548,13 @@ def command_identity(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "generate": command_generate, "evaluate": command_evaluate, "export": command_export,
-                "identity": command_identity}
+    handlers = {
+        "run": command_run,
+        "generate": command_generate,
+        "evaluate": command_evaluate,
+        "export": command_export,
+        "identity": command_identity,
+    }
     return handlers[args.command](args)
 
 

@@ -43,7 +43,6 @@ loyalty_and_marts_job = dg.define_asset_job(
 )
 
 
-
 class RunSettings(PipelineSettings):
     """The settings resource, which for the whole of a run also holds the warehouse's lock.
 
@@ -58,24 +57,33 @@ class RunSettings(PipelineSettings):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if context.run is None:  # a sensor tick, not a run
             return
-        super().setup_for_execution(context)  # the program, read before the lock: a broken file holds nothing
+        super().setup_for_execution(
+            context
+        )  # the program, read before the lock: a broken file holds nothing
         lock = RunLock(self.warehouse_path).acquire()
         try:
             if lock.took_over:
-                context.log.warning(f"took over the stale warehouse lock of {lock.took_over.describe()}: that run is gone")
+                context.log.warning(
+                    f"took over the stale warehouse lock of {lock.took_over.describe()}: that run is gone"
+                )
             warehouse = self.warehouse()
             published = warehouse.published_path
             finished = finish_interrupted_publish(
-                self.exports_dir, file_identity(published.stat()) if published.exists() else None)
+                self.exports_dir, file_identity(published.stat()) if published.exists() else None
+            )
             if finished:
-                context.log.warning("put in place the exports of a run killed while publishing: "
-                                    + ", ".join(str(folder) for folder in finished))
+                context.log.warning(
+                    "put in place the exports of a run killed while publishing: "
+                    + ", ".join(str(folder) for folder in finished)
+                )
             removed = warehouse.clean_leftovers() + clean_export_staging(self.exports_dir)
         except BaseException:
             lock.release()  # no teardown follows a failed setup
             raise
         if removed:
-            context.log.info("removed leftovers of failed runs: " + ", ".join(str(path) for path in removed))
+            context.log.info(
+                "removed leftovers of failed runs: " + ", ".join(str(path) for path in removed)
+            )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if context.run is not None:

@@ -38,30 +38,63 @@ class UnknownCustomer(LookupError):
     """No record has this customer_id."""
 
 
-def explain_customer(con: duckdb.DuckDBPyConnection, customer_id: str, show_personal_data: bool = False) -> list[str]:
+def explain_customer(
+    con: duckdb.DuckDBPyConnection, customer_id: str, show_personal_data: bool = False
+) -> list[str]:
     """The explanation as lines of text; UnknownCustomer when no record has `customer_id`."""
     records = _records(con, customer_id, show_personal_data)
     if not records:
-        raise UnknownCustomer(f"no customer {customer_id} in the warehouse (customer_ids are in identity.source_records)")
+        raise UnknownCustomer(
+            f"no customer {customer_id} in the warehouse (customer_ids are in identity.source_records)"
+        )
     ids = [row[0] for row in records]
     since = records[0][-1]
     lines = [
         f"customer {customer_id}: {len(records)} record{'s' if len(records) != 1 else ''}, customer since {since}",
-        "personal data shown" if show_personal_data else "personal data masked (--show-personal-data shows it)",
+        "personal data shown"
+        if show_personal_data
+        else "personal data masked (--show-personal-data shows it)",
         "",
         "records",
         *_table(["source", "record id", *RECORD_FIELDS.values()], [row[1:-1] for row in records]),
     ]
     joined, cut = _links(con, ids)
     lines += ["", f"links that joined them ({len(joined)})"]
-    lines += _table(["record", "other record", "link", "probability", "match weight", *WEIGHTS.values()], joined) if joined else ["  none"]
+    lines += (
+        _table(
+            ["record", "other record", "link", "probability", "match weight", *WEIGHTS.values()],
+            joined,
+        )
+        if joined
+        else ["  none"]
+    )
     lines += ["", f"links that were cut ({len(cut)})"]
-    lines += _table(["record", "other record", "its customer", "probability", "match weight", *WEIGHTS.values(), "cut by"],
-                    cut) if cut else ["  none"]
+    lines += (
+        _table(
+            [
+                "record",
+                "other record",
+                "its customer",
+                "probability",
+                "match weight",
+                *WEIGHTS.values(),
+                "cut by",
+            ],
+            cut,
+        )
+        if cut
+        else ["  none"]
+    )
     decisions = _decisions(con, ids, show_personal_data)
     lines += ["", f"stewards' decisions naming its records ({len(decisions)})"]
-    lines += _table(["line", "decision", "record", "other record", "its customer", "status", "reason"],
-                    decisions) if decisions else ["  none"]
+    lines += (
+        _table(
+            ["line", "decision", "record", "other record", "its customer", "status", "reason"],
+            decisions,
+        )
+        if decisions
+        else ["  none"]
+    )
     return lines
 
 
@@ -86,7 +119,10 @@ def _records(con: duckdb.DuckDBPyConnection, customer_id: str, show: bool) -> li
     ).fetchall()
     shown = []
     for unique_id, source, record_id, *values, since in rows:
-        cells = [mask(v) if c in personal and v is not None else _text(v) for c, v in zip(RECORD_FIELDS, values)]
+        cells = [
+            mask(v) if c in personal and v is not None else _text(v)
+            for c, v in zip(RECORD_FIELDS, values)
+        ]
         shown.append((unique_id, source, record_id, *cells, since))
     return shown
 
@@ -96,7 +132,11 @@ def _links(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[list[tuple],
     columns = {row[0] for row in con.execute("describe identity.match_evidence").fetchall()}
     # Warehouses published before stewards' decisions have no link_source or cut_by.
     link_source = "evidence.link_source" if "link_source" in columns else "'model'"
-    cut_by = "evidence.cut_by" if "cut_by" in columns else "case when not evidence.is_linked then 'conflict guard' end"
+    cut_by = (
+        "evidence.cut_by"
+        if "cut_by" in columns
+        else "case when not evidence.is_linked then 'conflict guard' end"
+    )
     weights = ", ".join(f"evidence.{c}" for c in WEIGHTS)
     rows = con.execute(
         f"""
@@ -131,7 +171,17 @@ def _links(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[list[tuple],
         [ids],
     ).fetchall()
     joined, cut = [], []
-    for is_linked, is_inside, this_id, other_id, other_customer, source, probability, weight, *rest in rows:
+    for (
+        is_linked,
+        is_inside,
+        this_id,
+        other_id,
+        other_customer,
+        source,
+        probability,
+        weight,
+        *rest,
+    ) in rows:
         *field_weights, cut_by = rest
         numbers = [_probability(probability), _weight(weight), *map(_weight, field_weights)]
         if is_linked and is_inside:
@@ -178,8 +228,15 @@ def _decisions(con: duckdb.DuckDBPyConnection, ids: list[str], show: bool) -> li
         [ids],
     ).fetchall()
     return [
-        (line, decision or "-", this_id, other_id or "-", customer or "-", status,
-         mask(reason) if "reason" in personal and reason is not None else _text(reason))
+        (
+            line,
+            decision or "-",
+            this_id,
+            other_id or "-",
+            customer or "-",
+            status,
+            mask(reason) if "reason" in personal and reason is not None else _text(reason),
+        )
         for line, decision, this_id, other_id, customer, status, reason in rows
     ]
 
@@ -200,4 +257,7 @@ def _table(headings: list[str], rows: list[tuple]) -> list[str]:
     """Rows under their headings, each column as wide as its widest cell, indented."""
     cells = [[str(h) for h in headings], *[[_text(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headings))]
-    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    return [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in cells
+    ]

@@ -42,11 +42,17 @@ import yaml
 
 from assets.ingest.contract import source_file
 
-REFERENCE = yaml.safe_load((Path(__file__).resolve().parent / "reference" / "people.yaml").read_text(encoding="utf-8"))
-NICKNAME_TABLE = Path(__file__).resolve().parents[1] / "assets" / "staging" / "reference" / "nicknames.csv"
+REFERENCE = yaml.safe_load(
+    (Path(__file__).resolve().parent / "reference" / "people.yaml").read_text(encoding="utf-8")
+)
+NICKNAME_TABLE = (
+    Path(__file__).resolve().parents[1] / "assets" / "staging" / "reference" / "nicknames.csv"
+)
 US_REFERENCE = {
     **REFERENCE,
-    **yaml.safe_load((Path(__file__).resolve().parent / "reference" / "us.yaml").read_text(encoding="utf-8")),
+    **yaml.safe_load(
+        (Path(__file__).resolve().parent / "reference" / "us.yaml").read_text(encoding="utf-8")
+    ),
 }
 HISTORY_DAYS = 730  # activity lies in the two years before the last delivery
 
@@ -117,7 +123,9 @@ class Calendar:
 # ---------------------------------------------------------------- people
 
 
-def _zipf_choice(rng: np.random.Generator, options: list[str], size: int, exponent: float = 0.5) -> np.ndarray:
+def _zipf_choice(
+    rng: np.random.Generator, options: list[str], size: int, exponent: float = 0.5
+) -> np.ndarray:
     weights = 1.0 / np.arange(1, len(options) + 1) ** exponent
     return rng.choice(np.array(options, dtype=object), size=size, p=weights / weights.sum())
 
@@ -149,7 +157,10 @@ def _postcodes(rng: np.random.Generator, areas: np.ndarray) -> np.ndarray:
     district = rng.integers(1, 20, size=len(areas))
     sector = rng.integers(1, 10, size=len(areas))
     letters = rng.choice(list("ABDEFGHJLNPQRSTUWXYZ"), size=(len(areas), 2))
-    return np.array([f"{a}{d} {s}{l1}{l2}" for a, d, s, (l1, l2) in zip(areas, district, sector, letters)], dtype=object)
+    return np.array(
+        [f"{a}{d} {s}{l1}{l2}" for a, d, s, (l1, l2) in zip(areas, district, sector, letters)],
+        dtype=object,
+    )
 
 
 # US numbering and addresses, all arrays: cities, their area codes and ZIP ranges.
@@ -167,14 +178,22 @@ def _digits(values: np.ndarray, width: int) -> pd.Series:
     return pd.Series(values).astype(str).str.zfill(width)
 
 
-def _us_phone_numbers(rng: np.random.Generator, towns: np.ndarray | None, size: int, local_share: float) -> np.ndarray:
+def _us_phone_numbers(
+    rng: np.random.Generator, towns: np.ndarray | None, size: int, local_share: float
+) -> np.ndarray:
     """Ten-digit US numbers: an area code of the town for `local_share` of them, else any."""
     area = rng.choice(US_AREA_CODES, size=size)
     if towns is not None:
         city = pd.Series(towns).map(US_CITY_INDEX).to_numpy(dtype=int)
-        home = US_AREA_CODES[US_AREA_CODE_FIRST[city] + (rng.random(size) * US_AREA_CODE_COUNT[city]).astype(int)]
+        home = US_AREA_CODES[
+            US_AREA_CODE_FIRST[city] + (rng.random(size) * US_AREA_CODE_COUNT[city]).astype(int)
+        ]
         area = np.where(rng.random(size) < local_share, home, area)
-    number = area.astype(np.int64) * 10**7 + rng.choice(US_EXCHANGES, size=size) * 10**4 + rng.integers(0, 10**4, size=size)
+    number = (
+        area.astype(np.int64) * 10**7
+        + rng.choice(US_EXCHANGES, size=size) * 10**4
+        + rng.integers(0, 10**4, size=size)
+    )
     return _digits(number, 10).to_numpy(dtype=object)
 
 
@@ -182,25 +201,35 @@ def _us_zip_codes(rng: np.random.Generator, towns: np.ndarray) -> np.ndarray:
     """ZIP+4 codes in the towns' ranges, "95814-1234"; sources write the five digits, or all."""
     zips = US_ZIP_RANGES[pd.Series(towns).map(US_CITY_INDEX).to_numpy(dtype=int)]
     five = zips[:, 0] + (rng.random(len(zips)) * (zips[:, 1] - zips[:, 0] + 1)).astype(int)
-    return (_digits(five, 5) + "-" + _digits(rng.integers(1, 10**4, size=len(zips)), 4)).to_numpy(dtype=object)
+    return (_digits(five, 5) + "-" + _digits(rng.integers(1, 10**4, size=len(zips)), 4)).to_numpy(
+        dtype=object
+    )
 
 
-def _us_places(rng: np.random.Generator, reference: dict, people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _us_places(
+    rng: np.random.Generator, reference: dict, people: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Street, town, ZIP+4 and own phone of each person: "1234 Oak St", "55 W Main Street"."""
     town = US_CITIES[rng.integers(0, len(US_CITIES), size=people)]
     number = (10 ** (rng.random(people) * 4)).astype(int)  # 1-9999, short house numbers commoner
     directions = np.array(reference["street_directions"], dtype=object)
     direction = np.where(rng.random(people) < 0.2, rng.choice(directions, size=people) + " ", "")
     street = (
-        _digits(number, 1) + " " + direction + _zipf_choice(rng, reference["streets"], people, 0.5)
-        + " " + rng.choice(reference["street_types"], size=people)
+        _digits(number, 1)
+        + " "
+        + direction
+        + _zipf_choice(rng, reference["streets"], people, 0.5)
+        + " "
+        + rng.choice(reference["street_types"], size=people)
     )
     # Most keep the mobile number of a town they lived in before, or got it elsewhere.
     phone = _us_phone_numbers(rng, town, people, local_share=0.7)
     return street.to_numpy(dtype=object), town, _us_zip_codes(rng, town), phone
 
 
-def make_people(rng: np.random.Generator, people: int, calendar: Calendar, profile: Profile = UK) -> pd.DataFrame:
+def make_people(
+    rng: np.random.Generator, people: int, calendar: Calendar, profile: Profile = UK
+) -> pd.DataFrame:
     """One row per true person, households and twins included."""
     reference = profile.reference
     female = rng.random(people) < 0.52
@@ -212,7 +241,12 @@ def make_people(rng: np.random.Generator, people: int, calendar: Calendar, profi
     # Exponents chosen so the commonest names are a few percent of people, as in the UK
     # (Smith ~1.3%, Olivia ~1.5% of girls); steeper ones made a name barely tell anyone apart.
     last = _zipf_choice(rng, reference["surnames"], people, exponent=0.6)
-    birth = _random_dates(rng, calendar.end_date - timedelta(days=90 * 365), calendar.end_date - timedelta(days=18 * 365), people)
+    birth = _random_dates(
+        rng,
+        calendar.end_date - timedelta(days=90 * 365),
+        calendar.end_date - timedelta(days=18 * 365),
+        people,
+    )
     if profile.name == "us":
         street, town, postcode, phone = _us_places(rng, reference, people)
     else:
@@ -274,7 +308,9 @@ def _form_households(rng: np.random.Generator, frame: pd.DataFrame, profile: Pro
         frame[column] = values
     frame.loc[members, "household"] = head
     if profile.name == "us":  # a home phone has the area code of the home
-        landlines = _us_phone_numbers(rng, frame["town"].to_numpy()[members[starts]], len(ends), local_share=1.0)
+        landlines = _us_phone_numbers(
+            rng, frame["town"].to_numpy()[members[starts]], len(ends), local_share=1.0
+        )
     else:
         landlines = _landline_numbers(rng, len(ends))
     frame.loc[members, "phone"] = landlines[group]  # the shared home phone
@@ -291,21 +327,32 @@ def _form_households(rng: np.random.Generator, frame: pd.DataFrame, profile: Pro
     frame["birth"] = birth
 
 
-def _personal_emails(rng: np.random.Generator, frame: pd.DataFrame, providers: list[str]) -> np.ndarray:
+def _personal_emails(
+    rng: np.random.Generator, frame: pd.DataFrame, providers: list[str]
+) -> np.ndarray:
     local_style = rng.integers(0, 4, size=len(frame))
     numbers = rng.integers(1, 999, size=len(frame))
     provider = rng.choice(providers, size=len(frame))
     emails = []
-    for first, last, style, n, domain in zip(frame["first_name"], frame["last_name"], local_style, numbers, provider):
+    for first, last, style, n, domain in zip(
+        frame["first_name"], frame["last_name"], local_style, numbers, provider
+    ):
         first_key, last_key = _ascii_key(first), _ascii_key(last)
-        local = [f"{first_key}.{last_key}", f"{first_key}{last_key}{n}", f"{first_key[0]}{last_key}", f"{last_key}.{first_key}{n}"][style]
+        local = [
+            f"{first_key}.{last_key}",
+            f"{first_key}{last_key}{n}",
+            f"{first_key[0]}{last_key}",
+            f"{last_key}.{first_key}{n}",
+        ][style]
         emails.append(f"{local}@{domain}")
     emails = np.array(emails, dtype=object)
     # A mailbox is one person's: a clash of generated addresses gets a number.
     clash = pd.Series(emails).duplicated().to_numpy()
     emails[clash] = [e.replace("@", f"{i}@") for e, i in zip(emails[clash], np.flatnonzero(clash))]
     # A couple sharing one family address.
-    family = (frame["household"].to_numpy() != np.arange(len(frame))) & (rng.random(len(frame)) < FAMILY_EMAIL_RATE / HOUSEHOLD_SHARE)
+    family = (frame["household"].to_numpy() != np.arange(len(frame))) & (
+        rng.random(len(frame)) < FAMILY_EMAIL_RATE / HOUSEHOLD_SHARE
+    )
     heads = frame["household"].to_numpy()
     emails[family] = emails[heads[family]]
     return emails
@@ -320,7 +367,9 @@ def _ascii_key(name: str) -> str:
 # ---------------------------------------------------------------- accounts
 
 
-def assign_accounts(rng: np.random.Generator, people: pd.DataFrame, calendar: Calendar) -> dict[str, pd.DataFrame]:
+def assign_accounts(
+    rng: np.random.Generator, people: pd.DataFrame, calendar: Calendar
+) -> dict[str, pd.DataFrame]:
     """Which person holds which record in which source, and when it was registered."""
     n = len(people)
     membership = {source: rng.random(n) < share for source, share in SHARE_WITH.items()}
@@ -334,14 +383,21 @@ def assign_accounts(rng: np.random.Generator, people: pd.DataFrame, calendar: Ca
     for source, held in membership.items():
         holders = np.flatnonzero(held)
         if source == "web":
-            holders = np.concatenate([holders, holders[rng.random(len(holders)) < SECOND_WEB_ACCOUNT]])
+            holders = np.concatenate(
+                [holders, holders[rng.random(len(holders)) < SECOND_WEB_ACCOUNT]]
+            )
         if source == "store":
-            holders = np.concatenate([holders, holders[rng.random(len(holders)) < SECOND_STORE_CARD]])
+            holders = np.concatenate(
+                [holders, holders[rng.random(len(holders)) < SECOND_STORE_CARD]]
+            )
         if source == "callcenter":
             # Contacts are records of their own: 1-3 per caller.
             holders = np.repeat(holders, rng.integers(1, 4, size=len(holders)))
         holders = np.sort(holders, kind="stable")
-        registered = registration[holders] + pd.to_timedelta(rng.integers(0, 200, size=len(holders)), unit="D").to_numpy()
+        registered = (
+            registration[holders]
+            + pd.to_timedelta(rng.integers(0, 200, size=len(holders)), unit="D").to_numpy()
+        )
         registered = np.minimum(registered, np.datetime64(calendar.end_date))
         frame = pd.DataFrame({"person": holders, "registered": pd.to_datetime(registered)})
         frame["registered"] += pd.to_timedelta(rng.integers(0, 86400, size=len(frame)), unit="s")
@@ -352,11 +408,17 @@ def assign_accounts(rng: np.random.Generator, people: pd.DataFrame, calendar: Ca
 
 def _registration_dates(rng: np.random.Generator, n: int, calendar: Calendar) -> np.ndarray:
     """Most people predate the first delivery; with several days, each later day brings new people."""
-    dates = _random_dates(rng, calendar.history_start - timedelta(days=365), calendar.first_delivery, n).to_numpy().copy()
+    dates = (
+        _random_dates(rng, calendar.history_start - timedelta(days=365), calendar.first_delivery, n)
+        .to_numpy()
+        .copy()
+    )
     if calendar.days > 1:
         newcomers = rng.random(n) < 0.02 * (calendar.days - 1)
         later_day = rng.integers(1, calendar.days, size=n)
-        dates[newcomers] = np.datetime64(calendar.first_delivery) + later_day[newcomers].astype("timedelta64[D]")
+        dates[newcomers] = np.datetime64(calendar.first_delivery) + later_day[newcomers].astype(
+            "timedelta64[D]"
+        )
     return dates
 
 
@@ -366,7 +428,11 @@ def _registration_dates(rng: np.random.Generator, n: int, calendar: Calendar) ->
 def apply_typos(rng: np.random.Generator, names: pd.Series, rate: float) -> pd.Series:
     """One substituted, deleted or transposed letter in a share of the names."""
     names = names.copy()
-    chosen = np.flatnonzero((rng.random(len(names)) < rate) & names.notna().to_numpy() & (names.str.len().fillna(0).to_numpy() > 3))
+    chosen = np.flatnonzero(
+        (rng.random(len(names)) < rate)
+        & names.notna().to_numpy()
+        & (names.str.len().fillna(0).to_numpy() > 3)
+    )
     kinds = rng.integers(0, 3, size=len(chosen))
     positions = rng.random(len(chosen))
     letters = rng.choice(list("aeiourstnl"), size=len(chosen))
@@ -409,12 +475,12 @@ def format_phones(rng: np.random.Generator, phones: pd.Series) -> pd.Series:
         out.append(
             [
                 f"{number[:split]} {number[split:]}",
-                f"+44 {national[:split - 1]} {national[split - 1:]}",
+                f"+44 {national[: split - 1]} {national[split - 1 :]}",
                 f"44{national}",
                 number,
-                f"({number[:split]}) {number[split:split + 3]}-{number[split + 3:]}",
+                f"({number[:split]}) {number[split : split + 3]}-{number[split + 3 :]}",
                 f"+44{national}",
-                f"{number[:split]}.{number[split:split + 3]}.{number[split + 3:]}",
+                f"{number[:split]}.{number[split : split + 3]}.{number[split + 3 :]}",
             ][style]
         )
     return pd.Series(out, index=phones.index, dtype=object)
@@ -424,7 +490,9 @@ def format_us_phones(rng: np.random.Generator, phones: pd.Series) -> pd.Series:
     """Ten-digit US numbers written the ways people and systems write them."""
     styles = rng.integers(0, 7, size=len(phones))
     digits = phones.fillna("0000000000").to_numpy(dtype="U10")
-    parts = digits.view([("area", "U3"), ("exchange", "U3"), ("line", "U4")])  # slices, without copying
+    parts = digits.view(
+        [("area", "U3"), ("exchange", "U3"), ("line", "U4")]
+    )  # slices, without copying
     styled = [
         ("(", "area", ") ", "exchange", "-", "line"),
         ("area", ".", "exchange", ".", "line"),
@@ -437,7 +505,10 @@ def format_us_phones(rng: np.random.Generator, phones: pd.Series) -> pd.Series:
     out = np.empty(len(phones), dtype=object)
     for style, pieces in enumerate(styled):  # seven styles, each written for its rows at once
         rows = styles == style
-        fields = {"digits": digits[rows], **{name: parts[name][rows] for name in ("area", "exchange", "line")}}
+        fields = {
+            "digits": digits[rows],
+            **{name: parts[name][rows] for name in ("area", "exchange", "line")},
+        }
         text = np.full(int(rows.sum()), "", dtype="U16")
         for piece in pieces:
             text = np.char.add(text, fields.get(piece, piece))
@@ -464,7 +535,11 @@ def mess_emails(rng: np.random.Generator, emails: pd.Series) -> pd.Series:
         elif roll[i] < 0.08 and domain == "gmail.com":
             values[i] = f"{local.replace('.', '')}+shop@{domain}"
         elif domain == "gmail.com":
-            values[i] = f"{local[:2]}.{local[2:]}@googlemail.com" if "." not in local else f"{local}@googlemail.com"
+            values[i] = (
+                f"{local[:2]}.{local[2:]}@googlemail.com"
+                if "." not in local
+                else f"{local}@googlemail.com"
+            )
     return pd.Series(values, index=emails.index)
 
 
@@ -480,8 +555,13 @@ def _upper(rng: np.random.Generator, series: pd.Series, share: float) -> pd.Seri
 # ---------------------------------------------------------------- records per source
 
 
-def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: pd.DataFrame, source: str,
-                     profile: Profile = UK) -> pd.DataFrame:
+def _identity_fields(
+    rng: np.random.Generator,
+    people: pd.DataFrame,
+    accounts: pd.DataFrame,
+    source: str,
+    profile: Profile = UK,
+) -> pd.DataFrame:
     """Name, phone, e-mail, birth date and address of each record, with the source's mess."""
     person = people.iloc[accounts["person"].to_numpy()].reset_index(drop=True)
     first = apply_typos(rng, apply_nicknames(rng, person["first_name"]), TYPO_RATE[source])
@@ -489,7 +569,10 @@ def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: p
         person["maiden_name"].isna() | (rng.random(len(person)) > 0.5), person["maiden_name"]
     )
     last = apply_typos(rng, last, TYPO_RATE[source])
-    first, last = _upper(rng, first, UPPER_CASE_RATE[source]), _upper(rng, last, UPPER_CASE_RATE[source])
+    first, last = (
+        _upper(rng, first, UPPER_CASE_RATE[source]),
+        _upper(rng, last, UPPER_CASE_RATE[source]),
+    )
     phone = _blank(rng, person["phone"], MISSING[source].get("phone", 0))
     email = person["email"].copy()
     # A second account is opened with another address; the rest is the same person.
@@ -498,11 +581,22 @@ def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: p
     email = _blank(rng, mess_emails(rng, email), MISSING[source].get("email", 0))
     moved = rng.random(len(person)) < MOVED_RATE
     if profile.name == "us":  # to an apartment in another part of town
-        street = person["street"].where(~moved, person["street"] + " Apt " + pd.Series(rng.integers(1, 40, len(person))).astype(str))
+        street = person["street"].where(
+            ~moved,
+            person["street"] + " Apt " + pd.Series(rng.integers(1, 40, len(person))).astype(str),
+        )
         postcode = person["postcode"].where(~moved, _us_zip_codes(rng, person["town"].to_numpy()))
     else:
-        street = person["street"].where(~moved, "Flat " + pd.Series(rng.integers(1, 9, len(person))).astype(str) + ", " + person["street"])
-        postcode = person["postcode"].where(~moved, _postcodes(rng, person["postcode"].str.extract(r"^([A-Z]+)")[0].to_numpy()))
+        street = person["street"].where(
+            ~moved,
+            "Flat "
+            + pd.Series(rng.integers(1, 9, len(person))).astype(str)
+            + ", "
+            + person["street"],
+        )
+        postcode = person["postcode"].where(
+            ~moved, _postcodes(rng, person["postcode"].str.extract(r"^([A-Z]+)")[0].to_numpy())
+        )
     return pd.DataFrame(
         {
             "person_id": person["person_id"],
@@ -510,7 +604,9 @@ def _identity_fields(rng: np.random.Generator, people: pd.DataFrame, accounts: p
             "last": last,
             "phone": _write_phones(rng, phone, profile),
             "email": email,
-            "birth": person["birth"].where(rng.random(len(person)) >= MISSING[source].get("birth", 0)),
+            "birth": person["birth"].where(
+                rng.random(len(person)) >= MISSING[source].get("birth", 0)
+            ),
             "street": _blank(rng, street, MISSING[source].get("street", 0)),
             "town": person["town"],
             "postcode": _blank(rng, postcode, MISSING[source].get("postcode", 0)),
@@ -533,9 +629,13 @@ def _bool_text(rng: np.random.Generator, size: int, share_true: float) -> np.nda
 def web_customers(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
     fields = _identity_fields(rng, people, accounts, "web", profile)
     if profile.name == "us":  # address lookup at checkout fills in ZIP+4 now and then
-        postcode = fields["postcode"].where(rng.random(len(fields)) < 0.15, fields["postcode"].str[:5])
+        postcode = fields["postcode"].where(
+            rng.random(len(fields)) < 0.15, fields["postcode"].str[:5]
+        )
     else:
-        postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.15, fields["postcode"].str.replace(" ", "").str.lower())
+        postcode = fields["postcode"].where(
+            rng.random(len(fields)) >= 0.15, fields["postcode"].str.replace(" ", "").str.lower()
+        )
     return pd.DataFrame(
         {
             "account_id": [f"W{i:07d}" for i in range(len(fields))],
@@ -576,9 +676,13 @@ def app_users(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
 def store_members(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
     fields = _identity_fields(rng, people, accounts, "store", profile)
     if profile.name == "us":
-        postcode = fields["postcode"].where(rng.random(len(fields)) < 0.10, fields["postcode"].str[:5])
+        postcode = fields["postcode"].where(
+            rng.random(len(fields)) < 0.10, fields["postcode"].str[:5]
+        )
     else:
-        postcode = fields["postcode"].where(rng.random(len(fields)) >= 0.3, fields["postcode"].str.replace(" ", ""))
+        postcode = fields["postcode"].where(
+            rng.random(len(fields)) >= 0.3, fields["postcode"].str.replace(" ", "")
+        )
     return pd.DataFrame(
         {
             "card_number": [f"{6000000000 + i * 7:010d}" for i in range(len(fields))],
@@ -598,9 +702,19 @@ def store_members(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
 def callcenter_contacts(rng, people, accounts, profile: Profile = UK) -> pd.DataFrame:
     fields = _identity_fields(rng, people, accounts, "callcenter", profile)
     last_first = rng.random(len(fields)) < LAST_FIRST_RATE
-    name = np.where(last_first, fields["last"].fillna("") + ", " + fields["first"].fillna(""), fields["first"].fillna("") + " " + fields["last"].fillna(""))
-    goodwill = np.where(rng.random(len(fields)) < 0.08, rng.choice([50, 100, 200, 500], size=len(fields)).astype(str), None)
-    csat = np.where(rng.random(len(fields)) < 0.6, rng.integers(1, 6, size=len(fields)).astype(str), None)
+    name = np.where(
+        last_first,
+        fields["last"].fillna("") + ", " + fields["first"].fillna(""),
+        fields["first"].fillna("") + " " + fields["last"].fillna(""),
+    )
+    goodwill = np.where(
+        rng.random(len(fields)) < 0.08,
+        rng.choice([50, 100, 200, 500], size=len(fields)).astype(str),
+        None,
+    )
+    csat = np.where(
+        rng.random(len(fields)) < 0.6, rng.integers(1, 6, size=len(fields)).astype(str), None
+    )
     return pd.DataFrame(
         {
             "contact_id": [f"K{i:08d}" for i in range(len(fields))],
@@ -621,7 +735,13 @@ def callcenter_contacts(rng, people, accounts, profile: Profile = UK) -> pd.Data
 # ---------------------------------------------------------------- activity
 
 
-def _event_times(rng: np.random.Generator, records: pd.DataFrame, people: pd.DataFrame, per_year: float, calendar: Calendar) -> pd.DataFrame:
+def _event_times(
+    rng: np.random.Generator,
+    records: pd.DataFrame,
+    people: pd.DataFrame,
+    per_year: float,
+    calendar: Calendar,
+) -> pd.DataFrame:
     """Moments of a channel's events: a Poisson count per record from its person's activity."""
     person_index = records["_person_id"].str[1:].astype(int).to_numpy()
     start = records["_registered"].clip(lower=pd.Timestamp(calendar.history_start))
@@ -631,7 +751,11 @@ def _event_times(rng: np.random.Generator, records: pd.DataFrame, people: pd.Dat
     owner = np.repeat(np.arange(len(records)), counts)
     span = (end - start).dt.total_seconds().to_numpy()[owner]
     moments = start.to_numpy()[owner] + (rng.random(len(owner)) * span).astype("timedelta64[s]")
-    return pd.DataFrame({"record": owner, "at": pd.to_datetime(moments)}).sort_values(["at", "record"], kind="stable").reset_index(drop=True)
+    return (
+        pd.DataFrame({"record": owner, "at": pd.to_datetime(moments)})
+        .sort_values(["at", "record"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def _amounts(rng: np.random.Generator, size: int, median: float) -> np.ndarray:
@@ -640,7 +764,9 @@ def _amounts(rng: np.random.Generator, size: int, median: float) -> np.ndarray:
 
 def web_orders(rng, customers, people, calendar, currency: str = "GBP") -> pd.DataFrame:
     events = _event_times(rng, customers, people, 3.0, calendar)
-    status = rng.choice(["completed", "refunded", "cancelled"], size=len(events), p=[0.92, 0.05, 0.03])
+    status = rng.choice(
+        ["completed", "refunded", "cancelled"], size=len(events), p=[0.92, 0.05, 0.03]
+    )
     return pd.DataFrame(
         {
             "order_id": [f"WO{i:08d}" for i in range(len(events))],
@@ -656,7 +782,11 @@ def web_orders(rng, customers, people, calendar, currency: str = "GBP") -> pd.Da
 
 def app_events(rng, users, people, calendar) -> pd.DataFrame:
     events = _event_times(rng, users, people, 6.0, calendar)
-    kind = rng.choice(["purchase", "share", "review", "check_in", "redeem"], size=len(events), p=[0.45, 0.15, 0.1, 0.27, 0.03])
+    kind = rng.choice(
+        ["purchase", "share", "review", "check_in", "redeem"],
+        size=len(events),
+        p=[0.45, 0.15, 0.1, 0.27, 0.03],
+    )
     amount = np.where(kind == "purchase", _amounts(rng, len(events), 25), np.nan)
     amount = np.where(kind == "redeem", rng.integers(1, 11, size=len(events)) * 100.0, amount)
     return pd.DataFrame(
@@ -674,21 +804,35 @@ def app_events(rng, users, people, calendar) -> pd.DataFrame:
 def store_transactions(rng, members, people, calendar) -> pd.DataFrame:
     events = _event_times(rng, members, people, 4.0, calendar)
     kind = rng.choice(["sale", "return", "redeem"], size=len(events), p=[0.94, 0.04, 0.02])
-    amount = np.where(kind == "redeem", rng.integers(1, 11, size=len(events)) * 100.0, _amounts(rng, len(events), 30))
+    amount = np.where(
+        kind == "redeem",
+        rng.integers(1, 11, size=len(events)) * 100.0,
+        _amounts(rng, len(events), 30),
+    )
     card = members["card_number"].to_numpy()[events["record"]]
     stores = members["store_id"].to_numpy()[events["record"]]
     # Anonymous sales: a fifth of all sales carry no card.
-    anonymous = pd.DataFrame({"at": _random_dates(rng, calendar.history_start, calendar.end_date, len(events) // 4)})
-    anonymous["at"] += pd.to_timedelta(rng.integers(8 * 3600, 20 * 3600, size=len(anonymous)), unit="s")
-    frame = pd.DataFrame(
-        {
-            "store_id": np.concatenate([stores, rng.choice(stores if len(stores) else ["ST001"], size=len(anonymous))]),
-            "card_number": np.concatenate([card, np.full(len(anonymous), None, dtype=object)]),
-            "_at": pd.concat([events["at"], anonymous["at"]], ignore_index=True),
-            "amount": np.concatenate([amount, _amounts(rng, len(anonymous), 15)]),
-            "kind": np.concatenate([kind, np.full(len(anonymous), "sale", dtype=object)]),
-        }
-    ).sort_values("_at", kind="stable").reset_index(drop=True)
+    anonymous = pd.DataFrame(
+        {"at": _random_dates(rng, calendar.history_start, calendar.end_date, len(events) // 4)}
+    )
+    anonymous["at"] += pd.to_timedelta(
+        rng.integers(8 * 3600, 20 * 3600, size=len(anonymous)), unit="s"
+    )
+    frame = (
+        pd.DataFrame(
+            {
+                "store_id": np.concatenate(
+                    [stores, rng.choice(stores if len(stores) else ["ST001"], size=len(anonymous))]
+                ),
+                "card_number": np.concatenate([card, np.full(len(anonymous), None, dtype=object)]),
+                "_at": pd.concat([events["at"], anonymous["at"]], ignore_index=True),
+                "amount": np.concatenate([amount, _amounts(rng, len(anonymous), 15)]),
+                "kind": np.concatenate([kind, np.full(len(anonymous), "sale", dtype=object)]),
+            }
+        )
+        .sort_values("_at", kind="stable")
+        .reset_index(drop=True)
+    )
     frame.insert(0, "txn_id", [f"T{i:09d}" for i in range(len(frame))])
     frame.insert(3, "txn_ts", frame["_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))
     frame["amount"] = [f"{a:.2f}" for a in frame["amount"]]
@@ -701,11 +845,15 @@ def store_transactions(rng, members, people, calendar) -> pd.DataFrame:
 def _new_phones(rng: np.random.Generator, size: int, profile: Profile) -> np.ndarray:
     """Written phone numbers for records that changed theirs."""
     if profile.name == "us":
-        return format_us_phones(rng, pd.Series(_us_phone_numbers(rng, None, size, local_share=0.0))).to_numpy()
+        return format_us_phones(
+            rng, pd.Series(_us_phone_numbers(rng, None, size, local_share=0.0))
+        ).to_numpy()
     return format_phones(rng, pd.Series(_mobile_numbers(rng, size))).to_numpy()
 
 
-def _updates(rng: np.random.Generator, frame: pd.DataFrame, calendar: Calendar, change: dict) -> pd.DataFrame:
+def _updates(
+    rng: np.random.Generator, frame: pd.DataFrame, calendar: Calendar, change: dict
+) -> pd.DataFrame:
     """Re-deliveries of some existing keys on later days, with a changed field."""
     if calendar.days == 1 or frame.empty:
         return frame.iloc[0:0]
@@ -716,7 +864,9 @@ def _updates(rng: np.random.Generator, frame: pd.DataFrame, calendar: Calendar, 
     return chosen
 
 
-def corrupt(rng: np.random.Generator, frame: pd.DataFrame, table: str, rate: float) -> tuple[pd.DataFrame, np.ndarray]:
+def corrupt(
+    rng: np.random.Generator, frame: pd.DataFrame, table: str, rate: float
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Break a share of the rows the way real exports break; returns rows to cut short (CSV)."""
     spec = source_file(table)
     bad = np.flatnonzero(rng.random(len(frame)) < rate)
@@ -731,14 +881,21 @@ def corrupt(rng: np.random.Generator, frame: pd.DataFrame, table: str, rate: flo
             frame.iat[row, frame.columns.get_loc(key)] = ""
         elif kind == 1 and typed:
             column = typed[row % len(typed)]
-            broken = {"date": "31/31/1990", "timestamp": "not-a-time", "decimal": "-12.50", "enum": "teleport"}[column.type]
+            broken = {
+                "date": "31/31/1990",
+                "timestamp": "not-a-time",
+                "decimal": "-12.50",
+                "enum": "teleport",
+            }[column.type]
             frame.iat[row, frame.columns.get_loc(column.name)] = broken
         else:
             short[row] = True  # a CSV row with a field missing, or a truncated JSON line
     return frame, short
 
 
-def write_delivery(frame: pd.DataFrame, table: str, folder: Path, day: date, short: np.ndarray, compress: bool) -> Path:
+def write_delivery(
+    frame: pd.DataFrame, table: str, folder: Path, day: date, short: np.ndarray, compress: bool
+) -> Path:
     spec = source_file(table)
     name = Path(spec.pattern.replace("*", day.strftime("%Y%m%d")))
     path = folder / (str(name) + (".gz" if compress else ""))
@@ -787,12 +944,18 @@ def generate_inbox(
         "web_customers": web_customers(rng, population, accounts["web"], country),
         "app_users": app_users(rng, population, accounts["app"], country),
         "store_members": store_members(rng, population, accounts["store"], country),
-        "callcenter_contacts": callcenter_contacts(rng, population, accounts["callcenter"], country),
+        "callcenter_contacts": callcenter_contacts(
+            rng, population, accounts["callcenter"], country
+        ),
     }
     activity = {
-        "web_orders": web_orders(rng, records["web_customers"], population, calendar, country.currency),
+        "web_orders": web_orders(
+            rng, records["web_customers"], population, calendar, country.currency
+        ),
         "app_events": app_events(rng, records["app_users"], population, calendar),
-        "store_transactions": store_transactions(rng, records["store_members"], population, calendar),
+        "store_transactions": store_transactions(
+            rng, records["store_members"], population, calendar
+        ),
     }
     for frame in records.values():
         frame["_day"] = calendar.delivery_of(frame["_registered"])
@@ -800,14 +963,38 @@ def generate_inbox(
         frame["_day"] = calendar.delivery_of(frame["_at"])
     # Later days also re-deliver known keys: new consent, a new phone, a refund.
     records["web_customers"] = pd.concat(
-        [records["web_customers"], _updates(rng, records["web_customers"], calendar,
-                                            {"marketing_opt_in": lambda n: _bool_text(rng, n, 0.5)})])
+        [
+            records["web_customers"],
+            _updates(
+                rng,
+                records["web_customers"],
+                calendar,
+                {"marketing_opt_in": lambda n: _bool_text(rng, n, 0.5)},
+            ),
+        ]
+    )
     records["store_members"] = pd.concat(
-        [records["store_members"], _updates(rng, records["store_members"], calendar,
-                                            {"phone": lambda n: _new_phones(rng, n, country)})])
+        [
+            records["store_members"],
+            _updates(
+                rng,
+                records["store_members"],
+                calendar,
+                {"phone": lambda n: _new_phones(rng, n, country)},
+            ),
+        ]
+    )
     activity["web_orders"] = pd.concat(
-        [activity["web_orders"], _updates(rng, activity["web_orders"][activity["web_orders"]["status"] == "completed"], calendar,
-                                          {"status": lambda n: np.full(n, "refunded")})])
+        [
+            activity["web_orders"],
+            _updates(
+                rng,
+                activity["web_orders"][activity["web_orders"]["status"] == "completed"],
+                calendar,
+                {"status": lambda n: np.full(n, "refunded")},
+            ),
+        ]
+    )
 
     counts: dict[str, int] = {}
     out_dir = Path(out_dir)
@@ -816,13 +1003,26 @@ def generate_inbox(
         for day in range(days):
             todays = frame[frame["_day"] == day]
             broken, short = corrupt(rng, todays.reset_index(drop=True), table, bad_row_rate)
-            write_delivery(broken, table, out_dir, calendar.first_delivery + timedelta(days=day), short, compress)
+            write_delivery(
+                broken,
+                table,
+                out_dir,
+                calendar.first_delivery + timedelta(days=day),
+                short,
+                compress,
+            )
         counts[f"{spec.source}/{spec.entity}"] = len(frame)
 
     if truth_path is not None:
         truth = pd.concat(
             [
-                pd.DataFrame({"source": source_file(t).source, "source_record_id": f[source_file(t).key[0]], "person_id": f["_person_id"]})
+                pd.DataFrame(
+                    {
+                        "source": source_file(t).source,
+                        "source_record_id": f[source_file(t).key[0]],
+                        "person_id": f["_person_id"],
+                    }
+                )
                 for t, f in records.items()
             ]
         ).drop_duplicates(["source", "source_record_id"])

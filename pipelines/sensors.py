@@ -43,8 +43,12 @@ def new_deliveries(seen: dict[str, str], present: dict[str, str]) -> list[str]:
 
 
 def build_inbox_sensor(job: dg.JobDefinition, interval_seconds: int = 60) -> dg.SensorDefinition:
-    @dg.sensor(job=job, minimum_interval_seconds=interval_seconds, default_status=dg.DefaultSensorStatus.STOPPED,
-               description="Start a run when new contract files land in the inbox (one run per new batch).")
+    @dg.sensor(
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Start a run when new contract files land in the inbox (one run per new batch).",
+    )
     def inbox_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings):
         inbox = Path(settings.inbox_dir)
         if not inbox.is_dir():
@@ -55,8 +59,13 @@ def build_inbox_sensor(job: dg.JobDefinition, interval_seconds: int = 60) -> dg.
         if not new:
             return dg.SkipReason("no new deliveries")
         # File names and sizes only in the run key and tags: never their contents.
-        run_key = hashlib.sha256("\n".join(f"{p}@{present[p]}" for p in new).encode()).hexdigest()[:16]
+        run_key = hashlib.sha256("\n".join(f"{p}@{present[p]}" for p in new).encode()).hexdigest()[
+            :16
+        ]
         context.update_cursor(json.dumps({**seen, **present}, sort_keys=True))
-        return dg.RunRequest(run_key=run_key, tags={"omniloyal/new_files": str(len(new)), "omniloyal/first_file": shown(new[0])})
+        return dg.RunRequest(
+            run_key=run_key,
+            tags={"omniloyal/new_files": str(len(new)), "omniloyal/first_file": shown(new[0])},
+        )
 
     return inbox_sensor

@@ -24,7 +24,9 @@ CDNOW = BgNbd(r=0.243, alpha=4.414, a=0.793, b=2.426)
 def test_the_papers_worked_example():
     # A customer with 2 repeat purchases, the last at week 30.43 of 38.86 observed,
     # expects 1.226 purchases in the next 39 weeks (the paper, section 5).
-    assert expected_purchases(CDNOW, 39, [2], [30.43], [38.86])[0] == pytest.approx(1.226, abs=0.001)
+    assert expected_purchases(CDNOW, 39, [2], [30.43], [38.86])[0] == pytest.approx(
+        1.226, abs=0.001
+    )
 
 
 def posterior_expectation(params: BgNbd, t: float, x: int, t_x: float, T: float) -> float:
@@ -84,8 +86,10 @@ def test_expected_purchases_edge_cases():
     no_dropout_expected = expected_purchases(no_dropout, 39, [0, 2], [0, 38.86], [38.86, 38.86])
     assert no_dropout_expected == pytest.approx(nbd, rel=1e-4)
     # a = 1 is a removable singularity of the closed form: finite, and continuous across it.
-    near = [float(expected_purchases(BgNbd(0.243, 4.414, a, 2.426), 39, 2, 30.43, 38.86))
-            for a in (1 - 1e-4, 1.0, 1 + 1e-4)]
+    near = [
+        float(expected_purchases(BgNbd(0.243, 4.414, a, 2.426), 39, 2, 30.43, 38.86))
+        for a in (1 - 1e-4, 1.0, 1 + 1e-4)
+    ]
     assert np.all(np.isfinite(near))
     assert near[1] == pytest.approx(np.mean([near[0], near[2]]), rel=1e-6)
 
@@ -102,7 +106,9 @@ def test_expected_average_value_by_hand():
     params = GammaGamma(p=6.0, q=4.0, v=15.0)
     # x = 3, m = 40: 6 * (15 + 3 * 40) / (6 * 3 + 4 - 1) = 810 / 21.
     # x = 0: the population mean p * v / (q - 1) = 90 / 3 = 30.
-    assert expected_average_value(params, [3, 0], [40.0, 0.0]).tolist() == pytest.approx([810 / 21, 30.0])
+    assert expected_average_value(params, [3, 0], [40.0, 0.0]).tolist() == pytest.approx(
+        [810 / 21, 30.0]
+    )
     value = predicted_value(CDNOW, params, [2], [30.43], [38.86], [40.0], 39)[0]
     assert value == pytest.approx(1.22602817 * 6 * (15 + 2 * 40) / (6 * 2 + 4 - 1), rel=1e-6)
 
@@ -148,7 +154,9 @@ def test_fits_recover_the_parameters_of_simulated_customers():
 
 
 def test_gamma_gamma_needs_repeat_customers():
-    with pytest.raises(ValueError, match="needs at least 10 customers with repeat purchases, found 0"):
+    with pytest.raises(
+        ValueError, match="needs at least 10 customers with repeat purchases, found 0"
+    ):
         fit_gamma_gamma([0, 0, 0], [0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="recency <= T"):
         fit_bgnbd([1], [10.0], [5.0])

@@ -50,10 +50,14 @@ LINKS = [
 
 def test_conflicting_records_are_never_in_one_cluster():
     con = duckdb.connect()
-    con.execute("create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, birth_on date)")
+    con.execute(
+        "create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, birth_on date)"
+    )
     con.executemany("insert into records values (?, ?, ?, ?)", RECORDS)
     con.execute("alter table records add column last_name_key varchar default 'smith'")
-    con.execute("create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)")
+    con.execute(
+        "create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)"
+    )
     con.executemany("insert into links values (?, ?, ?)", LINKS)
     con.execute("create table scored as select * from links")  # every scored pair, before the guard
     clusters = guard_against_conflicts(con, DuckDBAPI(connection=con))
@@ -77,10 +81,14 @@ def test_conflicting_records_are_never_in_one_cluster():
 
 def _guard(records, links, must_link=(), cannot_link=(), rule=None):
     con = duckdb.connect()
-    con.execute("create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, "
-                "last_name_key varchar, birth_on date)")
+    con.execute(
+        "create table records (unique_id varchar, first_name_key varchar, canonical_first_name varchar, "
+        "last_name_key varchar, birth_on date)"
+    )
     con.executemany("insert into records values (?, ?, ?, ?, ?)", records)
-    con.execute("create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)")
+    con.execute(
+        "create table links (unique_id_l varchar, unique_id_r varchar, match_weight double)"
+    )
     con.executemany("insert into links values (?, ?, ?)", links)
     con.execute("create table scored as select * from links")
     con.execute("create table must_link (unique_id_l varchar, unique_id_r varchar)")
@@ -91,18 +99,37 @@ def _guard(records, links, must_link=(), cannot_link=(), rule=None):
         con.executemany("insert into cannot_link values (?, ?)", cannot_link)
     use_rule(con, rule or GuardRule())
     clusters = guard_against_conflicts(con, DuckDBAPI(connection=con))
-    return sorted(g[0] for g in con.execute(
-        f"select list(unique_id order by unique_id) from {clusters} group by cluster_id").fetchall())
+    return sorted(
+        g[0]
+        for g in con.execute(
+            f"select list(unique_id order by unique_id) from {clusters} group by cluster_id"
+        ).fetchall()
+    )
 
 
 def test_swapped_names_and_a_swapped_day_and_month_are_not_a_conflict():
     records = [
         ("a:1", "caitlin", "caitlin", "mason", date(1980, 3, 7)),
-        ("b:1", "mason", "mason", "caitlin", date(1980, 7, 3)),  # names swapped, day and month swapped
+        (
+            "b:1",
+            "mason",
+            "mason",
+            "caitlin",
+            date(1980, 7, 3),
+        ),  # names swapped, day and month swapped
         ("c:1", "shephsrdson", "shephsrdson", "jacob", date(1990, 1, 21)),
-        ("d:1", "jacob", "jacob", "shepherdson", date(1990, 1, 12)),  # swapped with a typo; two digits swapped
+        (
+            "d:1",
+            "jacob",
+            "jacob",
+            "shepherdson",
+            date(1990, 1, 12),
+        ),  # swapped with a typo; two digits swapped
     ]
-    assert _guard(records, [("a:1", "b:1", 20.0), ("c:1", "d:1", 20.0)]) == [["a:1", "b:1"], ["c:1", "d:1"]]
+    assert _guard(records, [("a:1", "b:1", 20.0), ("c:1", "d:1", 20.0)]) == [
+        ["a:1", "b:1"],
+        ["c:1", "d:1"],
+    ]
 
 
 def test_stewards_decide_over_the_rule_and_the_score():
@@ -116,11 +143,15 @@ def test_stewards_decide_over_the_rule_and_the_score():
     # The rule keeps the twins apart and the model links the Peters...
     assert _guard(records, links) == [["p:one", "p:two"], ["t:emma"], ["t:sophie"]]
     # ...until a steward says the twins' records are one person and the Peters are two.
-    decided = _guard(records, links, must_link=[("t:emma", "t:sophie")], cannot_link=[("p:one", "p:two")])
+    decided = _guard(
+        records, links, must_link=[("t:emma", "t:sophie")], cannot_link=[("p:one", "p:two")]
+    )
     assert decided == [["p:one"], ["p:two"], ["t:emma", "t:sophie"]]
 
 
-def _people_sharing_phones(pairs: int, replaced_first_names: int, other_birth_dates: int) -> duckdb.DuckDBPyConnection:
+def _people_sharing_phones(
+    pairs: int, replaced_first_names: int, other_birth_dates: int
+) -> duckdb.DuckDBPyConnection:
     """`pairs` pairs of records, each pair sharing a phone, a surname and (but for
     `other_birth_dates` pairs) a birth date; in `replaced_first_names` pairs the second record's
     first name is another name, in the others it is the same."""
@@ -138,8 +169,14 @@ def _people_sharing_phones(pairs: int, replaced_first_names: int, other_birth_da
             null::varchar as email_key
         from range(?) as t(i), (values (1), (2)) as s(side)
         """,
-        [replaced_first_names, replaced_first_names, pairs - other_birth_dates, pairs - other_birth_dates,
-         other_birth_dates, pairs],
+        [
+            replaced_first_names,
+            replaced_first_names,
+            pairs - other_birth_dates,
+            pairs - other_birth_dates,
+            other_birth_dates,
+            pairs,
+        ],
     )
     return con
 
@@ -152,7 +189,10 @@ def test_the_guard_enforces_a_rule_only_where_the_data_backs_it():
     assert (first_names["evident_identifiers"], first_names["contradicted_identifiers"]) == (50, 1)
     assert first_names["share_lower_bound"] < 0.02 and first_names["enforced"]
     # The 49 pairs with the same first name and surname all agree on the birth date.
-    assert (rule.evidence["birth_dates"]["evident_pairs"], rule.evidence["birth_dates"]["contradicted_pairs"]) == (49, 0)
+    assert (
+        rule.evidence["birth_dates"]["evident_pairs"],
+        rule.evidence["birth_dates"]["contradicted_pairs"],
+    ) == (49, 0)
     # Duplicates with a replaced first name in 6 of 40 pairs (15%): the rule would cut them.
     rule = measure_rule(_people_sharing_phones(40, replaced_first_names=6, other_birth_dates=0))
     assert not rule.first_names and rule.birth_dates
@@ -193,6 +233,14 @@ def test_a_rule_not_in_force_does_not_cut():
         ("d:1", "carl", "carl", "moss", date(1944, 9, 9)),  # a rewritten birth date
     ]
     links = [("a:1", "b:1", 20.0), ("c:1", "d:1", 20.0)]
-    assert _guard(records, links, rule=GuardRule(first_names=False)) == [["a:1", "b:1"], ["c:1"], ["d:1"]]
-    assert _guard(records, links, rule=GuardRule(birth_dates=False)) == [["a:1"], ["b:1"], ["c:1", "d:1"]]
+    assert _guard(records, links, rule=GuardRule(first_names=False)) == [
+        ["a:1", "b:1"],
+        ["c:1"],
+        ["d:1"],
+    ]
+    assert _guard(records, links, rule=GuardRule(birth_dates=False)) == [
+        ["a:1"],
+        ["b:1"],
+        ["c:1", "d:1"],
+    ]
     assert _guard(records, links) == [["a:1"], ["b:1"], ["c:1"], ["d:1"]]

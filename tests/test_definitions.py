@@ -27,7 +27,15 @@ def test_every_step_runs_before_the_publish_step():
 def test_assets_are_grouped_by_stage():
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert set(groups.values()) == {"ingest", "staging", "identity", "core", "loyalty", "marts", "exports"}
+    assert set(groups.values()) == {
+        "ingest",
+        "staging",
+        "identity",
+        "core",
+        "loyalty",
+        "marts",
+        "exports",
+    }
     assert groups["raw/web_customers"] == "ingest"
     assert groups["identity/source_records"] == "identity"
     assert groups["loyalty/ledger"] == "loyalty"
@@ -91,11 +99,15 @@ def test_metadata_previews_mask_personal_data():
     from assets.shared.warehouse import connect
 
     con = connect(":memory:")
-    con.execute("create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, "
-                "'jon@example.com' as email, 'Leeds' as city")
+    con.execute(
+        "create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, "
+        "'jon@example.com' as email, 'Leeds' as city"
+    )
     con.execute("create table loyalty.scratch as select 'Jonathan' as anything")
     preview = table_metadata(con, "core.customers")["preview"].value
-    assert "| C1 | J******n | j*************m | Leeds |" in preview  # schemas/ flags first_name and email pii
+    assert (
+        "| C1 | J******n | j*************m | Leeds |" in preview
+    )  # schemas/ flags first_name and email pii
     assert "Jonathan" not in preview and "jon@example.com" not in preview
     # A table schemas/ does not document is masked whole.
     assert "Jonathan" not in table_metadata(con, "loyalty.scratch")["preview"].value
@@ -106,16 +118,25 @@ def test_metadata_column_schema_has_types_descriptions_and_pii_tags_from_schemas
     from assets.shared.warehouse import connect
 
     con = connect(":memory:")
-    con.execute("create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, 42 as undocumented")
+    con.execute(
+        "create table core.customers as select 'C1' as customer_id, 'Jonathan' as first_name, 42 as undocumented"
+    )
     con.execute("create table loyalty.scratch as select 'Jonathan' as anything")
     schema = table_metadata(con, "core.customers")["dagster/column_schema"]
     assert [(c.name, c.type, c.description, c.tags) for c in schema.columns] == [
         ("customer_id", "VARCHAR", "the person (identity.source_records)", {}),
-        ("first_name", "VARCHAR", "display form: the spelling most records use (the preferred first name)", {"pii": "true"}),
+        (
+            "first_name",
+            "VARCHAR",
+            "display form: the spelling most records use (the preferred first name)",
+            {"pii": "true"},
+        ),
         ("undocumented", "INTEGER", None, {"pii": "true"}),  # not in schemas/: treated as personal
     ]
     scratch = table_metadata(con, "loyalty.scratch")["dagster/column_schema"]
-    assert [(c.name, c.description, c.tags) for c in scratch.columns] == [("anything", None, {"pii": "true"})]
+    assert [(c.name, c.description, c.tags) for c in scratch.columns] == [
+        ("anything", None, {"pii": "true"})
+    ]
 
 
 def test_every_job_ends_in_the_warehouse_pool():
@@ -136,13 +157,17 @@ def test_a_run_holds_the_warehouse_lock_and_first_removes_what_failed_runs_left(
     (tmp_path / "builds").mkdir()
     (tmp_path / "builds" / "killed.partial").write_bytes(b"half a copy")
     (exports / ".staging" / "failed-run" / "2026-06-30").mkdir(parents=True)
-    settings = RunSettings(warehouse_path=str(warehouse), exports_dir=str(exports), inbox_dir=str(tmp_path))
+    settings = RunSettings(
+        warehouse_path=str(warehouse), exports_dir=str(exports), inbox_dir=str(tmp_path)
+    )
     seen = {}
 
     @dg.asset
     def probe(settings: PipelineSettings) -> None:
         seen["locked"] = RunLock(warehouse).held_here() and lock_path(warehouse).exists()
-        seen["leftovers"] = [p.name for p in (tmp_path / "builds").iterdir()] + list((exports / ".staging").glob("*"))
+        seen["leftovers"] = [p.name for p in (tmp_path / "builds").iterdir()] + list(
+            (exports / ".staging").glob("*")
+        )
 
     assert dg.materialize([probe], resources={"settings": settings}).success
     assert seen == {"locked": True, "leftovers": []}
@@ -159,6 +184,8 @@ def test_metadata_previews_escape_delivered_file_names():
     from assets.shared.warehouse import connect
 
     con = connect(":memory:")
-    con.execute("create table raw.deliveries as select 'web/orders_20260101\x1b[2J\n|x.csv' as file")
+    con.execute(
+        "create table raw.deliveries as select 'web/orders_20260101\x1b[2J\n|x.csv' as file"
+    )
     preview = table_metadata(con, "raw.deliveries")["preview"].value
     assert preview.splitlines()[2] == "| web/orders_20260101\\x1b[2J\\n\\|x.csv |"

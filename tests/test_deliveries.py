@@ -32,7 +32,9 @@ def con():
 
 
 def quarantine(con) -> list[tuple]:
-    return con.execute("select file, line, reason, raw from quality.quarantine order by file, line").fetchall()
+    return con.execute(
+        "select file, line, reason, raw from quality.quarantine order by file, line"
+    ).fetchall()
 
 
 def field_issues(con) -> list[tuple]:
@@ -63,13 +65,43 @@ def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(tmp_pa
         + "\r\n",
     )
     result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (9, 2, 7, 0)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (
+        9,
+        2,
+        7,
+        0,
+    )
     assert quarantine(con) == [
-        ("web/orders_20250306.csv", 3, "total_amount is negative", "O2,A1,2025-03-05T10:15:00Z,-3,GBP,completed"),
-        ("web/orders_20250306.csv", 4, "ordered_at is not a timestamp as iso8601", "O3,A2,yesterday,5,GBP,refunded"),
-        ("web/orders_20250306.csv", 5, "expected 6 fields, found 5", "O4,A2,2025-03-05T10:15:00Z,5,GBP"),
-        ("web/orders_20250306.csv", 6, "missing required account_id", "O5,,2025-03-05T10:15:00Z,5,GBP,completed"),
-        ("web/orders_20250306.csv", 7, "total_amount is not a number", 'O6,A3,2025-03-06T00:00:00+01:00,"1,000.00",GBP,cancelled'),
+        (
+            "web/orders_20250306.csv",
+            3,
+            "total_amount is negative",
+            "O2,A1,2025-03-05T10:15:00Z,-3,GBP,completed",
+        ),
+        (
+            "web/orders_20250306.csv",
+            4,
+            "ordered_at is not a timestamp as iso8601",
+            "O3,A2,yesterday,5,GBP,refunded",
+        ),
+        (
+            "web/orders_20250306.csv",
+            5,
+            "expected 6 fields, found 5",
+            "O4,A2,2025-03-05T10:15:00Z,5,GBP",
+        ),
+        (
+            "web/orders_20250306.csv",
+            6,
+            "missing required account_id",
+            "O5,,2025-03-05T10:15:00Z,5,GBP,completed",
+        ),
+        (
+            "web/orders_20250306.csv",
+            7,
+            "total_amount is not a number",
+            'O6,A3,2025-03-06T00:00:00+01:00,"1,000.00",GBP,cancelled',
+        ),
         # status is optional but not personal: an order whose status is unknown must not earn
         # points as if completed, so the row is quarantined rather than the field emptied.
         (
@@ -79,12 +111,22 @@ def test_bad_rows_are_quarantined_with_line_and_reason_and_good_rows_load(tmp_pa
             'O7,A3,2025-03-06T00:00:00+01:00,7,GBP,"can\ncelled"',
         ),
         # The embedded newline above makes O8 start on line 10.
-        ("web/orders_20250306.csv", 10, "unknown status (allowed: completed, refunded, cancelled)", "O8,A3,2025-03-06T00:00:00+01:00,7,GBP,teleport"),
+        (
+            "web/orders_20250306.csv",
+            10,
+            "unknown status (allowed: completed, refunded, cancelled)",
+            "O8,A3,2025-03-06T00:00:00+01:00,7,GBP,teleport",
+        ),
     ]
     assert field_issues(con) == []
-    loaded = con.execute("select order_id, ordered_at::varchar, total_amount::varchar, _line from raw.web_orders order by 1").fetchall()
+    loaded = con.execute(
+        "select order_id, ordered_at::varchar, total_amount::varchar, _line from raw.web_orders order by 1"
+    ).fetchall()
     # Offsets are converted to UTC.
-    assert loaded == [("O1", "2025-03-04 10:15:00", "12.50", 2), ("O9", "2025-03-06 23:00:00", "7.00", 11)]
+    assert loaded == [
+        ("O1", "2025-03-04 10:15:00", "12.50", 2),
+        ("O9", "2025-03-06 23:00:00", "7.00", 11),
+    ]
 
 
 def test_json_lines_malformed_lines_and_unknown_event_types(tmp_path, con):
@@ -107,7 +149,9 @@ def test_json_lines_malformed_lines_and_unknown_event_types(tmp_path, con):
         (4, "JSON line is not an object"),
         (6, "ts is not a timestamp as epoch_ms"),
     ]
-    assert con.execute("select event_id, type, ts::varchar, amount::varchar from raw.app_events order by 1").fetchall() == [
+    assert con.execute(
+        "select event_id, type, ts::varchar, amount::varchar from raw.app_events order by 1"
+    ).fetchall() == [
         ("E1", "purchase", "2023-11-14 22:13:20", "9.99"),
         ("E4", "check_in", "2023-11-14 22:13:20", None),
     ]
@@ -115,11 +159,23 @@ def test_json_lines_malformed_lines_and_unknown_event_types(tmp_path, con):
 
 def test_latin1_and_bom_and_gzip_are_decoded_not_dropped(tmp_path, con):
     header = "account_id,email,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at,marketing_opt_in\n"
-    write(tmp_path, "web/customers_20250301.csv", (header + "A1,,José,Müller,,,,,,,,\n").encode("latin-1"))
-    write(tmp_path, "web/customers_20250302.csv", b"\xef\xbb\xbf" + (header + "A2,,Zoë,Brontë,,,,,,,,true\n").encode("utf-8"))
-    (tmp_path / "web/customers_20250303.csv.gz").write_bytes(gzip.compress((header + "A3,,Siobhán,Ó Sé,,,,,,,,false\n").encode()))
+    write(
+        tmp_path,
+        "web/customers_20250301.csv",
+        (header + "A1,,José,Müller,,,,,,,,\n").encode("latin-1"),
+    )
+    write(
+        tmp_path,
+        "web/customers_20250302.csv",
+        b"\xef\xbb\xbf" + (header + "A2,,Zoë,Brontë,,,,,,,,true\n").encode("utf-8"),
+    )
+    (tmp_path / "web/customers_20250303.csv.gz").write_bytes(
+        gzip.compress((header + "A3,,Siobhán,Ó Sé,,,,,,,,false\n").encode())
+    )
     ingest_inbox(con, tmp_path)
-    assert con.execute("select account_id, first_name, last_name, marketing_opt_in from raw.web_customers order by 1").fetchall() == [
+    assert con.execute(
+        "select account_id, first_name, last_name, marketing_opt_in from raw.web_customers order by 1"
+    ).fetchall() == [
         ("A1", "José", "Müller", None),
         ("A2", "Zoë", "Brontë", True),
         ("A3", "Siobhán", "Ó Sé", False),
@@ -135,18 +191,34 @@ def test_a_warehouse_published_with_the_old_status_column_ingests_without_it(tmp
         "rows_loaded bigint not null, rows_quarantined bigint not null, ingested_at timestamp not null, "
         "status varchar not null)"
     )
-    con.execute("insert into raw.deliveries values ('x', 'web/orders_20250301.csv', 'web', 'orders', '2025-03-01', 1, 0, 0, 0, now(), 'loaded')")
-    write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
+    con.execute(
+        "insert into raw.deliveries values ('x', 'web/orders_20250301.csv', 'web', 'orders', '2025-03-01', 1, 0, 0, 0, now(), 'loaded')"
+    )
+    write(
+        tmp_path,
+        "web/orders_20250306.csv",
+        ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n",
+    )
     assert ingest_inbox(con, tmp_path).rows_loaded == 1
-    columns = [c for (c,) in con.execute("select column_name from duckdb_columns() where table_name = 'deliveries'").fetchall()]
+    columns = [
+        c
+        for (c,) in con.execute(
+            "select column_name from duckdb_columns() where table_name = 'deliveries'"
+        ).fetchall()
+    ]
     assert "status" not in columns
     assert con.execute("select file from raw.deliveries order by 1").fetchall() == [
-        ("web/orders_20250301.csv",), ("web/orders_20250306.csv",)
+        ("web/orders_20250301.csv",),
+        ("web/orders_20250306.csv",),
     ]
 
 
 def test_rerun_and_redelivered_copy_add_nothing(tmp_path, con):
-    write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
+    write(
+        tmp_path,
+        "web/orders_20250306.csv",
+        ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n",
+    )
     assert ingest_inbox(con, tmp_path).rows_loaded == 1
     assert ingest_inbox(con, tmp_path).deliveries == []
     shutil.copy(tmp_path / "web/orders_20250306.csv", tmp_path / "web/orders_20250307.csv")
@@ -159,20 +231,45 @@ def test_rerun_and_redelivered_copy_add_nothing(tmp_path, con):
 
 
 def test_a_file_over_the_bad_row_threshold_fails_naming_the_file(tmp_path, con):
-    rows = [f"O{i},A1,2025-03-04T10:15:00Z,1,GBP,completed" for i in range(18)] + ["X,A1,never,1,GBP,completed"] * 2
+    rows = [f"O{i},A1,2025-03-04T10:15:00Z,1,GBP,completed" for i in range(18)] + [
+        "X,A1,never,1,GBP,completed"
+    ] * 2
     write(tmp_path, "web/orders_20250306.csv", "\n".join([ORDERS_HEADER, *rows]) + "\n")
-    with pytest.raises(DeliveryError, match=r"web/orders_20250306.csv: 2 of 20 rows \(10.0%\) break the contract, above the 5% threshold"):
+    with pytest.raises(
+        DeliveryError,
+        match=r"web/orders_20250306.csv: 2 of 20 rows \(10.0%\) break the contract, above the 5% threshold",
+    ):
         ingest_inbox(con, tmp_path, max_bad_share=0.05)
 
 
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("web/orders_20250306.csv", "order_id,ordered_at,total_amount\nO1,2025-01-01T00:00:00Z,1\n", "web/orders_20250306.csv: missing required column(s) account_id"),
-        ("web/orders_20250306.csv.gz", b"not gzip at all", "web/orders_20250306.csv.gz: not a readable gzip file"),
-        ("web/orders_20250306.csv", b"\x00\x01\x02binary", "web/orders_20250306.csv: binary content, not a CSV text file"),
-        ("web/orders_latest.csv", ORDERS_HEADER + "\n", "web/orders_latest.csv: file name has no _YYYYMMDD delivery date"),
-        ("app/users_20250306.jsonl", "user_id,email\nU1,a@b.com\n", "app/users_20250306.jsonl: not a JSON-lines file"),
+        (
+            "web/orders_20250306.csv",
+            "order_id,ordered_at,total_amount\nO1,2025-01-01T00:00:00Z,1\n",
+            "web/orders_20250306.csv: missing required column(s) account_id",
+        ),
+        (
+            "web/orders_20250306.csv.gz",
+            b"not gzip at all",
+            "web/orders_20250306.csv.gz: not a readable gzip file",
+        ),
+        (
+            "web/orders_20250306.csv",
+            b"\x00\x01\x02binary",
+            "web/orders_20250306.csv: binary content, not a CSV text file",
+        ),
+        (
+            "web/orders_latest.csv",
+            ORDERS_HEADER + "\n",
+            "web/orders_latest.csv: file name has no _YYYYMMDD delivery date",
+        ),
+        (
+            "app/users_20250306.jsonl",
+            "user_id,email\nU1,a@b.com\n",
+            "app/users_20250306.jsonl: not a JSON-lines file",
+        ),
     ],
 )
 def test_file_level_problems_fail_with_the_file_named(tmp_path, con, name, content, message):
@@ -193,7 +290,9 @@ def test_an_unreadable_file_fails_naming_it(tmp_path, con, monkeypatch):
 
     # Root reads any file whatever its mode, so the refusal is simulated.
     monkeypatch.setattr(os, "open", refuse)
-    with pytest.raises(DeliveryError, match=r"^web/orders_20250306.csv: cannot be read \(Permission denied\)"):
+    with pytest.raises(
+        DeliveryError, match=r"^web/orders_20250306.csv: cannot be read \(Permission denied\)"
+    ):
         ingest_inbox(con, tmp_path)
 
 
@@ -221,23 +320,49 @@ def test_a_birth_date_typo_keeps_the_record_and_its_orders_reach_staging(tmp_pat
         )
         + "\n",
     )
-    write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
+    write(
+        tmp_path,
+        "web/orders_20250306.csv",
+        ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n",
+    )
     con = connect(":memory:", {"as_of": date(2025, 3, 31)})
     con.execute(MACROS_FILE.read_text())
     register_udfs(con, "GB")
     # A bad optional personal field is a field issue, not a bad row.
     result = ingest_inbox(con, tmp_path, max_bad_share=0.0)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (3, 3, 0, 1)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (
+        3,
+        3,
+        0,
+        1,
+    )
     assert quarantine(con) == []
     assert field_issues(con) == [
         # birth_date is personal (pii: true in the contract): its value is masked as in every preview.
-        ("web", "customers", "web/customers_20250306.csv", 2, "birth_date", "birth_date is not a date as %Y-%m-%d", "1********3"),
+        (
+            "web",
+            "customers",
+            "web/customers_20250306.csv",
+            2,
+            "birth_date",
+            "birth_date is not a date as %Y-%m-%d",
+            "1********3",
+        ),
     ]
-    (delivery_id, found_at), = con.execute("select distinct delivery_id, found_at from quality.field_issues").fetchall()
-    assert delivery_id == con.execute("select delivery_id from raw.deliveries where file like 'web/customers%'").fetchall()[0][0]
+    ((delivery_id, found_at),) = con.execute(
+        "select distinct delivery_id, found_at from quality.field_issues"
+    ).fetchall()
+    assert (
+        delivery_id
+        == con.execute(
+            "select delivery_id from raw.deliveries where file like 'web/customers%'"
+        ).fetchall()[0][0]
+    )
     assert found_at is not None
     # raw keeps the record with the bad fields null, and everything else as delivered.
-    assert con.execute("select account_id, email, birth_date, marketing_opt_in from raw.web_customers order by 1").fetchall() == [
+    assert con.execute(
+        "select account_id, email, birth_date, marketing_opt_in from raw.web_customers order by 1"
+    ).fetchall() == [
         ("A1", "ann@example.com", None, False),
         ("A2", "bob@example.com", date(1980, 2, 3), True),
     ]
@@ -245,10 +370,13 @@ def test_a_birth_date_typo_keeps_the_record_and_its_orders_reach_staging(tmp_pat
     run_model(con, "staging/web_orders")
     assert con.execute(
         "select source_record_id, first_name, phone_e164, birth_on, has_implausible_birth_date from staging.web_customers order by 1"
-    ).fetchall() == [("A1", "Ann", "+447911123456", None, False), ("A2", "Bob", None, date(1980, 2, 3), False)]
-    assert con.execute("select source_event_id, source_record_id, amount::varchar from staging.web_orders").fetchall() == [
-        ("O1", "A1", "12.50")
+    ).fetchall() == [
+        ("A1", "Ann", "+447911123456", None, False),
+        ("A2", "Bob", None, date(1980, 2, 3), False),
     ]
+    assert con.execute(
+        "select source_event_id, source_record_id, amount::varchar from staging.web_orders"
+    ).fetchall() == [("O1", "A1", "12.50")]
 
 
 def test_field_issues_of_json_lines_name_the_line_and_column(tmp_path, con):
@@ -268,24 +396,50 @@ def test_field_issues_of_json_lines_name_the_line_and_column(tmp_path, con):
     result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
     assert (result.rows_loaded, result.rows_quarantined, result.field_issues) == (1, 2, 1)
     assert field_issues(con) == [
-        ("app", "users", "app/users_20250306.jsonl", 1, "birthday", "birthday is not a date as %m/%d/%Y", "0********0"),
+        (
+            "app",
+            "users",
+            "app/users_20250306.jsonl",
+            1,
+            "birthday",
+            "birthday is not a date as %m/%d/%Y",
+            "0********0",
+        ),
     ]
     # Problems with columns that are not personal quarantine the row, every reason listed.
     assert [(file, line, reason) for file, line, reason, _ in quarantine(con)] == [
-        ("app/users_20250306.jsonl", 3, "signup_ts is not a timestamp as epoch_ms; push_opt_in is not true or false"),
+        (
+            "app/users_20250306.jsonl",
+            3,
+            "signup_ts is not a timestamp as epoch_ms; push_opt_in is not true or false",
+        ),
         ("callcenter/contacts_20250306.csv", 2, "csat is above 5; goodwill_points is negative"),
     ]
-    assert con.execute("select user_id, birthday, push_opt_in from raw.app_users order by 1").fetchall() == [("U1", None, True)]
+    assert con.execute(
+        "select user_id, birthday, push_opt_in from raw.app_users order by 1"
+    ).fetchall() == [("U1", None, True)]
 
 
 def test_a_required_field_problem_still_quarantines_the_row_with_all_its_reasons(tmp_path, con):
     write(
         tmp_path,
         "web/customers_20250306.csv",
-        "\n".join([CUSTOMERS_HEADER, ",ann@example.com,Ann,Lee,,1937-12-33,,,,GB,,true", "A2,,Bob,Ray,,,,,,,,"]) + "\n",
+        "\n".join(
+            [
+                CUSTOMERS_HEADER,
+                ",ann@example.com,Ann,Lee,,1937-12-33,,,,GB,,true",
+                "A2,,Bob,Ray,,,,,,,,",
+            ]
+        )
+        + "\n",
     )
     result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
-    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (2, 1, 1, 0)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.field_issues) == (
+        2,
+        1,
+        1,
+        0,
+    )
     assert quarantine(con) == [
         (
             "web/customers_20250306.csv",

@@ -40,11 +40,16 @@ def run(workspace: Path, inbox: Path | None = None) -> int:
     return main(
         [
             "run",
-            "--inbox", str(inbox or workspace / "inbox"),
-            "--warehouse", str(workspace / "warehouse" / "omniloyal.duckdb"),
-            "--exports", str(workspace / "exports"),
-            "--reports", str(workspace / "reports"),
-            "--as-of", AS_OF,
+            "--inbox",
+            str(inbox or workspace / "inbox"),
+            "--warehouse",
+            str(workspace / "warehouse" / "omniloyal.duckdb"),
+            "--exports",
+            str(workspace / "exports"),
+            "--reports",
+            str(workspace / "reports"),
+            "--as-of",
+            AS_OF,
         ]
     )
 
@@ -61,8 +66,12 @@ def query(workspace: Path, sql: str) -> list[tuple]:
 def workspace(tmp_path_factory) -> Path:
     workspace = tmp_path_factory.mktemp("e2e")
     generate_inbox(
-        people=400, seed=20, out_dir=workspace / "inbox", truth_path=workspace / "truth.csv",
-        end_date=date.fromisoformat(AS_OF), bad_row_rate=0.002,
+        people=400,
+        seed=20,
+        out_dir=workspace / "inbox",
+        truth_path=workspace / "truth.csv",
+        end_date=date.fromisoformat(AS_OF),
+        bad_row_rate=0.002,
     )
     assert run(workspace) == 0
     return workspace
@@ -84,15 +93,16 @@ def test_public_tables_exist_and_are_filled(workspace):
 
 
 def test_every_loaded_record_has_one_customer_and_nothing_was_lost(workspace):
-    (records, distinct, customers), = query(
+    ((records, distinct, customers),) = query(
         workspace,
         "select count(*), count(distinct (source, source_record_id)), count(distinct customer_id) from identity.source_records",
     )
     assert records == distinct
     assert customers == query(workspace, "select count(*) from core.customers")[0][0]
     assert customers < records  # matching merged some records
-    (read, loaded, quarantined), = query(
-        workspace, "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.deliveries"
+    ((read, loaded, quarantined),) = query(
+        workspace,
+        "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.deliveries",
     )
     assert read == loaded + quarantined
     assert quarantined == query(workspace, "select count(*) from quality.quarantine")[0][0]
@@ -101,7 +111,9 @@ def test_every_loaded_record_has_one_customer_and_nothing_was_lost(workspace):
 def test_matching_agrees_with_the_truth(workspace):
     accuracy = evaluate(workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv")
     # Every loaded record is evaluated; the truth also lists the few quarantined ones.
-    assert accuracy.records == query(workspace, "select count(*) from identity.source_records")[0][0]
+    assert (
+        accuracy.records == query(workspace, "select count(*) from identity.source_records")[0][0]
+    )
     # 400 people train a weaker model than the benchmark's 20k (F1 0.86 here against 0.97
     # there), but what it links must be right: merging two people leaks one's data to the other.
     assert accuracy.precision > 0.98, accuracy
@@ -110,11 +122,15 @@ def test_matching_agrees_with_the_truth(workspace):
 
 
 def test_ledger_reconciles_and_segments_cover_every_customer(workspace):
-    (ledger_points, balance_points), = query(
-        workspace, "select (select sum(points) from loyalty.ledger), (select sum(points_balance) from loyalty.balances)"
+    ((ledger_points, balance_points),) = query(
+        workspace,
+        "select (select sum(points) from loyalty.ledger), (select sum(points_balance) from loyalty.balances)",
     )
     assert ledger_points == balance_points
-    assert query(workspace, "select count(*) from marts.segments")[0][0] == query(workspace, "select count(*) from core.customers")[0][0]
+    assert (
+        query(workspace, "select count(*) from marts.segments")[0][0]
+        == query(workspace, "select count(*) from core.customers")[0][0]
+    )
     assert query(workspace, "select count(*) from loyalty.balances where tier is null")[0][0] == 0
 
 
@@ -125,18 +141,30 @@ def test_exports_written_with_manifest(workspace):
     manifest = json.loads((folder / "manifest.json").read_text())
     (custom,) = query(workspace, "select count(distinct segment) from marts.custom_segment_members")
     rfm_and_lifecycle = query(
-        workspace, "select count(distinct (segmentation, segment)) from marts.segment_memberships "
-        "where segmentation in ('rfm', 'lifecycle')")[0][0]
+        workspace,
+        "select count(distinct (segmentation, segment)) from marts.segment_memberships "
+        "where segmentation in ('rfm', 'lifecycle')",
+    )[0][0]
     assert len(manifest["files"]) == rfm_and_lifecycle + len(load_program().segmentation.custom)
-    assert len(list(folder.glob("*.csv"))) == len(list(folder.glob("*.parquet"))) == len(manifest["files"])
+    assert (
+        len(list(folder.glob("*.csv")))
+        == len(list(folder.glob("*.parquet")))
+        == len(manifest["files"])
+    )
     # Every exported e-mail customer consented to e-mail; every push customer to push.
     for entry in manifest["files"]:
-        ids = [row["customer_id"] for row in csv.DictReader((folder / entry["files"]["csv"]["file"]).open(newline=""))]
+        ids = [
+            row["customer_id"]
+            for row in csv.DictReader((folder / entry["files"]["csv"]["file"]).open(newline=""))
+        ]
         assert len(ids) == entry["rows"]
         if ids:
             consent = "has_email_consent" if entry["channel"] == "email" else "has_push_consent"
-            refused = query(workspace, f"select count(*) from core.customers where customer_id in "
-                                       f"({', '.join(repr(i) for i in ids)}) and not {consent}")[0][0]
+            refused = query(
+                workspace,
+                f"select count(*) from core.customers where customer_id in "
+                f"({', '.join(repr(i) for i in ids)}) and not {consent}",
+            )[0][0]
             assert refused == 0, entry
 
 
@@ -151,44 +179,110 @@ def test_the_report_shows_the_kpis(workspace):
             if "data-kpi" in attrs:
                 value = attrs["data-value"]
                 self.found[(attrs["data-kpi"], attrs["data-period"], attrs["data-dimension"])] = (
-                    None if value == "None" else float(value))
+                    None if value == "None" else float(value)
+                )
 
     page = (workspace / "reports" / f"{AS_OF}.html").read_text()
     assert (workspace / "reports" / "latest.html").read_text() == page
     parser = Figures()
     parser.feed(page)
-    kpis = {(k, p, d): v for k, p, d, v in query(workspace, "select kpi, period, dimension, value from marts.kpis where period = 'as_of'")}
+    kpis = {
+        (k, p, d): v
+        for k, p, d, v in query(
+            workspace, "select kpi, period, dimension, value from marts.kpis where period = 'as_of'"
+        )
+    }
     assert parser.found == kpis
-    for title in ("Tier funnel", "Customers per RFM segment", "RFM grid", "Monthly active members", "Monthly revenue",
-                  "Points per month", "Match rate per source", "Data quality"):
+    for title in (
+        "Tier funnel",
+        "Customers per RFM segment",
+        "RFM grid",
+        "Monthly active members",
+        "Monthly revenue",
+        "Points per month",
+        "Match rate per source",
+        "Data quality",
+    ):
         assert title in page
     # No personal data: no e-mail address of any customer appears.
-    emails = [row[0] for row in query(workspace, "select email from core.customers where email is not null limit 50")]
+    emails = [
+        row[0]
+        for row in query(
+            workspace, "select email from core.customers where email is not null limit 50"
+        )
+    ]
     assert not any(email in page for email in emails)
 
 
 def test_export_command_re_exports_one_segment(own_workspace, tmp_path, capsys):
-    assert main(["export", "--segment", "Champions", "--format", "parquet", "--hashes",
-                 "--warehouse", str(own_workspace / "warehouse" / "omniloyal.duckdb"), "--exports", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--segment",
+                "Champions",
+                "--format",
+                "parquet",
+                "--hashes",
+                "--warehouse",
+                str(own_workspace / "warehouse" / "omniloyal.duckdb"),
+                "--exports",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     written = tmp_path / AS_OF / "rfm_champions.parquet"
     table = pq.read_table(written)
     assert {"email_sha256", "phone_sha256", "phone_digits_sha256"} <= set(table.column_names)
     assert str(written) in capsys.readouterr().out
-    assert not list((tmp_path / AS_OF).glob(".*"))  # written beside and renamed: no partial file left
-    assert main(["export", "--segment", "Nobody", "--warehouse", str(own_workspace / "warehouse" / "omniloyal.duckdb"),
-                 "--exports", str(tmp_path)]) == 2
+    assert not list(
+        (tmp_path / AS_OF).glob(".*")
+    )  # written beside and renamed: no partial file left
+    assert (
+        main(
+            [
+                "export",
+                "--segment",
+                "Nobody",
+                "--warehouse",
+                str(own_workspace / "warehouse" / "omniloyal.duckdb"),
+                "--exports",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "no segment named 'Nobody'" in capsys.readouterr().err
     # While a run holds the warehouse (another process), an export refuses: the run's publish
     # would swap the exports folder under it.
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from assets.shared.run_lock import RunLock; "
-         "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(30)",
-         str(own_workspace / "warehouse" / "omniloyal.duckdb")],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from assets.shared.run_lock import RunLock; "
+            "RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(30)",
+            str(own_workspace / "warehouse" / "omniloyal.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert main(["export", "--segment", "Champions", "--warehouse", str(own_workspace / "warehouse" / "omniloyal.duckdb"),
-                     "--exports", str(tmp_path)]) == 2
+        assert (
+            main(
+                [
+                    "export",
+                    "--segment",
+                    "Champions",
+                    "--warehouse",
+                    str(own_workspace / "warehouse" / "omniloyal.duckdb"),
+                    "--exports",
+                    str(tmp_path),
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert err.startswith("omniloyal export: ") and f"pid {holder.pid}" in err
     finally:
@@ -197,23 +291,39 @@ def test_export_command_re_exports_one_segment(own_workspace, tmp_path, capsys):
 
 
 def test_rerun_on_unchanged_inbox_changes_nothing(own_workspace):
-    before = query(own_workspace, "select source, source_record_id, customer_id from identity.source_records order by all")
+    before = query(
+        own_workspace,
+        "select source, source_record_id, customer_id from identity.source_records order by all",
+    )
     balances = query(own_workspace, "select * from loyalty.balances order by all")
     deliveries = query(own_workspace, "select count(*) from raw.deliveries")
     assert run(own_workspace) == 0
-    assert query(own_workspace, "select source, source_record_id, customer_id from identity.source_records order by all") == before
+    assert (
+        query(
+            own_workspace,
+            "select source, source_record_id, customer_id from identity.source_records order by all",
+        )
+        == before
+    )
     assert query(own_workspace, "select * from loyalty.balances order by all") == balances
     assert query(own_workspace, "select count(*) from raw.deliveries") == deliveries
     assert len(list((own_workspace / "warehouse" / "previous").glob("*.duckdb"))) >= 1
 
 
-def test_a_bad_file_fails_the_run_and_leaves_the_published_warehouse_unchanged(own_workspace, capsys):
-    (own_workspace / "inbox" / "web" / "orders_20260701.csv").write_text("order_id,total_amount\nX1,5\n")
+def test_a_bad_file_fails_the_run_and_leaves_the_published_warehouse_unchanged(
+    own_workspace, capsys
+):
+    (own_workspace / "inbox" / "web" / "orders_20260701.csv").write_text(
+        "order_id,total_amount\nX1,5\n"
+    )
     published = own_workspace / "warehouse" / "omniloyal.duckdb"
     before = sha256(published)
     assert run(own_workspace) == 1
     assert sha256(published) == before
-    assert "web/orders_20260701.csv: missing required column(s) account_id, ordered_at" in capsys.readouterr().err
+    assert (
+        "web/orders_20260701.csv: missing required column(s) account_id, ordered_at"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_reader_holding_the_published_file_does_not_break_a_run(own_workspace):
@@ -231,7 +341,10 @@ def test_dagster_definitions_validate():
     dagster = Path(sys.executable).parent / "dagster"
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr
@@ -246,9 +359,12 @@ def test_every_table_matches_its_documentation(workspace):
         "select table_schema, table_name, column_name, data_type from information_schema.columns "
         "where table_catalog = 'omniloyal' order by table_schema, table_name, ordinal_position",
     ):
-        actual.setdefault(f"{schema}.{table}", []).append((column, data_type.lower().replace(" ", "")))
+        actual.setdefault(f"{schema}.{table}", []).append(
+            (column, data_type.lower().replace(" ", ""))
+        )
     documented = {
-        table: [(c.name, c.type.replace(" ", "")) for c in columns] for table, columns in documented_tables().items()
+        table: [(c.name, c.type.replace(" ", "")) for c in columns]
+        for table, columns in documented_tables().items()
     }
     assert actual == documented
 
@@ -300,7 +416,9 @@ def test_hard_cases_in_generated_data(workspace):
 
 def test_twins_in_generated_data(workspace):
     # Seed 20 generates twins at 400 people (seed 11 had none, so this could not fail).
-    pairs, share = hard_cases(workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv")[TWINS]
+    pairs, share = hard_cases(
+        workspace / "warehouse" / "omniloyal.duckdb", workspace / "truth.csv"
+    )[TWINS]
     assert pairs >= 1 and share <= 0.02, (pairs, share)  # twins kept apart
 
 
@@ -309,17 +427,25 @@ def test_a_saved_model_reproduces_the_run_without_training(workspace):
 
     model = workspace / "reports" / "identity" / AS_OF / "splink_model.json"
     assert {p.name for p in model.parent.glob("*.html")} == {
-        "match_weights.html", "m_u_parameters.html", "waterfall.html", "cluster_studio.html"}
+        "match_weights.html",
+        "m_u_parameters.html",
+        "waterfall.html",
+        "cluster_studio.html",
+    }
     con = duckdb.connect(str(workspace / "warehouse" / "omniloyal.duckdb"), read_only=True)
     try:
         records = con.sql("select * from identity.match_input").to_arrow_table()
-        published = con.execute("select list(unique_id order by unique_id) from identity.clusters group by cluster_id").fetchall()
+        published = con.execute(
+            "select list(unique_id order by unique_id) from identity.clusters group by cluster_id"
+        ).fetchall()
     finally:
         con.close()
     reused = match_records(records, model=model)
     con = duckdb.connect()
     con.register("clusters", reused.clusters)
-    again = con.execute("select list(unique_id order by unique_id) from clusters group by cluster_id").fetchall()
+    again = con.execute(
+        "select list(unique_id order by unique_id) from clusters group by cluster_id"
+    ).fetchall()
     assert sorted(again) == sorted(published)
 
 
@@ -331,23 +457,51 @@ def test_a_program_change_rebuilds_loyalty_and_marts_without_identity(workspace,
     warehouse.parent.mkdir()
     shutil.copy(workspace / "warehouse" / "omniloyal.duckdb", warehouse)
     program = tmp_path / "program.yaml"
-    program.write_text(DEFAULT_PROGRAM.read_text().replace("enrolment_points: 250", "enrolment_points: 300"))
-    upstream = [t for t in documented_tables() if t.split(".")[0] in ("raw", "staging", "identity", "core")]
+    program.write_text(
+        DEFAULT_PROGRAM.read_text().replace("enrolment_points: 250", "enrolment_points: 300")
+    )
+    upstream = [
+        t for t in documented_tables() if t.split(".")[0] in ("raw", "staging", "identity", "core")
+    ]
 
     def fingerprints():
         con = duckdb.connect(str(warehouse), read_only=True)
         try:
-            tables = {t: con.execute(f"select count(*), sum(hash(t)) from {t} t").fetchall()[0] for t in upstream}
-            enrolment = con.execute("select count(*), sum(points) from loyalty.ledger where rule = 'enrolment'").fetchall()[0]
+            tables = {
+                t: con.execute(f"select count(*), sum(hash(t)) from {t} t").fetchall()[0]
+                for t in upstream
+            }
+            enrolment = con.execute(
+                "select count(*), sum(points) from loyalty.ledger where rule = 'enrolment'"
+            ).fetchall()[0]
             return tables, enrolment
         finally:
             con.close()
 
     before, (enrolments, points) = fingerprints()
     assert points == 250 * enrolments
-    assert main(["run", "--job", "loyalty_and_marts", "--inbox", str(workspace / "inbox"), "--warehouse", str(warehouse),
-                 "--exports", str(tmp_path / "exports"), "--reports", str(tmp_path / "reports"), "--as-of", AS_OF,
-                 "--program", str(program)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--job",
+                "loyalty_and_marts",
+                "--inbox",
+                str(workspace / "inbox"),
+                "--warehouse",
+                str(warehouse),
+                "--exports",
+                str(tmp_path / "exports"),
+                "--reports",
+                str(tmp_path / "reports"),
+                "--as-of",
+                AS_OF,
+                "--program",
+                str(program),
+            ]
+        )
+        == 0
+    )
     after, enrolment_after = fingerprints()
     assert after == before  # identity, profiles and everything upstream untouched
     assert enrolment_after == (enrolments, 300 * enrolments)

@@ -17,10 +17,17 @@ def test_pairwise_and_bcubed_on_a_hand_made_case(tmp_path):
     )
     con.close()
     truth = tmp_path / "truth.csv"
-    truth.write_text("source,source_record_id,person_id\nweb,a,P1\nweb,b,P1\napp,c,P1\napp,d,P2\nstore,e,P2\nweb,q,P3\n")
+    truth.write_text(
+        "source,source_record_id,person_id\nweb,a,P1\nweb,b,P1\napp,c,P1\napp,d,P2\nstore,e,P2\nweb,q,P3\n"
+    )
     result = evaluate(warehouse, truth)
     # Predicted pairs: ab, cd, ce, de = 4. True pairs: ab, ac, bc, de = 4. Correct: ab, de = 2.
-    assert (result.records, result.predicted_pairs, result.true_pairs, result.correct_pairs) == (5, 4, 4, 2)
+    assert (result.records, result.predicted_pairs, result.true_pairs, result.correct_pairs) == (
+        5,
+        4,
+        4,
+        2,
+    )
     assert result.precision == pytest.approx(0.5)
     assert result.recall == pytest.approx(0.5)
     assert result.f1 == pytest.approx(0.5)

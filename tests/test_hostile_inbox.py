@@ -121,13 +121,21 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path, con):
             "the header (line 1) has 14 fields, 12 of them not contract columns",
         ),
         # gzip's own message shows the file's first bytes.
-        ("web/customers_20250306.csv.gz", f"{CUSTOMER_ROW}\n", "web/customers_20250306.csv.gz: not a readable gzip file (not gzip data)"),
+        (
+            "web/customers_20250306.csv.gz",
+            f"{CUSTOMER_ROW}\n",
+            "web/customers_20250306.csv.gz: not a readable gzip file (not gzip data)",
+        ),
         (
             "web/customers_20250306.csv.gz",
             gzip.compress(f"{CUSTOMERS_HEADER}\n{CUSTOMER_ROW}\n".encode(), mtime=0)[:-12],
             "web/customers_20250306.csv.gz: not a readable gzip file (truncated)",
         ),
-        ("app/users_20250306.jsonl", f"{CUSTOMER_ROW}\n", "app/users_20250306.jsonl: not a JSON-lines file (none of its first 1 lines is JSON)"),
+        (
+            "app/users_20250306.jsonl",
+            f"{CUSTOMER_ROW}\n",
+            "app/users_20250306.jsonl: not a JSON-lines file (none of its first 1 lines is JSON)",
+        ),
         (
             "web/customers_20250306.csv",
             f"{CUSTOMERS_HEADER},email\n{CUSTOMER_ROW}\n",
@@ -149,9 +157,13 @@ def test_dagster_events_and_logs_show_no_row_content_and_escaped_names(tmp_path)
     inbox = tmp_path / "inbox"
     write(inbox, "web/customers_20250306.csv", f"{CUSTOMER_ROW}\n")
     write(inbox, "web/notes\x1b[2J\nINFO all good.txt", CUSTOMER_ROW)
-    settings = PipelineSettings(inbox_dir=str(inbox), warehouse_path=str(tmp_path / "warehouse/omniloyal.duckdb"))
+    settings = PipelineSettings(
+        inbox_dir=str(inbox), warehouse_path=str(tmp_path / "warehouse/omniloyal.duckdb")
+    )
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([raw_deliveries], resources={"settings": settings}, instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        [raw_deliveries], resources={"settings": settings}, instance=instance, raise_on_error=False
+    )
     assert not result.success
     logs = instance.all_logs(result.run_id)
     text = "\n".join(entry.message for entry in logs) + "\n".join(
@@ -162,8 +174,14 @@ def test_dagster_events_and_logs_show_no_row_content_and_escaped_names(tmp_path)
 
     (inbox / "web/customers_20250306.csv").unlink()
     result = dg.materialize([raw_deliveries], resources={"settings": settings}, instance=instance)
-    warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if "not read" in entry.user_message]
-    assert warnings == ["files matching no contract pattern were not read: web/notes\\x1b[2J\\nINFO all good.txt"]
+    warnings = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if "not read" in entry.user_message
+    ]
+    assert warnings == [
+        "files matching no contract pattern were not read: web/notes\\x1b[2J\\nINFO all good.txt"
+    ]
 
 
 # ---------------------------------------------------------------- file names cannot forge log lines
@@ -173,19 +191,28 @@ def test_shown_escapes_control_and_invisible_characters():
     assert shown("web/orders_20250306.csv") == "web/orders_20250306.csv"
     assert shown("a\x1b[31m\nb\r\tc\u202ed\\e") == "a\\x1b[31m\\nb\\r\\tc\\u202ed\\\\e"
     assert shown("Zoë Brontë") == "Zoë Brontë"
-    assert shown(os.fsdecode(b"x\xff")) == "x\\xff"  # a byte that is not UTF-8, as the OS returns it
+    assert (
+        shown(os.fsdecode(b"x\xff")) == "x\\xff"
+    )  # a byte that is not UTF-8, as the OS returns it
 
 
 def test_a_file_name_with_escapes_and_a_newline_is_shown_escaped(tmp_path, con):
     write(tmp_path, "web/orders_\x1b[2J\nINFO all good_20250306.csv", "no,header\n1,2\n")
     message = failure(con, tmp_path)
-    assert message.startswith("web/orders_\\x1b[2J\\nINFO all good_20250306.csv: missing required column(s)")
+    assert message.startswith(
+        "web/orders_\\x1b[2J\\nINFO all good_20250306.csv: missing required column(s)"
+    )
 
 
 def test_a_file_name_that_is_not_utf8_is_refused_naming_it_escaped(tmp_path, con):
     (tmp_path / "web").mkdir()
-    Path(os.fsdecode(os.fsencode(tmp_path) + b"/web/orders_\xff_20250306.csv")).write_text(ORDERS_HEADER + "\n")
-    assert failure(con, tmp_path) == "web/orders_\\xff_20250306.csv: file name is not valid UTF-8; rename it"
+    Path(os.fsdecode(os.fsencode(tmp_path) + b"/web/orders_\xff_20250306.csv")).write_text(
+        ORDERS_HEADER + "\n"
+    )
+    assert (
+        failure(con, tmp_path)
+        == "web/orders_\\xff_20250306.csv: file name is not valid UTF-8; rename it"
+    )
 
 
 # ---------------------------------------------------------------- size limits, read as a stream
@@ -194,7 +221,11 @@ def test_a_file_name_that_is_not_utf8_is_refused_naming_it_escaped(tmp_path, con
 def _gzip_bomb(expanded_mb: int) -> bytes:
     block = (CUSTOMER_ROW + "\n").encode() * (2**20 // (len(CUSTOMER_ROW) + 1))
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip container
-    return b"".join([packer.compress(CUSTOMERS_HEADER.encode() + b"\n")] + [packer.compress(block) for _ in range(expanded_mb)] + [packer.flush()])
+    return b"".join(
+        [packer.compress(CUSTOMERS_HEADER.encode() + b"\n")]
+        + [packer.compress(block) for _ in range(expanded_mb)]
+        + [packer.flush()]
+    )
 
 
 def test_a_gzip_bomb_stops_at_the_size_limit_with_memory_bounded(tmp_path):
@@ -213,19 +244,37 @@ def test_a_gzip_bomb_stops_at_the_size_limit_with_memory_bounded(tmp_path):
 
 
 def test_a_plain_file_over_the_size_limit_fails_the_same_way(tmp_path, con):
-    write(tmp_path, "web/customers_20250306.csv", CUSTOMERS_HEADER + "\n" + (CUSTOMER_ROW + "\n") * 20_000)
+    write(
+        tmp_path,
+        "web/customers_20250306.csv",
+        CUSTOMERS_HEADER + "\n" + (CUSTOMER_ROW + "\n") * 20_000,
+    )
     message = failure(con, tmp_path, limits=Limits(max_file_mb=1, max_line_kb=64))
-    assert message == "web/customers_20250306.csv: larger than 1 MB, the limit (setting max_file_mb); not read further"
+    assert (
+        message
+        == "web/customers_20250306.csv: larger than 1 MB, the limit (setting max_file_mb); not read further"
+    )
 
 
 def test_a_line_over_the_length_limit_fails_naming_the_line_not_its_text(tmp_path, con):
-    write(tmp_path, "web/customers_20250306.csv", f"{CUSTOMERS_HEADER}\n{CUSTOMER_ROW}\n" + "ann.lee" * 200_000 + "\nA3,,,,,,,,,,,\n")
+    write(
+        tmp_path,
+        "web/customers_20250306.csv",
+        f"{CUSTOMERS_HEADER}\n{CUSTOMER_ROW}\n" + "ann.lee" * 200_000 + "\nA3,,,,,,,,,,,\n",
+    )
     message = failure(con, tmp_path, limits=Limits(max_file_mb=16, max_line_kb=1024))
-    assert message == "web/customers_20250306.csv: line 3 is longer than 1024 KB, the limit (setting max_line_kb); not read further"
+    assert (
+        message
+        == "web/customers_20250306.csv: line 3 is longer than 1024 KB, the limit (setting max_line_kb); not read further"
+    )
 
 
 def test_a_line_without_end_fails_before_it_is_held_whole(tmp_path, con):
-    write(tmp_path, "app/events_20250306.jsonl.gz", gzip.compress(EVENT.format("E1").encode() + b"\n" + b"x" * (8 * 2**20)))
+    write(
+        tmp_path,
+        "app/events_20250306.jsonl.gz",
+        gzip.compress(EVENT.format("E1").encode() + b"\n" + b"x" * (8 * 2**20)),
+    )
     message = failure(con, tmp_path, limits=Limits(max_file_mb=16, max_line_kb=256))
     assert message.startswith("app/events_20250306.jsonl.gz: line 2 is longer than 256 KB")
 
@@ -251,7 +300,9 @@ def test_a_redelivery_gzip_compressed_under_a_new_name_adds_nothing(tmp_path, co
     write(tmp_path, "web/customers_20250308.csv.gz", gzip.compress(content, compresslevel=1))
     assert ingest_inbox(con, tmp_path).deliveries == []
     assert con.execute("select count(*) from raw.web_customers").fetchall() == [(1,)]
-    assert con.execute("select file, duplicate_of from raw.duplicate_deliveries order by 1").fetchall() == [
+    assert con.execute(
+        "select file, duplicate_of from raw.duplicate_deliveries order by 1"
+    ).fetchall() == [
         ("web/customers_20250307.csv.gz", "web/customers_20250306.csv"),
         ("web/customers_20250308.csv.gz", "web/customers_20250306.csv"),
     ]
@@ -259,7 +310,9 @@ def test_a_redelivery_gzip_compressed_under_a_new_name_adds_nothing(tmp_path, co
 
 def test_a_gzip_delivery_ingested_under_its_file_hash_is_not_loaded_again(tmp_path, con):
     """Warehouses built before content hashing know a .gz by the sha256 of its compressed bytes."""
-    data = gzip.compress(f"{ORDERS_HEADER}\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n".encode())
+    data = gzip.compress(
+        f"{ORDERS_HEADER}\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n".encode()
+    )
     write(tmp_path, "web/orders_20250306.csv.gz", data)
     ingest_inbox(con, tmp_path)
     con.execute("update raw.deliveries set delivery_id = ?", [hashlib.sha256(data).hexdigest()])
@@ -270,11 +323,17 @@ def test_a_gzip_delivery_ingested_under_its_file_hash_is_not_loaded_again(tmp_pa
 def test_a_file_changed_between_listing_and_reading_fails(tmp_path, con):
     write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\n")
     (delivery,) = find_deliveries(tmp_path)
-    write(tmp_path, "web/orders_20250306.csv", ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n")
+    write(
+        tmp_path,
+        "web/orders_20250306.csv",
+        ORDERS_HEADER + "\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed\n",
+    )
     from assets.ingest.deliveries import create_raw_tables
 
     create_raw_tables(con)
-    with pytest.raises(DeliveryError, match=r"^web/orders_20250306.csv: changed while it was being read"):
+    with pytest.raises(
+        DeliveryError, match=r"^web/orders_20250306.csv: changed while it was being read"
+    ):
         ingest_delivery(con, delivery)
 
 
@@ -308,7 +367,10 @@ def test_json_objects_arrays_and_duplicate_keys_are_quarantined_with_a_reason(tm
         (7, "malformed JSON line"),
     ]
     # A key outside the contract given twice changes nothing that is loaded.
-    assert con.execute("select event_id, user_id from raw.app_events order by 1").fetchall() == [("E1", "U1"), ("E5", "U1")]
+    assert con.execute("select event_id, user_id from raw.app_events order by 1").fetchall() == [
+        ("E1", "U1"),
+        ("E5", "U1"),
+    ]
 
 
 def test_a_json_object_in_an_optional_personal_field_quarantines_the_row(tmp_path, con):
@@ -319,7 +381,9 @@ def test_a_json_object_in_an_optional_personal_field_quarantines_the_row(tmp_pat
     )
     result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
     assert (result.rows_loaded, result.rows_quarantined, result.field_issues) == (1, 1, 0)
-    assert con.execute("select line, reason from quality.quarantine").fetchall() == [(1, "email is a JSON object, not a single value")]
+    assert con.execute("select line, reason from quality.quarantine").fetchall() == [
+        (1, "email is a JSON object, not a single value")
+    ]
 
 
 # ---------------------------------------------------------------- files with no rows
@@ -331,7 +395,10 @@ def test_a_json_object_in_an_optional_personal_field_quarantines_the_row(tmp_pat
         ("web/orders_20250306.csv", b""),
         ("web/orders_20250306.csv", ORDERS_HEADER + "\r\n"),
         ("web/orders_20250306.csv", "\n\n"),
-        ("web/orders_20250306.csv.gz", gzip.compress(b"", mtime=0)),  # fixed mtime: the same test id in every worker
+        (
+            "web/orders_20250306.csv.gz",
+            gzip.compress(b"", mtime=0),
+        ),  # fixed mtime: the same test id in every worker
         ("app/events_20250306.jsonl", b""),
         ("app/events_20250306.jsonl", "\n  \n"),
     ],
@@ -340,12 +407,16 @@ def test_a_file_with_no_rows_is_a_delivery_of_zero_rows(tmp_path, con, name, con
     write(tmp_path, name, content)
     result = ingest_inbox(con, tmp_path, max_bad_share=0.0)
     assert [(d["file"], d["rows_read"]) for d in result.deliveries] == [(name, 0)]
-    assert con.execute("select file, rows_read, rows_loaded, rows_quarantined from raw.deliveries").fetchall() == [(name, 0, 0, 0)]
+    assert con.execute(
+        "select file, rows_read, rows_loaded, rows_quarantined from raw.deliveries"
+    ).fetchall() == [(name, 0, 0, 0)]
 
 
 def test_a_header_only_file_still_needs_the_required_columns(tmp_path, con):
     write(tmp_path, "web/orders_20250306.csv", "order_id,total_amount\n")
-    assert failure(con, tmp_path).startswith("web/orders_20250306.csv: missing required column(s) account_id, ordered_at")
+    assert failure(con, tmp_path).startswith(
+        "web/orders_20250306.csv: missing required column(s) account_id, ordered_at"
+    )
 
 
 # ---------------------------------------------------------------- the stream reads as the whole file did
@@ -355,9 +426,23 @@ def test_reading_in_small_chunks_gives_the_same_records(tmp_path, monkeypatch):
     from assets.ingest import deliveries
     from assets.shared.warehouse import connect
 
-    body = "\r\n".join([ORDERS_HEADER, "O1,A1,2025-03-04T10:15:00Z,1,GBP,completed", 'O2,A1,2025-03-04T10:15:00Z,1,GBP,"can\r\ncelled"'])
-    write(tmp_path, "web/orders_20250306.csv", body + "\rO3,A1,2025-03-04T10:15:00Z,1,GBP,refunded\n\nO4,A1,never,1,GBP\r")
-    write(tmp_path, "app/events_20250306.jsonl", EVENT.format("E1") + "\r\n\r\n" + EVENT.format("E2") + "\r" + EVENT.format("E3"))
+    body = "\r\n".join(
+        [
+            ORDERS_HEADER,
+            "O1,A1,2025-03-04T10:15:00Z,1,GBP,completed",
+            'O2,A1,2025-03-04T10:15:00Z,1,GBP,"can\r\ncelled"',
+        ]
+    )
+    write(
+        tmp_path,
+        "web/orders_20250306.csv",
+        body + "\rO3,A1,2025-03-04T10:15:00Z,1,GBP,refunded\n\nO4,A1,never,1,GBP\r",
+    )
+    write(
+        tmp_path,
+        "app/events_20250306.jsonl",
+        EVENT.format("E1") + "\r\n\r\n" + EVENT.format("E2") + "\r" + EVENT.format("E3"),
+    )
 
     def ingested() -> list:
         con = connect(":memory:")
@@ -378,7 +463,12 @@ def test_reading_in_small_chunks_gives_the_same_records(tmp_path, monkeypatch):
         [("O1", "completed", orders, 2), ("O3", "refunded", orders, 5)],
         [("E1", events, 1), ("E2", events, 3), ("E3", events, 4)],
         [
-            (orders, 3, "unknown status (allowed: completed, refunded, cancelled)", 'O2,A1,2025-03-04T10:15:00Z,1,GBP,"can\ncelled"'),
+            (
+                orders,
+                3,
+                "unknown status (allowed: completed, refunded, cancelled)",
+                'O2,A1,2025-03-04T10:15:00Z,1,GBP,"can\ncelled"',
+            ),
             (orders, 7, "expected 6 fields, found 5", "O4,A1,never,1,GBP"),
         ],
         [(events, 3, 3), (orders, 4, 2)],
@@ -392,14 +482,29 @@ def test_every_refused_file_is_named_at_once_a_line_each(tmp_path, con):
     inbox = tmp_path / "inbox"
     (inbox / "web").mkdir(parents=True)
     os.symlink("/etc/passwd", inbox / "web/customers_20250306.csv")
-    write(inbox, "store/members_20250306.csv", "Ann,Leeward,ann.lee@example.com,07911 123456\n")  # no header
-    write(inbox, "app/events_20250306.jsonl", "not json\n" * 3 + EVENT.format("E1") + "\n")  # 75% bad rows
-    write(inbox, "web/orders_20250306.csv", f"{ORDERS_HEADER}\nO1,A9,2025-03-06T10:00:00Z,10.00,GBP,completed\n")
+    write(
+        inbox, "store/members_20250306.csv", "Ann,Leeward,ann.lee@example.com,07911 123456\n"
+    )  # no header
+    write(
+        inbox, "app/events_20250306.jsonl", "not json\n" * 3 + EVENT.format("E1") + "\n"
+    )  # 75% bad rows
+    write(
+        inbox,
+        "web/orders_20250306.csv",
+        f"{ORDERS_HEADER}\nO1,A9,2025-03-06T10:00:00Z,10.00,GBP,completed\n",
+    )
     with pytest.raises(DeliveryError) as raised:
         ingest_inbox(con, inbox)
     lines = str(raised.value).splitlines()
     # Files refused when listed first, then those that failed to load, in delivery order.
     assert [line.split(":")[0] for line in lines] == [
-        "web/customers_20250306.csv", "app/events_20250306.jsonl", "store/members_20250306.csv"]
-    assert "a symbolic link" in lines[0] and "threshold" in lines[1] and "is the header row missing?" in lines[2]
+        "web/customers_20250306.csv",
+        "app/events_20250306.jsonl",
+        "store/members_20250306.csv",
+    ]
+    assert (
+        "a symbolic link" in lines[0]
+        and "threshold" in lines[1]
+        and "is the header row missing?" in lines[2]
+    )
     assert not any(secret in str(raised.value) for secret in SECRETS + ("root",))

@@ -34,14 +34,23 @@ def test_merges_splits_and_new_customers():
     # Now r3 joins A's records (a merge), r6 leaves D (a split), r7 is new.
     setup(con, {"web:r1": "x", "web:r2": "x", "app:r3": "x", "store:r4": "y", "store:r5": "y"})
     assign_stable_ids(con)
-    ids = dict(con.execute("select source_record_id, customer_id from identity.source_records").fetchall())
+    ids = dict(
+        con.execute("select source_record_id, customer_id from identity.source_records").fetchall()
+    )
     assert ids["r1"] == ids["r2"] == ids["r3"] == "A"  # the older of A and B survives
     assert ids["r4"] == ids["r5"] == "D"  # the larger part keeps D
     assert ids["r6"] not in {"A", "B", "D"} and ids["r7"] not in {"A", "B", "D", ids["r6"]}
     assert con.execute(
         "select old_customer_id, new_customer_id, reason, records_moved, changed_on from identity.id_history order by 1"
-    ).fetchall() == [("B", "A", "merged", 1, date(2026, 3, 1)), ("D", ids["r6"], "split", 1, date(2026, 3, 1))]
-    since = dict(con.execute("select customer_id, any_value(customer_since) from identity.source_records group by 1").fetchall())
+    ).fetchall() == [
+        ("B", "A", "merged", 1, date(2026, 3, 1)),
+        ("D", ids["r6"], "split", 1, date(2026, 3, 1)),
+    ]
+    since = dict(
+        con.execute(
+            "select customer_id, any_value(customer_since) from identity.source_records group by 1"
+        ).fetchall()
+    )
     assert since["A"] == date(2026, 1, 1) and since[ids["r7"]] == date(2026, 3, 1)
 
     # A rerun on the same clusters changes no id and adds no history.
@@ -55,7 +64,9 @@ def test_first_run_derives_ids_from_the_earliest_registered_record():
     con = connect(":memory:", {"as_of": date(2026, 3, 1)})
     setup(con, {"web:r1": "x", "app:r3": "x"})
     assign_stable_ids(con)
-    rows = dict(con.execute("select source_record_id, customer_id from identity.source_records").fetchall())
+    rows = dict(
+        con.execute("select source_record_id, customer_id from identity.source_records").fetchall()
+    )
     assert rows["r1"] == rows["r3"]
     assert len(set(rows.values())) == 6  # {r1, r3} and five single records
     assert con.execute("select count(*) from identity.id_history").fetchall()[0][0] == 0

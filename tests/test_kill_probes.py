@@ -30,8 +30,19 @@ OMNILOYAL = str(Path(sys.executable).parent / "omniloyal")
 
 
 def _run_args(workspace: Path) -> list[str]:
-    return ["run", "--inbox", str(workspace / "inbox"), "--warehouse", str(workspace / "w" / "omniloyal.duckdb"),
-            "--exports", str(workspace / "x"), "--reports", str(workspace / "r"), "--as-of", AS_OF]
+    return [
+        "run",
+        "--inbox",
+        str(workspace / "inbox"),
+        "--warehouse",
+        str(workspace / "w" / "omniloyal.duckdb"),
+        "--exports",
+        str(workspace / "x"),
+        "--reports",
+        str(workspace / "r"),
+        "--as-of",
+        AS_OF,
+    ]
 
 
 def _published(workspace: Path) -> tuple[str, str]:
@@ -43,7 +54,9 @@ def _published(workspace: Path) -> tuple[str, str]:
 def _tables(workspace: Path) -> dict:
     with duckdb.connect(str(workspace / "w" / "omniloyal.duckdb"), read_only=True) as con:
         return {
-            "ids": con.execute("select source, source_record_id, customer_id from identity.source_records order by all").fetchall(),
+            "ids": con.execute(
+                "select source, source_record_id, customer_id from identity.source_records order by all"
+            ).fetchall(),
             "balances": con.execute("select * from loyalty.balances order by all").fetchall(),
             "deliveries": con.execute("select file from raw.deliveries order by all").fetchall(),
         }
@@ -54,8 +67,13 @@ def _kill_at(workspace: Path, step: str, capsys=None) -> None:
     check that a second run started meanwhile refuses, naming the first."""
     env = {**os.environ, "DAGSTER_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "false"}
     env.pop("DAGSTER_HOME", None)
-    run = subprocess.Popen([OMNILOYAL, *_run_args(workspace), "--verbose"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, env=env)
+    run = subprocess.Popen(
+        [OMNILOYAL, *_run_args(workspace), "--verbose"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     for line in run.stderr:
         if f" - {step} - STEP_START - " in line:
             if capsys is not None:
@@ -71,7 +89,9 @@ def _kill_at(workspace: Path, step: str, capsys=None) -> None:
 
 def test_a_run_killed_at_its_exports_or_its_publish_leaves_one_consistent_state(tmp_path, capsys):
     full = tmp_path / "full"
-    generate_inbox(people=200, seed=5, out_dir=full, end_date=date.fromisoformat(AS_OF), days=2, bad_row_rate=0)
+    generate_inbox(
+        people=200, seed=5, out_dir=full, end_date=date.fromisoformat(AS_OF), days=2, bad_row_rate=0
+    )
     workspace, reference = tmp_path / "workspace", tmp_path / "reference"
     shutil.copytree(full, workspace / "inbox", ignore=shutil.ignore_patterns("*_20260630.*"))
     assert main(_run_args(workspace)) == 0  # day one, published

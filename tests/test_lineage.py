@@ -14,8 +14,11 @@ from pipelines.definitions import defs
 
 def test_a_model_reads_what_its_import_ctes_name():
     assert model_reads("core/events") == {
-        "identity.source_records", "staging.web_orders", "staging.app_events",
-        "staging.store_transactions", "staging.callcenter_contacts",
+        "identity.source_records",
+        "staging.web_orders",
+        "staging.app_events",
+        "staging.store_transactions",
+        "staging.callcenter_contacts",
     }
 
 
@@ -58,8 +61,13 @@ def test_subqueries_and_every_kind_of_join_are_read():
         and base.customer_id in (select customer_id from marts.segments)
     """
     assert tables_read(sql) == {
-        "core.customers", "core.events", "loyalty.ledger", "identity.blocked_identifiers",
-        "loyalty.program_settings", "loyalty.balances", "marts.segments",
+        "core.customers",
+        "core.events",
+        "loyalty.ledger",
+        "identity.blocked_identifiers",
+        "loyalty.program_settings",
+        "loyalty.balances",
+        "marts.segments",
     }
 
 
@@ -75,7 +83,10 @@ def test_macro_calls_and_table_functions_are_no_tables():
 
 
 def test_names_are_compared_lower_case():
-    assert tables_read('select * from Staging."Web_Orders"', own_table="STAGING.web_orders") == frozenset()
+    assert (
+        tables_read('select * from Staging."Web_Orders"', own_table="STAGING.web_orders")
+        == frozenset()
+    )
 
 
 def test_an_unqualified_table_that_is_no_cte_is_refused():
@@ -84,8 +95,10 @@ def test_an_unqualified_table_that_is_no_cte_is_refused():
 
 
 def test_a_step_does_not_depend_on_what_it_builds_itself():
-    assert step_reads(["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"],
-                      ["loyalty.customers_to_settle"]) == ["loyalty.point_movements"]
+    assert step_reads(
+        ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"],
+        ["loyalty.customers_to_settle"],
+    ) == ["loyalty.point_movements"]
 
 
 # --- the Definitions follow the SQL -----------------------------------------------------
@@ -98,17 +111,31 @@ STEP_SCRATCH = {
 }
 STEP_MODELS = {
     "identity/source_records": ("identity/source_records", ["identity/source_records"]),
-    "identity/id_changes": ("identity/id_history", ["identity/source_records", "identity/id_changes"]),
-    "loyalty/debits": ("loyalty/debits", ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"]),
-    "loyalty/lot_expiry": ("loyalty/lot_expiry", ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"]),
-    "loyalty/debit_checks": ("loyalty/debits", ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"]),
+    "identity/id_changes": (
+        "identity/id_history",
+        ["identity/source_records", "identity/id_changes"],
+    ),
+    "loyalty/debits": (
+        "loyalty/debits",
+        ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"],
+    ),
+    "loyalty/lot_expiry": (
+        "loyalty/lot_expiry",
+        ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"],
+    ),
+    "loyalty/debit_checks": (
+        "loyalty/debits",
+        ["loyalty/debits", "loyalty/lot_expiry", "loyalty/debit_checks"],
+    ),
 }
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 
 
 def _parents(key: str) -> set[str]:
     graph = defs.resolve_asset_graph()
-    return {parent.to_user_string() for parent in graph.get(dg.AssetKey(key.split("/"))).parent_keys}
+    return {
+        parent.to_user_string() for parent in graph.get(dg.AssetKey(key.split("/"))).parent_keys
+    }
 
 
 def _as_keys(tables) -> set[str]:
@@ -129,7 +156,9 @@ def test_every_model_a_python_step_runs_is_listed_here():
     """A model run by run_model outside sql_asset escapes the check above unless listed."""
     run = set()
     for path in ASSETS_DIR.glob("*/*.py"):
-        run |= set(re.findall(r'run_model\(\s*\w+\s*,\s*"([^"]+)"', path.read_text(encoding="utf-8")))
+        run |= set(
+            re.findall(r'run_model\(\s*\w+\s*,\s*"([^"]+)"', path.read_text(encoding="utf-8"))
+        )
     assert run == set(STEP_MODELS)
 
 
@@ -138,4 +167,6 @@ def test_every_input_of_every_asset_is_built_by_an_asset():
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         for parent in graph.get(key).parent_keys:
-            assert graph.get(parent).is_materializable, f"{key.to_user_string()} reads {parent.to_user_string()}"
+            assert graph.get(parent).is_materializable, (
+                f"{key.to_user_string()} reads {parent.to_user_string()}"
+            )

@@ -25,8 +25,14 @@ def prepared(tmp_path_factory) -> tuple[pa.Table, dict[str, str]]:
 
 
 def prepare(folder, people: int, seed: int) -> tuple[pa.Table, dict[str, str]]:
-    generate_inbox(people=people, seed=seed, out_dir=folder / "inbox", truth_path=folder / "truth.csv",
-                   end_date=date(2026, 11, 24), bad_row_rate=0)
+    generate_inbox(
+        people=people,
+        seed=seed,
+        out_dir=folder / "inbox",
+        truth_path=folder / "truth.csv",
+        end_date=date(2026, 11, 24),
+        bad_row_rate=0,
+    )
     con = connect(folder / "w.duckdb", {"as_of": date(2026, 11, 24)})
     con.execute(MACROS_FILE.read_text())
     register_udfs(con, "GB")
@@ -37,11 +43,15 @@ def prepare(folder, people: int, seed: int) -> tuple[pa.Table, dict[str, str]]:
         run_model(con, model)
     records = con.sql("select * from identity.match_input").to_arrow_table()
     con.close()
-    truth = duckdb.sql(f"select source || ':' || source_record_id, person_id from read_csv('{folder / 'truth.csv'}', all_varchar=true)").fetchall()
+    truth = duckdb.sql(
+        f"select source || ':' || source_record_id, person_id from read_csv('{folder / 'truth.csv'}', all_varchar=true)"
+    ).fetchall()
     return records, dict(truth)
 
 
-def pairwise_f1(records: pa.Table, clusters: pa.Table, truth: dict[str, str]) -> tuple[float, float]:
+def pairwise_f1(
+    records: pa.Table, clusters: pa.Table, truth: dict[str, str]
+) -> tuple[float, float]:
     """Precision and recall of the pairs put in one cluster, against the truth."""
     cluster_of = dict(zip(clusters["unique_id"].to_pylist(), clusters["cluster_id"].to_pylist()))
     rows = [(cluster_of.get(uid, uid), truth[uid]) for uid in records["unique_id"].to_pylist()]
@@ -61,8 +71,11 @@ def pairwise_f1(records: pa.Table, clusters: pa.Table, truth: dict[str, str]) ->
 
 def without(records: pa.Table, *columns: str) -> pa.Table:
     for column in columns:
-        records = records.set_column(records.schema.get_field_index(column), column,
-                                     pa.nulls(records.num_rows, records.schema.field(column).type))
+        records = records.set_column(
+            records.schema.get_field_index(column),
+            column,
+            pa.nulls(records.num_rows, records.schema.field(column).type),
+        )
     return records
 
 
@@ -91,7 +104,11 @@ def test_too_few_records_fall_back_to_the_default_model_with_a_warning(prepared)
     records, truth = prepared
     # Forty records of a handful of people: two web accounts and their app and store records.
     people = list(dict.fromkeys(truth[uid] for uid in records["unique_id"].to_pylist()))[:15]
-    small = records.filter(pc.is_in(pa.array([truth[uid] for uid in records["unique_id"].to_pylist()]), pa.array(people)))
+    small = records.filter(
+        pc.is_in(
+            pa.array([truth[uid] for uid in records["unique_id"].to_pylist()]), pa.array(people)
+        )
+    )
     result = match_records(small)
     assert result.training.parameters == "default"
     assert any("too few to train" in warning for warning in result.training.warnings)
@@ -101,8 +118,18 @@ def test_too_few_records_fall_back_to_the_default_model_with_a_warning(prepared)
 
 def test_records_without_identifying_fields_are_one_customer_each(prepared):
     records, _ = prepared
-    bare = without(records, "first_name_key", "canonical_first_name", "last_name_key", "full_name_key",
-                   "email_key", "phone_e164", "birth_on", "postcode", "street_key")
+    bare = without(
+        records,
+        "first_name_key",
+        "canonical_first_name",
+        "last_name_key",
+        "full_name_key",
+        "email_key",
+        "phone_e164",
+        "birth_on",
+        "postcode",
+        "street_key",
+    )
     result = match_records(bare)
     assert result.clusters.num_rows == 0 and result.evidence.num_rows == 0
     assert result.training.parameters == "none"
@@ -127,25 +154,33 @@ def test_the_same_records_give_the_same_clusters_evidence_and_model(prepared):
 
 def test_blocked_and_overused_identifiers_are_not_evidence(tmp_path):
     """A placeholder e-mail and a shop's phone used by many customers join nobody."""
-    con = connect(tmp_path / "w.duckdb", {"as_of": date(2026, 11, 24), "max_people_per_identifier": 3})
-    con.execute("create or replace table identity.record_keys as select * from (values "
-                "('web:1', 'web', '1', 'anna', 'anna', 'berg', 'anna berg', 'test@test.com', '+447700900001', date '1980-01-01', null, null, null::timestamp),"
-                "('app:1', 'app', '1', 'carl', 'carl', 'dahl', 'carl dahl', 'test@test.com', '+447700900002', date '1990-02-02', null, null, null),"
-                "('s:1', 'store', '1', 'eva', 'eva', 'falk', 'eva falk', null, '+441632960000', null, null, null, null),"
-                "('s:2', 'store', '2', 'gus', 'gus', 'holm', 'gus holm', null, '+441632960000', null, null, null, null),"
-                "('s:3', 'store', '3', 'ida', 'ida', 'jung', 'ida jung', null, '+441632960000', null, null, null, null),"
-                "('s:4', 'store', '4', 'kai', 'kai', 'lund', 'kai lund', null, '+441632960000', null, null, null, null)"
-                ") t(unique_id, source, source_record_id, first_name_key, canonical_first_name, last_name_key, full_name_key, "
-                "email_key, phone_e164, birth_on, postcode, street_key, registered_at)")
+    con = connect(
+        tmp_path / "w.duckdb", {"as_of": date(2026, 11, 24), "max_people_per_identifier": 3}
+    )
+    con.execute(
+        "create or replace table identity.record_keys as select * from (values "
+        "('web:1', 'web', '1', 'anna', 'anna', 'berg', 'anna berg', 'test@test.com', '+447700900001', date '1980-01-01', null, null, null::timestamp),"
+        "('app:1', 'app', '1', 'carl', 'carl', 'dahl', 'carl dahl', 'test@test.com', '+447700900002', date '1990-02-02', null, null, null),"
+        "('s:1', 'store', '1', 'eva', 'eva', 'falk', 'eva falk', null, '+441632960000', null, null, null, null),"
+        "('s:2', 'store', '2', 'gus', 'gus', 'holm', 'gus holm', null, '+441632960000', null, null, null, null),"
+        "('s:3', 'store', '3', 'ida', 'ida', 'jung', 'ida jung', null, '+441632960000', null, null, null, null),"
+        "('s:4', 'store', '4', 'kai', 'kai', 'lund', 'kai lund', null, '+441632960000', null, null, null, null)"
+        ") t(unique_id, source, source_record_id, first_name_key, canonical_first_name, last_name_key, full_name_key, "
+        "email_key, phone_e164, birth_on, postcode, street_key, registered_at)"
+    )
     con.execute(MACROS_FILE.read_text())
     run_model(con, "identity/blocked_identifiers")
     run_model(con, "identity/match_input")
-    blocked = con.execute("select kind, value, reason, records, people from identity.blocked_identifiers order by kind").fetchall()
+    blocked = con.execute(
+        "select kind, value, reason, records, people from identity.blocked_identifiers order by kind"
+    ).fetchall()
     assert blocked == [
         ("email", "test@test.com", "listed: placeholder", 2, 2),
         ("phone", "+441632960000", "carried by 4 people, more than 3", 4, 4),
     ]
-    left = con.execute("select count(email_key), count(phone_e164) from identity.match_input").fetchall()[0]
+    left = con.execute(
+        "select count(email_key), count(phone_e164) from identity.match_input"
+    ).fetchall()[0]
     assert left == (0, 2)  # only the two personal phones remain
 
 

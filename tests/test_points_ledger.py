@@ -103,10 +103,18 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
 
     `customer_of` maps a scenario's customer to the customer_id identity gives it.
     """
-    con.execute("create or replace table core.customers (customer_id varchar, birth_on date, first_registered_at timestamp)")
+    con.execute(
+        "create or replace table core.customers (customer_id varchar, birth_on date, first_registered_at timestamp)"
+    )
     # A merged customer keeps the birth date of the scenario whose id survives.
-    people = {customer: birth_on for customer, birth_on in CUSTOMERS.items() if customer_of(customer) == customer}
-    con.executemany("insert into core.customers values (?, ?, timestamp '2023-01-01')", list(people.items()))
+    people = {
+        customer: birth_on
+        for customer, birth_on in CUSTOMERS.items()
+        if customer_of(customer) == customer
+    }
+    con.executemany(
+        "insert into core.customers values (?, ?, timestamp '2023-01-01')", list(people.items())
+    )
     con.execute(
         """
         create or replace table core.events (
@@ -115,17 +123,51 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
             points bigint, refunded_at timestamp, is_completed_purchase boolean)
         """
     )
-    for event_id, customer, channel, event_type, status, occurred_at, amount, points, refunded_on in EVENTS:
+    for (
+        event_id,
+        customer,
+        channel,
+        event_type,
+        status,
+        occurred_at,
+        amount,
+        points,
+        refunded_on,
+    ) in EVENTS:
         con.execute(
             "insert into core.events values (? || ':' || ?, ?, ?, ?, ?, ?, ?, ?::timestamp, ?::timestamp::date, ?, ?, ?::timestamp, ?)",
-            [channel, event_id, customer_of(customer), channel, event_id, f"{customer}-record", event_type, status,
-             occurred_at, occurred_at, amount, points, refunded_on, event_type == "purchase" and status == "completed"],
+            [
+                channel,
+                event_id,
+                customer_of(customer),
+                channel,
+                event_id,
+                f"{customer}-record",
+                event_type,
+                status,
+                occurred_at,
+                occurred_at,
+                amount,
+                points,
+                refunded_on,
+                event_type == "purchase" and status == "completed",
+            ],
         )
-    con.execute("create or replace table identity.match_input (unique_id varchar, source varchar, source_record_id varchar, registered_at timestamp)")
-    con.execute("create or replace table identity.source_records (source varchar, source_record_id varchar, customer_id varchar)")
+    con.execute(
+        "create or replace table identity.match_input (unique_id varchar, source varchar, source_record_id varchar, registered_at timestamp)"
+    )
+    con.execute(
+        "create or replace table identity.source_records (source varchar, source_record_id varchar, customer_id varchar)"
+    )
     for source, record_id, customer, registered_at in records:
-        con.execute("insert into identity.match_input values (? || ':' || ?, ?, ?, ?::timestamp)", [source, record_id, source, record_id, registered_at])
-        con.execute("insert into identity.source_records values (?, ?, ?)", [source, record_id, customer_of(customer)])
+        con.execute(
+            "insert into identity.match_input values (? || ':' || ?, ?, ?, ?::timestamp)",
+            [source, record_id, source, record_id, registered_at],
+        )
+        con.execute(
+            "insert into identity.source_records values (?, ?, ?)",
+            [source, record_id, customer_of(customer)],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -188,14 +230,22 @@ def test_a_downgrade_after_the_grace_period(con):
         ("Member", at("2026-04-10 12:00"), None, "downgrade"),
     ]
     fifo = balance_of(con, "FIFO")
-    assert (fifo["tier"], fifo["tier_since"], float(fifo["qualifying_spend"])) == ("Member", date(2026, 4, 10), 0.0)
+    assert (fifo["tier"], fifo["tier_since"], float(fifo["qualifying_spend"])) == (
+        "Member",
+        date(2026, 4, 10),
+        0.0,
+    )
 
 
 def test_a_downgrade_inside_the_grace_period_has_not_happened(con):
     # 600 on 2025-05-01: Silver. The purchase leaves the window on 2026-05-01; the
     # downgrade would take effect on 2026-08-01, after the as-of date.
     grace = balance_of(con, "GRACE")
-    assert (grace["tier"], grace["tier_since"], float(grace["qualifying_spend"])) == ("Silver", date(2025, 5, 1), 0.0)
+    assert (grace["tier"], grace["tier_since"], float(grace["qualifying_spend"])) == (
+        "Silver",
+        date(2025, 5, 1),
+        0.0,
+    )
     assert (grace["next_tier"], float(grace["spend_to_next_tier"])) == ("Gold", 1000.0)
     # Its 600 points expired unspent on 2026-05-01.
     assert ledger_of(con, "GRACE") == [
@@ -220,7 +270,11 @@ def test_a_redemption_above_the_balance_is_rejected_with_the_reason(con):
         ("R4", "rejected", 30, 0, 20, "asks 30 points, 20 available"),
     ]
     reject = balance_of(con, "REJECT")
-    assert (reject["points_balance"], reject["rejected_redemptions"], reject["points_redeemed"]) == (20, 2, 80)
+    assert (
+        reject["points_balance"],
+        reject["rejected_redemptions"],
+        reject["points_redeemed"],
+    ) == (20, 2, 80)
 
 
 def test_the_refund_of_a_birthday_order_at_gold_takes_back_every_point_it_earned(con):
@@ -235,8 +289,12 @@ def test_the_refund_of_a_birthday_order_at_gold_takes_back_every_point_it_earned
         ("refund", "B2", -600, at("2026-02-20 00:00")),
     ]
     refund = balance_of(con, "REFUND")
-    assert (refund["points_balance"], refund["tier"], refund["tier_since"], refund["next_tier"]) == (
-        1000, "Gold", date(2026, 1, 15), None)
+    assert (
+        refund["points_balance"],
+        refund["tier"],
+        refund["tier_since"],
+        refund["next_tier"],
+    ) == (1000, "Gold", date(2026, 1, 15), None)
     # The refunded order no longer counts towards the tier.
     assert float(refund["qualifying_spend"]) == 1000.0
 
@@ -258,7 +316,9 @@ def test_one_enrolment_bonus_per_person_and_goodwill_as_an_adjustment(con):
         ("expiry", "S-ENROL", -100, at("2024-07-01 10:00")),
         ("goodwill", "K1", 50, at("2026-06-10 12:00")),
     ]
-    assert con.execute("select entry_type from loyalty.ledger where rule = 'goodwill'").fetchall() == [("adjust",)]
+    assert con.execute(
+        "select entry_type from loyalty.ledger where rule = 'goodwill'"
+    ).fetchall() == [("adjust",)]
 
 
 def test_a_store_return_never_takes_back_more_than_was_earned(con):
@@ -288,7 +348,9 @@ def test_a_past_as_of_date_reproduces_that_days_balances(program_path):
     assert balance_of(con, "REFUND")["points_balance"] == 1600
     # REJECT's later redemptions had not happened either; R2 was already refused.
     assert balance_of(con, "REJECT")["points_balance"] == 20
-    assert con.execute("select max(occurred_at) from loyalty.ledger").fetchall()[0][0] < datetime(2026, 2, 16)
+    assert con.execute("select max(occurred_at) from loyalty.ledger").fetchall()[0][0] < datetime(
+        2026, 2, 16
+    )
 
 
 def test_rebuilding_gives_the_same_ledger(con, program_path):
@@ -312,12 +374,19 @@ def test_a_merge_combines_ledgers_without_doubling(program_path):
     # draw on REFUND's points too, so R2 and R4 are applied instead of rejected.
     before = dict(separate.execute(event_entries).fetchall())
     after = dict(merged.execute(event_entries).fetchall())
-    r2, r4 = (separate.execute("select entry_id from loyalty.debits where source_event_id = ?", [e]).fetchall()[0][0] for e in ("R2", "R4"))
+    r2, r4 = (
+        separate.execute(
+            "select entry_id from loyalty.debits where source_event_id = ?", [e]
+        ).fetchall()[0][0]
+        for e in ("R2", "R4")
+    )
     assert set(after) == set(before) | {r2, r4}
     assert all(after[entry] == points for entry, points in before.items())
     assert (after[r2], after[r4]) == (-150, -30)
     # One person, one enrolment bonus; nothing of the others' customers changed.
-    assert merged.execute("select count(*) from loyalty.ledger where rule = 'enrolment'").fetchall() == [(1,)]
+    assert merged.execute(
+        "select count(*) from loyalty.ledger where rule = 'enrolment'"
+    ).fetchall() == [(1,)]
     assert balance_of(merged, "REFUND")["points_balance"] == 1000 + 20 + 50 - 150 - 30
     assert broken_invariants(merged) == dict.fromkeys(INVARIANTS, 0)
     totals = "select customer_id, points_balance from loyalty.balances where customer_id not in ('REFUND', 'REJECT', 'ENROL') order by 1"
@@ -328,10 +397,22 @@ def test_tiers_can_qualify_on_points(tmp_path):
     # SOON spent 20 + 70 = 90 but earned 40 + 70 = 110 base points (the app pays 2 a pound).
     # Qualifying on points with Silver at 100, S2 (2025-12-01) lifts SOON to Silver.
     path = tmp_path / "program.yaml"
-    path.write_text(PROGRAM.replace("qualify_on: spend", "qualify_on: points").replace("threshold: 500", "threshold: 100"))
+    path.write_text(
+        PROGRAM.replace("qualify_on: spend", "qualify_on: points").replace(
+            "threshold: 500", "threshold: 100"
+        )
+    )
     con = connect(":memory:")
     load_inputs(con)
     build(con, program_path=path)
     soon = balance_of(con, "SOON")
-    assert (soon["tier"], soon["tier_since"], soon["qualifying_points"]) == ("Silver", date(2025, 12, 1), 110)
-    assert (soon["next_tier"], soon["points_to_next_tier"], soon["spend_to_next_tier"]) == ("Gold", 890, None)
+    assert (soon["tier"], soon["tier_since"], soon["qualifying_points"]) == (
+        "Silver",
+        date(2025, 12, 1),
+        110,
+    )
+    assert (soon["next_tier"], soon["points_to_next_tier"], soon["spend_to_next_tier"]) == (
+        "Gold",
+        890,
+        None,
+    )

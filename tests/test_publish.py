@@ -45,7 +45,9 @@ def test_publish_refuses_a_file_replaced_since_the_run_copied_it(warehouse):
     build(warehouse, "fast", 3)
     warehouse.publish("fast")  # an overlapping run publishes first
     before = identity(warehouse.published_path)
-    with pytest.raises(WarehouseError, match="changed since this run copied it.*nothing was replaced"):
+    with pytest.raises(
+        WarehouseError, match="changed since this run copied it.*nothing was replaced"
+    ):
         warehouse.publish("slow")
     assert identity(warehouse.published_path) == before
     assert rows(warehouse.published_path) == [("fast-3",), ("first-1",)]
@@ -65,14 +67,24 @@ def test_publish_refuses_while_another_process_writes_the_published_file(warehou
     build(warehouse, "second", 2)
     published = warehouse.published_path
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, time; "
-         f"con = duckdb.connect({str(published)!r}); con.execute(\"insert into raw.t values ('holder')\"); "
-         "print('ready', flush=True); time.sleep(60)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, time; "
+            f"con = duckdb.connect({str(published)!r}); con.execute(\"insert into raw.t values ('holder')\"); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "ready"
         before = identity(published)
-        with pytest.raises(WarehouseError, match=f"open for writing by pid {holder.pid}, so a run cannot replace it; nothing was replaced"):
+        with pytest.raises(
+            WarehouseError,
+            match=f"open for writing by pid {holder.pid}, so a run cannot replace it; nothing was replaced",
+        ):
             warehouse.publish("second")
         assert identity(published) == before and warehouse.previous_versions() == []
         # A new run cannot copy a file being written either: its copy would miss the writer's log.
@@ -100,7 +112,12 @@ def test_leftovers_of_failed_builds_are_cleaned_but_not_a_build_in_use(warehouse
         in_use.execute("create table raw.x as select 1 as a")
         assert (builds / "running.duckdb.wal").exists()
         removed = warehouse.clean_leftovers()
-        assert {p.name for p in removed} == {"killed.partial", "killed.duckdb.wal", "gone.source.json", "old.duckdb"}
+        assert {p.name for p in removed} == {
+            "killed.partial",
+            "killed.duckdb.wal",
+            "gone.source.json",
+            "old.duckdb",
+        }
         assert (builds / "running.duckdb.wal").exists()
     finally:
         in_use.close()
@@ -111,12 +128,21 @@ def test_keep_versions_below_zero_is_refused(tmp_path):
         Warehouse(tmp_path / "omniloyal.duckdb", keep_versions=-1)
 
 
-@pytest.mark.parametrize("outcome, code, told", [
-    ("published", 0, "but could not read its summary: IO Error: Could not set lock"),
-    ("exports failed", 0, "published_warehouse: the warehouse was published, but its segment exports"),
-    ("refused", 1, "failed; the published warehouse is unchanged"),
-])
-def test_omniloyal_run_never_fails_after_publishing(tmp_path, monkeypatch, capsys, outcome, code, told):
+@pytest.mark.parametrize(
+    "outcome, code, told",
+    [
+        ("published", 0, "but could not read its summary: IO Error: Could not set lock"),
+        (
+            "exports failed",
+            0,
+            "published_warehouse: the warehouse was published, but its segment exports",
+        ),
+        ("refused", 1, "failed; the published warehouse is unchanged"),
+    ],
+)
+def test_omniloyal_run_never_fails_after_publishing(
+    tmp_path, monkeypatch, capsys, outcome, code, told
+):
     """Issue 12: a writer that opened the new file made the summary raise: traceback, exit 1, after publishing."""
     import dagster as dg
 
@@ -128,20 +154,46 @@ def test_omniloyal_run_never_fails_after_publishing(tmp_path, monkeypatch, capsy
     @dg.asset(name="published_warehouse")
     def publish(settings: PipelineSettings) -> None:
         if outcome == "exports failed":
-            raise dg.Failure(description="the warehouse was published, but its segment exports could not be put in place",
-                             metadata={"warehouse_published": True})
+            raise dg.Failure(
+                description="the warehouse was published, but its segment exports could not be put in place",
+                metadata={"warehouse_published": True},
+            )
         if outcome == "refused":
             raise dg.Failure(description="changed since this run copied it")
 
     def unreadable(*args):
-        raise duckdb.IOException('IO Error: Could not set lock on file "x": Conflicting lock is held (PID 1)')
+        raise duckdb.IOException(
+            'IO Error: Could not set lock on file "x": Conflicting lock is held (PID 1)'
+        )
 
     job = dg.define_asset_job("omniloyal_everything")
-    monkeypatch.setattr(pipelines.definitions, "defs", dg.Definitions(
-        assets=[publish], jobs=[job], resources={"settings": PipelineSettings()}, executor=dg.in_process_executor))
+    monkeypatch.setattr(
+        pipelines.definitions,
+        "defs",
+        dg.Definitions(
+            assets=[publish],
+            jobs=[job],
+            resources={"settings": PipelineSettings()},
+            executor=dg.in_process_executor,
+        ),
+    )
     monkeypatch.setattr(pipelines.summary, "print_summary", unreadable)
     (tmp_path / "inbox").mkdir()
-    assert main(["run", "--inbox", str(tmp_path / "inbox"), "--warehouse", str(tmp_path / "omniloyal.duckdb"),
-                 "--exports", str(tmp_path / "exports"), "--reports", str(tmp_path / "reports")]) == code
+    assert (
+        main(
+            [
+                "run",
+                "--inbox",
+                str(tmp_path / "inbox"),
+                "--warehouse",
+                str(tmp_path / "omniloyal.duckdb"),
+                "--exports",
+                str(tmp_path / "exports"),
+                "--reports",
+                str(tmp_path / "reports"),
+            ]
+        )
+        == code
+    )
     err = capsys.readouterr().err
     assert told in err and "Traceback" not in err

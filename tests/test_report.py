@@ -36,7 +36,9 @@ def con():
         "('c1', 5, 1, 1, 4), ('c2', 5, 1, 1, 4), ('c3', null, null, null, null)"
         ") as t(customer_id, r_score, f_score, m_score, fm_score)"
     )
-    con.execute("create table loyalty.program_tiers as select * from (values ('Silver', 1), ('Gold', 2)) t(tier, tier_rank)")
+    con.execute(
+        "create table loyalty.program_tiers as select * from (values ('Silver', 1), ('Gold', 2)) t(tier, tier_rank)"
+    )
     con.execute(
         "create table quality.source_summary as select * from (values ('web', 10, 9, 1)) "
         "t(source, rows_read, rows_loaded, rows_quarantined)"
@@ -48,13 +50,19 @@ def test_report_renders_the_warehouse_figures(con, tmp_path):
     page = write_report(con, tmp_path, AS_OF).read_text()
     assert (tmp_path / "latest.html").read_text() == page
     # Rates are the KPIs whose unit says so, a KPI the report has never heard of included.
-    assert 'data-kpi="some_new_share" data-period="as_of" data-dimension="all" data-value="0.5">50.0%<' in page
-    assert 'data-kpi="identity_match_rate" data-period="as_of" data-dimension="web" data-value="0.25">25.0%<' in page
+    assert (
+        'data-kpi="some_new_share" data-period="as_of" data-dimension="all" data-value="0.5">50.0%<'
+        in page
+    )
+    assert (
+        'data-kpi="identity_match_rate" data-period="as_of" data-dimension="web" data-value="0.25">25.0%<'
+        in page
+    )
     assert 'data-value="12.5">12.50<' in page and 'data-value="3.0">3<' in page
     # The match-rate chart shows percent.
     assert ">25</text>" in page
     # The RFM grid counts customers by marts.segments.fm_score: both in row 5, column 4.
-    grid = page[page.index("<h2>RFM grid"):page.index("<h2>Activity")]
+    grid = page[page.index("<h2>RFM grid") : page.index("<h2>Activity")]
     assert "<tr><td>5</td><td>0</td><td>0</td><td>0</td><td>2</td><td>0</td></tr>" in grid
     # The tier funnel follows the programme's tier order.
     assert page.index(">Silver<") < page.index(">Gold<")  # not alphabetical

@@ -17,9 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def hold_lock_in_another_process(published: Path) -> subprocess.Popen:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from assets.shared.run_lock import RunLock; "
-         f"RunLock({str(published)!r}).acquire(); print('ready', flush=True); time.sleep(60)"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from assets.shared.run_lock import RunLock; "
+            f"RunLock({str(published)!r}).acquire(); print('ready', flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "ready"
     return holder
 
@@ -68,16 +75,22 @@ def test_a_stale_lock_of_a_gone_process_is_taken_over(tmp_path):
     published = tmp_path / "omniloyal.duckdb"
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    lock_path(published).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
-                                                "started": "2026-06-30T05:00:00+00:00"}))
+    lock_path(published).write_text(
+        json.dumps(
+            {"pid": gone.pid, "host": socket.gethostname(), "started": "2026-06-30T05:00:00+00:00"}
+        )
+    )
     with RunLock(published) as lock:
-        assert lock.took_over.pid == gone.pid and lock.took_over.started == "2026-06-30T05:00:00+00:00"
+        assert (
+            lock.took_over.pid == gone.pid and lock.took_over.started == "2026-06-30T05:00:00+00:00"
+        )
 
 
 def test_a_lock_left_by_another_host_is_refused(tmp_path):
     published = tmp_path / "omniloyal.duckdb"
-    lock_path(published).write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "2026-06-30T05:00:00+00:00"}))
+    lock_path(published).write_text(
+        json.dumps({"pid": 1, "host": "elsewhere", "started": "2026-06-30T05:00:00+00:00"})
+    )
     with pytest.raises(WarehouseLocked, match="left by pid 1 on elsewhere.*remove the file"):
         RunLock(published).acquire()
     assert lock_path(published).exists()  # not ours to remove
-

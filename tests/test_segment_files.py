@@ -74,8 +74,10 @@ def warehouse(tmp_path):
         "('C3', 'Champions', 5, 5, 5, 3, 7, 700.0, 'active'), ('C4', 'Lost', 1, 1, 1, 400, 1, 10.0, 'churned')) "
         "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, monetary, lifecycle_stage)"
     )
-    con.execute("create table marts.custom_segment_members as select customer_id, 'Push Gold' as segment, 'push' as channel "
-                "from loyalty.balances where tier = 'Gold'")
+    con.execute(
+        "create table marts.custom_segment_members as select customer_id, 'Push Gold' as segment, 'push' as channel "
+        "from loyalty.balances where tier = 'Gold'"
+    )
     con.execute(
         "create table marts.segment_memberships as "
         "select customer_id, 'rfm' as segmentation, rfm_segment as segment from marts.segments "
@@ -103,15 +105,30 @@ def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path, wa
     assert [(r["customer_id"], r["first_name"], r["phone_e164"], r["tier"]) for r in rows] == [
         ("C1", '\'=HYPERLINK("http://x")', "+447911123456", "Gold")
     ]
-    assert list(rows[0])[6:] == ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency", "monetary"]
+    assert list(rows[0])[6:] == [
+        "rfm_segment",
+        "r_score",
+        "f_score",
+        "m_score",
+        "recency_days",
+        "frequency",
+        "monetary",
+    ]
     # Push audience of the custom segment: the Gold customers whose latest push statement is consent.
     assert [r["customer_id"] for r in read_csv(folder / "custom_push_gold.csv")] == ["C2", "C3"]
     # Parquet holds the same rows, typed and without the spreadsheet guard.
     parquet = pq.read_table(folder / "rfm_champions.parquet").to_pylist()
-    assert [(r["customer_id"], r["first_name"], r["points_balance"]) for r in parquet] == [("C1", '=HYPERLINK("http://x")', 10)]
+    assert [(r["customer_id"], r["first_name"], r["points_balance"]) for r in parquet] == [
+        ("C1", '=HYPERLINK("http://x")', 10)
+    ]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert [(f["segmentation"], f["segment"], f["channel"], f["rows"]) for f in manifest["files"]] == [
-        ("custom", "Push Gold", "push", 2), ("rfm", "Champions", "email", 1), ("rfm", "Lost", "email", 1)]
+    assert [
+        (f["segmentation"], f["segment"], f["channel"], f["rows"]) for f in manifest["files"]
+    ] == [
+        ("custom", "Push Gold", "push", 2),
+        ("rfm", "Champions", "email", 1),
+        ("rfm", "Lost", "email", 1),
+    ]
     assert manifest["files"] == sorted(files, key=lambda f: (f["segmentation"], f["segment"]))
     champions = next(f for f in files if f["segment"] == "Champions")
     for kind in ("csv", "parquet"):
@@ -121,7 +138,9 @@ def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path, wa
 
 def test_ad_platform_hashes(tmp_path, warehouse):
     con, program = warehouse
-    write_segment_exports(con, program, tmp_path, date(2026, 6, 30), formats=("csv",), hashes=True, only="Champions")
+    write_segment_exports(
+        con, program, tmp_path, date(2026, 6, 30), formats=("csv",), hashes=True, only="Champions"
+    )
     (row,) = read_csv(tmp_path / "2026-06-30" / "rfm_champions.csv")
     # Normalized before hashing: the e-mail trimmed and lower-cased; the phone in E.164 with
     # its + (Google Customer Match) and as digits only (Meta).
@@ -133,7 +152,9 @@ def test_ad_platform_hashes(tmp_path, warehouse):
 def test_re_exporting_one_segment_keeps_the_others_in_the_manifest(tmp_path, warehouse):
     con, program = warehouse
     write_segment_exports(con, program, tmp_path, date(2026, 6, 30))
-    (entry,) = write_segment_exports(con, program, tmp_path, date(2026, 6, 30), formats=("parquet",), only="Lost")
+    (entry,) = write_segment_exports(
+        con, program, tmp_path, date(2026, 6, 30), formats=("parquet",), only="Lost"
+    )
     assert entry["segment"] == "Lost" and list(entry["files"]) == ["parquet"]
     manifest = json.loads((tmp_path / "2026-06-30" / "manifest.json").read_text())
     assert [f["segment"] for f in manifest["files"]] == ["Push Gold", "Champions", "Lost"]
@@ -153,7 +174,10 @@ def test_segment_names_that_would_share_a_file_are_refused(tmp_path, warehouse):
     """Issue 12: `VIP` and `vip!` both wrote custom_vip.csv; one audience overwrote the other."""
     from assets.loyalty.program import ProgramError
 
-    colliding = program_with_custom(tmp_path, PROGRAM_SEGMENTS + """    - name: VIP
+    colliding = program_with_custom(
+        tmp_path,
+        PROGRAM_SEGMENTS
+        + """    - name: VIP
       channel: email
       where:
         - {column: tier, op: "=", value: Gold}
@@ -161,15 +185,21 @@ def test_segment_names_that_would_share_a_file_are_refused(tmp_path, warehouse):
       channel: push
       where:
         - {column: tier, op: "=", value: Gold}
-""")
-    with pytest.raises(ProgramError, match=r"segments 'VIP' and 'vip!' would both be exported as custom_vip\.csv"):
+""",
+    )
+    with pytest.raises(
+        ProgramError, match=r"segments 'VIP' and 'vip!' would both be exported as custom_vip\.csv"
+    ):
         load_program(colliding)
-    nameless = program_with_custom(tmp_path, """  custom:
+    nameless = program_with_custom(
+        tmp_path,
+        """  custom:
     - name: "!!!"
       channel: email
       where:
         - {column: tier, op: "=", value: Gold}
-""")
+""",
+    )
     with pytest.raises(ProgramError, match="'!!!' needs a letter or digit"):
         load_program(nameless)
     # At export too, however the names arrived.
@@ -178,8 +208,12 @@ def test_segment_names_that_would_share_a_file_are_refused(tmp_path, warehouse):
     con, program = warehouse
     (push_gold,) = program.segmentation.custom
     twins = [push_gold, dataclasses.replace(push_gold, name="PUSH-gold")]
-    program = dataclasses.replace(program, segmentation=dataclasses.replace(program.segmentation, custom=twins))
-    with pytest.raises(ValueError, match="'Push Gold' and 'PUSH-gold' would both be exported as custom_push_gold"):
+    program = dataclasses.replace(
+        program, segmentation=dataclasses.replace(program.segmentation, custom=twins)
+    )
+    with pytest.raises(
+        ValueError, match="'Push Gold' and 'PUSH-gold' would both be exported as custom_push_gold"
+    ):
         write_segment_exports(con, program, tmp_path / "exports", date(2026, 6, 30))
     assert not (tmp_path / "exports" / "2026-06-30").exists()
 
@@ -217,12 +251,17 @@ def test_a_run_stages_its_exports_and_the_publish_swaps_them_in_whole(tmp_path, 
     listed = {entry["files"]["csv"]["file"] for entry in manifest["files"]}
     assert {p.name for p in folder.iterdir()} == listed | {"manifest.json"}
     for entry in manifest["files"]:
-        assert entry["files"]["csv"]["sha256"] == hashlib.sha256((folder / entry["files"]["csv"]["file"]).read_bytes()).hexdigest()
+        assert (
+            entry["files"]["csv"]["sha256"]
+            == hashlib.sha256((folder / entry["files"]["csv"]["file"]).read_bytes()).hexdigest()
+        )
     assert "Changed" in (folder / "rfm_champions.csv").read_text()
     assert not staging_dir(exports, "run2").exists()
 
 
-def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_next(tmp_path, warehouse):
+def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_next(
+    tmp_path, warehouse
+):
     from assets.exports.segment_files import (
         clean_export_staging,
         finish_interrupted_publish,
@@ -233,7 +272,11 @@ def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_
     from assets.shared.warehouse import file_identity
 
     con, program = warehouse
-    exports, as_of, folder = tmp_path / "exports", date(2026, 6, 30), tmp_path / "exports" / "2026-06-30"
+    exports, as_of, folder = (
+        tmp_path / "exports",
+        date(2026, 6, 30),
+        tmp_path / "exports" / "2026-06-30",
+    )
     write_segment_exports(con, program, staging_dir(exports, "old"), as_of)
     publish_segment_exports(exports, "old")
     old_manifest = (folder / "manifest.json").read_text()
@@ -249,7 +292,9 @@ def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_
         build.write_bytes(f"the build of {run}".encode())
         mark_publishing(exports, run, file_identity(build.stat()))
     os.replace(tmp_path / "killed.duckdb", published)
-    assert (folder / "manifest.json").read_text() == old_manifest  # the new warehouse beside the old exports
+    assert (
+        folder / "manifest.json"
+    ).read_text() == old_manifest  # the new warehouse beside the old exports
 
     assert finish_interrupted_publish(exports, file_identity(published.stat())) == [folder]
     assert "Killed" in (folder / "rfm_champions.csv").read_text()

@@ -28,7 +28,15 @@ EVENTS = [
     ("C1", "web", "O2", "purchase", "refunded", "2026-05-02 10:00:00", 50.00),
     ("C1", "web", "O3", "purchase", "cancelled", "2026-05-03 10:00:00", 70.00),
     ("C1", "app", "E4", "review", "completed", "2026-06-15 10:00:00", None),
-    ("C2", "app", "E1", "purchase", "completed", "2025-01-15 10:00:00", 900.00),  # outside 12 months
+    (
+        "C2",
+        "app",
+        "E1",
+        "purchase",
+        "completed",
+        "2025-01-15 10:00:00",
+        900.00,
+    ),  # outside 12 months
     ("C2", "app", "E2", "purchase", "completed", "2026-01-15 10:00:00", 300.00),
     ("C2", "app", "E3", "share", "completed", "2026-01-16 10:00:00", None),  # more than 90 days ago
     ("C2", "callcenter", "K1", "contact", "completed", "2026-06-10 10:00:00", None),
@@ -55,10 +63,15 @@ def con():
         "create table loyalty.balances (customer_id varchar, points_expiring_next_30_days bigint, tier varchar, "
         "next_tier varchar, spend_to_next_tier decimal(18, 2), points_to_next_tier bigint, points_balance bigint)"
     )
-    con.execute("create table marts.customer_value (customer_id varchar, predicted_value_12m double, probability_alive double)")
+    con.execute(
+        "create table marts.customer_value (customer_id varchar, predicted_value_12m double, probability_alive double)"
+    )
     for customer, birth_on, value, expiring, tier, next_tier, needed in CUSTOMERS:
         con.execute("insert into core.customers values (?, ?)", [customer, birth_on])
-        con.execute("insert into loyalty.balances values (?, ?, ?, ?, ?, null, 0)", [customer, expiring, tier, next_tier, needed])
+        con.execute(
+            "insert into loyalty.balances values (?, ?, ?, ?, ?, null, 0)",
+            [customer, expiring, tier, next_tier, needed],
+        )
         if value is not None:
             con.execute("insert into marts.customer_value values (?, ?, 0.9)", [customer, value])
     con.execute(
@@ -82,7 +95,9 @@ def con():
 
 
 def column(con, name: str) -> dict:
-    return dict(con.execute(f"select customer_id, {name} from marts.segments order by 1").fetchall())
+    return dict(
+        con.execute(f"select customer_id, {name} from marts.segments order by 1").fetchall()
+    )
 
 
 def test_rfm_scores_and_segments(con):
@@ -107,24 +122,71 @@ def test_rfm_scores_and_segments(con):
 def test_lifecycle_channel_mix_and_value_bands(con):
     # Lifecycle windows 30 / 90 / 180 / 365 days: C5's first purchase was 10 days ago (new);
     # C1 last bought 29 days ago (active); C2 166 days ago (at risk).
-    assert column(con, "lifecycle_stage") == {"C1": "active", "C2": "at risk", "C3": "prospect", "C4": "prospect", "C5": "new"}
-    assert column(con, "channel_mix") == {"C1": "omnichannel", "C2": "app-only", "C3": "no purchase",
-                                          "C4": "no purchase", "C5": "store-only"}
+    assert column(con, "lifecycle_stage") == {
+        "C1": "active",
+        "C2": "at risk",
+        "C3": "prospect",
+        "C4": "prospect",
+        "C5": "new",
+    }
+    assert column(con, "channel_mix") == {
+        "C1": "omnichannel",
+        "C2": "app-only",
+        "C3": "no purchase",
+        "C4": "no purchase",
+        "C5": "store-only",
+    }
     # By predicted value, highest first: C1 at 1/3 of buyers (Medium: up to 0.6), C2 at 2/3
     # and C5 at 3/3 (Low: up to 1.0); nobody within the Top 10% or High 30% of three.
-    assert column(con, "value_band") == {"C1": "Medium", "C2": "Low", "C3": None, "C4": None, "C5": "Low"}
+    assert column(con, "value_band") == {
+        "C1": "Medium",
+        "C2": "Low",
+        "C3": None,
+        "C4": None,
+        "C5": "Low",
+    }
     assert float(column(con, "historical_value")["C2"]) == 1200.0
 
 
 def test_engagement_and_occasions(con):
     # C1's review on 2026-06-15 is within 90 days (Low: 1-2 events); C2's share is not.
     assert column(con, "app_engagements_90d") == {"C1": 1, "C2": 0, "C3": 0, "C4": 0, "C5": 0}
-    assert column(con, "engagement_level") == {"C1": "Low", "C2": "None", "C3": "None", "C4": "None", "C5": "None"}
-    assert column(con, "has_recent_callcenter_contact") == {"C1": False, "C2": True, "C3": False, "C4": False, "C5": False}
-    assert column(con, "is_birthday_this_month") == {"C1": True, "C2": False, "C3": False, "C4": False, "C5": False}
-    assert column(con, "has_points_expiring_30d") == {"C1": True, "C2": False, "C3": False, "C4": False, "C5": False}
+    assert column(con, "engagement_level") == {
+        "C1": "Low",
+        "C2": "None",
+        "C3": "None",
+        "C4": "None",
+        "C5": "None",
+    }
+    assert column(con, "has_recent_callcenter_contact") == {
+        "C1": False,
+        "C2": True,
+        "C3": False,
+        "C4": False,
+        "C5": False,
+    }
+    assert column(con, "is_birthday_this_month") == {
+        "C1": True,
+        "C2": False,
+        "C3": False,
+        "C4": False,
+        "C5": False,
+    }
+    assert column(con, "has_points_expiring_30d") == {
+        "C1": True,
+        "C2": False,
+        "C3": False,
+        "C4": False,
+        "C5": False,
+    }
     # Close to Gold (threshold 750, share 0.1): C1 needs 60 <= 75; C2 needs 450.
-    assert column(con, "is_close_to_next_tier") == {"C1": True, "C2": False, "C3": False, "C4": False, "C5": False}
+    assert column(con, "is_close_to_next_tier") == {
+        "C1": True,
+        "C2": False,
+        "C3": False,
+        "C4": False,
+        "C5": False,
+    }
 
 
 def test_memberships_long_table(con):
@@ -145,15 +207,30 @@ def test_memberships_long_table(con):
 
 def test_custom_segments_from_conditions(con):
     segments = [
-        CustomSegment("Silver buyers", "email", (Condition("tier", "=", "Silver"), Condition("frequency", ">=", 2))),
-        CustomSegment("Some stages", "push", (Condition("lifecycle_stage", "in", ("new", "at risk")),)),
+        CustomSegment(
+            "Silver buyers",
+            "email",
+            (Condition("tier", "=", "Silver"), Condition("frequency", ">=", 2)),
+        ),
+        CustomSegment(
+            "Some stages", "push", (Condition("lifecycle_stage", "in", ("new", "at risk")),)
+        ),
         # A value is a bound parameter: SQL in it is just text that matches nobody.
         CustomSegment("Hostile", "email", (Condition("tier", "=", "x' or '1'='1"),)),
     ]
-    assert write_custom_segment_members(con, segments) == {"Silver buyers": 2, "Some stages": 2, "Hostile": 0}
+    assert write_custom_segment_members(con, segments) == {
+        "Silver buyers": 2,
+        "Some stages": 2,
+        "Hostile": 0,
+    }
     assert con.execute(
         "select segment, customer_id from marts.custom_segment_members order by all"
-    ).fetchall() == [("Silver buyers", "C1"), ("Silver buyers", "C2"), ("Some stages", "C2"), ("Some stages", "C5")]
+    ).fetchall() == [
+        ("Silver buyers", "C1"),
+        ("Silver buyers", "C2"),
+        ("Some stages", "C2"),
+        ("Some stages", "C5"),
+    ]
     assert con.execute("select count(*) from marts.segments").fetchall() == [(5,)]
 
 
@@ -161,105 +238,193 @@ def test_custom_segment_definitions_cannot_name_personal_or_unknown_columns(tmp_
     with pytest.raises(ValueError, match="is not allowed"):
         segment_query(CustomSegment("x", "email", (Condition("email", "=", "a@b.c"),)))
     bundled = (load_program.__defaults__[0]).read_text()
-    for column, message in (("email", "'email' is not a non-personal column"),
-                            ("tier; drop table core.customers", "is not a non-personal column")):
+    for column, message in (
+        ("email", "'email' is not a non-personal column"),
+        ("tier; drop table core.customers", "is not a non-personal column"),
+    ):
         path = tmp_path / "program.yaml"
-        path.write_text(bundled.replace("{column: tier, op: \"=\", value: Gold}", f"{{column: \"{column}\", op: \"=\", value: Gold}}"))
+        path.write_text(
+            bundled.replace(
+                '{column: tier, op: "=", value: Gold}',
+                f'{{column: "{column}", op: "=", value: Gold}}',
+            )
+        )
         with pytest.raises(ProgramError, match=message):
             load_program(path)
 
 
 # source, record, customer, registered_at
 RECORDS = [
-    ("web", "W1", "C1", "2026-01-10"), ("store", "S1", "C1", "2025-03-01"), ("app", "A1", "C1", "2026-02-01"),
-    ("app", "A2", "C2", "2025-01-01"), ("callcenter", "K2", "C2", "2026-06-10"), ("store", "S3", "C3", "2026-06-01"),
-    ("web", "W4", "C4", "2026-06-15"), ("store", "S5", "C5", "2026-06-20"),
+    ("web", "W1", "C1", "2026-01-10"),
+    ("store", "S1", "C1", "2025-03-01"),
+    ("app", "A1", "C1", "2026-02-01"),
+    ("app", "A2", "C2", "2025-01-01"),
+    ("callcenter", "K2", "C2", "2026-06-10"),
+    ("store", "S3", "C3", "2026-06-01"),
+    ("web", "W4", "C4", "2026-06-15"),
+    ("store", "S5", "C5", "2026-06-20"),
 ]
 # customer, entry type, points, occurred_at
 LEDGER = [
-    ("C1", "earn", 100, "2026-06-01"), ("C1", "earn", 200, "2026-05-01"), ("C2", "earn", 300, "2026-01-15"),
-    ("C2", "redeem", -50, "2026-06-05"), ("C2", "expire", -20, "2026-03-01"),
+    ("C1", "earn", 100, "2026-06-01"),
+    ("C1", "earn", 200, "2026-05-01"),
+    ("C2", "earn", 300, "2026-01-15"),
+    ("C2", "redeem", -50, "2026-06-05"),
+    ("C2", "expire", -20, "2026-03-01"),
 ]
 
 
 @pytest.fixture(scope="module")
 def kpis(con):
-    con.execute("update loyalty.balances set points_balance = case customer_id when 'C1' then 300 when 'C2' then 230 else 0 end")
-    con.execute("create table identity.source_records (source varchar, source_record_id varchar, customer_id varchar)")
-    con.execute("create table identity.match_input (source varchar, source_record_id varchar, registered_at timestamp)")
+    con.execute(
+        "update loyalty.balances set points_balance = case customer_id when 'C1' then 300 when 'C2' then 230 else 0 end"
+    )
+    con.execute(
+        "create table identity.source_records (source varchar, source_record_id varchar, customer_id varchar)"
+    )
+    con.execute(
+        "create table identity.match_input (source varchar, source_record_id varchar, registered_at timestamp)"
+    )
     for source, record, customer, registered_at in RECORDS:
-        con.execute("insert into identity.source_records values (?, ?, ?)", [source, record, customer])
-        con.execute("insert into identity.match_input values (?, ?, ?)", [source, record, registered_at])
-    con.execute("create table loyalty.ledger (customer_id varchar, entry_type varchar, points bigint, occurred_at timestamp)")
+        con.execute(
+            "insert into identity.source_records values (?, ?, ?)", [source, record, customer]
+        )
+        con.execute(
+            "insert into identity.match_input values (?, ?, ?)", [source, record, registered_at]
+        )
+    con.execute(
+        "create table loyalty.ledger (customer_id varchar, entry_type varchar, points bigint, occurred_at timestamp)"
+    )
     con.executemany("insert into loyalty.ledger values (?, ?, ?, ?)", LEDGER)
-    con.execute("create table loyalty.tier_history (customer_id varchar, tier varchar, valid_from timestamp, change varchar)")
-    con.execute("insert into loyalty.tier_history values ('C1', 'Silver', '2026-05-01', 'upgrade'), ('C2', 'Silver', '2025-01-15', 'upgrade')")
+    con.execute(
+        "create table loyalty.tier_history (customer_id varchar, tier varchar, valid_from timestamp, change varchar)"
+    )
+    con.execute(
+        "insert into loyalty.tier_history values ('C1', 'Silver', '2026-05-01', 'upgrade'), ('C2', 'Silver', '2025-01-15', 'upgrade')"
+    )
     run_model(con, "marts/kpis")
-    return {(kpi, period, dimension): round(value, 6) for kpi, period, dimension, value in con.execute("select kpi, period, dimension, value from marts.kpis").fetchall()}
+    return {
+        (kpi, period, dimension): round(value, 6)
+        for kpi, period, dimension, value in con.execute(
+            "select kpi, period, dimension, value from marts.kpis"
+        ).fetchall()
+    }
 
 
 def test_snapshot_kpis_by_hand(kpis):
-    snapshot = {(kpi, dimension): value for (kpi, period, dimension), value in kpis.items() if period == "as_of"}
+    snapshot = {
+        (kpi, dimension): value
+        for (kpi, period, dimension), value in kpis.items()
+        if period == "as_of"
+    }
     assert snapshot == {
-        ("members", "all"): 5, ("members", "web"): 2, ("members", "app"): 2, ("members", "store"): 3, ("members", "callcenter"): 1,
-        ("customer_records", "web"): 2, ("customer_records", "app"): 2, ("customer_records", "store"): 3,
+        ("members", "all"): 5,
+        ("members", "web"): 2,
+        ("members", "app"): 2,
+        ("members", "store"): 3,
+        ("members", "callcenter"): 1,
+        ("customer_records", "web"): 2,
+        ("customer_records", "app"): 2,
+        ("customer_records", "store"): 3,
         ("customer_records", "callcenter"): 1,
         ("records_per_customer", "all"): 1.6,  # 8 records, 5 customers
         # A record counts as matched when its customer also has a record in another source (C1, C2).
-        ("identity_match_rate", "web"): 0.5, ("identity_match_rate", "app"): 1.0,
-        ("identity_match_rate", "store"): round(1 / 3, 6), ("identity_match_rate", "callcenter"): 1.0,
-        ("active_members_30d", "all"): 2, ("active_members_90d", "all"): 2,  # C1 and C5
+        ("identity_match_rate", "web"): 0.5,
+        ("identity_match_rate", "app"): 1.0,
+        ("identity_match_rate", "store"): round(1 / 3, 6),
+        ("identity_match_rate", "callcenter"): 1.0,
+        ("active_members_30d", "all"): 2,
+        ("active_members_90d", "all"): 2,  # C1 and C5
         ("retention_rate_90d", "all"): 0.0,  # C2 bought in January and not since
         ("repeat_purchase_rate", "all"): round(2 / 3, 6),  # C1 and C2 of three buyers
         # Purchases since 2025-06-30: 100.40 + 200.99 + 300 + 50 = 651.39 in 4 orders by 3 customers.
         ("average_order_value_12m", "all"): 162.8475,
         ("revenue_per_member_12m", "all"): 130.278,
         ("purchase_frequency_12m", "all"): round(4 / 3, 6),
-        ("points_outstanding", "all"): 530, ("points_issued", "all"): 600, ("points_redeemed", "all"): 50,
+        ("points_outstanding", "all"): 530,
+        ("points_issued", "all"): 600,
+        ("points_redeemed", "all"): 50,
         ("points_expired", "all"): 20,
-        ("redemption_rate", "all"): round(50 / 600, 6), ("breakage_rate", "all"): round(20 / 600, 6),
-        ("members_per_tier", "Member"): 3, ("members_per_tier", "Silver"): 2,
-        ("customers_per_rfm_segment", "At Risk"): 1, ("customers_per_rfm_segment", "New"): 1,
-        ("customers_per_rfm_segment", "Potential Loyalists"): 1, ("customers_per_rfm_segment", "Prospect"): 2,
-        ("customers_per_lifecycle_stage", "active"): 1, ("customers_per_lifecycle_stage", "at risk"): 1,
-        ("customers_per_lifecycle_stage", "new"): 1, ("customers_per_lifecycle_stage", "prospect"): 2,
-        ("customers_per_channel_mix", "app-only"): 1, ("customers_per_channel_mix", "no purchase"): 2,
-        ("customers_per_channel_mix", "omnichannel"): 1, ("customers_per_channel_mix", "store-only"): 1,
+        ("redemption_rate", "all"): round(50 / 600, 6),
+        ("breakage_rate", "all"): round(20 / 600, 6),
+        ("members_per_tier", "Member"): 3,
+        ("members_per_tier", "Silver"): 2,
+        ("customers_per_rfm_segment", "At Risk"): 1,
+        ("customers_per_rfm_segment", "New"): 1,
+        ("customers_per_rfm_segment", "Potential Loyalists"): 1,
+        ("customers_per_rfm_segment", "Prospect"): 2,
+        ("customers_per_lifecycle_stage", "active"): 1,
+        ("customers_per_lifecycle_stage", "at risk"): 1,
+        ("customers_per_lifecycle_stage", "new"): 1,
+        ("customers_per_lifecycle_stage", "prospect"): 2,
+        ("customers_per_channel_mix", "app-only"): 1,
+        ("customers_per_channel_mix", "no purchase"): 2,
+        ("customers_per_channel_mix", "omnichannel"): 1,
+        ("customers_per_channel_mix", "store-only"): 1,
         ("omnichannel_share", "all"): round(1 / 3, 6),
-        ("average_spend", "omnichannel"): 301.39, ("average_spend", "single channel"): 625.0,  # (1200 + 50) / 2
+        ("average_spend", "omnichannel"): 301.39,
+        ("average_spend", "single channel"): 625.0,  # (1200 + 50) / 2
     }
 
 
 def test_monthly_kpis_by_hand(kpis):
     monthly = {key: value for key, value in kpis.items() if key[1] != "as_of"}
     assert monthly == {
-        ("revenue", "2025-01", "app"): 900.0, ("revenue", "2026-01", "app"): 300.0,
-        ("revenue", "2026-05", "store"): 200.99, ("revenue", "2026-06", "web"): 100.4, ("revenue", "2026-06", "store"): 50.0,
-        ("orders", "2025-01", "app"): 1, ("orders", "2026-01", "app"): 1, ("orders", "2026-05", "store"): 1,
-        ("orders", "2026-06", "web"): 1, ("orders", "2026-06", "store"): 1,
-        ("average_order_value", "2025-01", "all"): 900.0, ("average_order_value", "2026-01", "all"): 300.0,
-        ("average_order_value", "2026-05", "all"): 200.99, ("average_order_value", "2026-06", "all"): 75.2,
-        ("active_members", "2025-01", "all"): 1, ("active_members", "2026-01", "all"): 1,
-        ("active_members", "2026-05", "all"): 1, ("active_members", "2026-06", "all"): 2,
+        ("revenue", "2025-01", "app"): 900.0,
+        ("revenue", "2026-01", "app"): 300.0,
+        ("revenue", "2026-05", "store"): 200.99,
+        ("revenue", "2026-06", "web"): 100.4,
+        ("revenue", "2026-06", "store"): 50.0,
+        ("orders", "2025-01", "app"): 1,
+        ("orders", "2026-01", "app"): 1,
+        ("orders", "2026-05", "store"): 1,
+        ("orders", "2026-06", "web"): 1,
+        ("orders", "2026-06", "store"): 1,
+        ("average_order_value", "2025-01", "all"): 900.0,
+        ("average_order_value", "2026-01", "all"): 300.0,
+        ("average_order_value", "2026-05", "all"): 200.99,
+        ("average_order_value", "2026-06", "all"): 75.2,
+        ("active_members", "2025-01", "all"): 1,
+        ("active_members", "2026-01", "all"): 1,
+        ("active_members", "2026-05", "all"): 1,
+        ("active_members", "2026-06", "all"): 2,
         # Of last month's buyers, the share buying this month: C2 never came back the month
         # after; C1 bought in May and June. July is after the as-of date.
-        ("retention_rate", "2025-02", "all"): 0.0, ("retention_rate", "2026-02", "all"): 0.0,
+        ("retention_rate", "2025-02", "all"): 0.0,
+        ("retention_rate", "2026-02", "all"): 0.0,
         ("retention_rate", "2026-06", "all"): 1.0,
-        ("churn_rate", "2025-02", "all"): 1.0, ("churn_rate", "2026-02", "all"): 1.0, ("churn_rate", "2026-06", "all"): 0.0,
-        ("enrolments", "2025-01", "app"): 1, ("enrolments", "2025-03", "store"): 1, ("enrolments", "2026-01", "web"): 1,
-        ("enrolments", "2026-02", "app"): 1, ("enrolments", "2026-06", "store"): 2, ("enrolments", "2026-06", "web"): 1,
-        ("points_issued", "2026-01", "earn"): 300, ("points_issued", "2026-05", "earn"): 200,
+        ("churn_rate", "2025-02", "all"): 1.0,
+        ("churn_rate", "2026-02", "all"): 1.0,
+        ("churn_rate", "2026-06", "all"): 0.0,
+        ("enrolments", "2025-01", "app"): 1,
+        ("enrolments", "2025-03", "store"): 1,
+        ("enrolments", "2026-01", "web"): 1,
+        ("enrolments", "2026-02", "app"): 1,
+        ("enrolments", "2026-06", "store"): 2,
+        ("enrolments", "2026-06", "web"): 1,
+        ("points_issued", "2026-01", "earn"): 300,
+        ("points_issued", "2026-05", "earn"): 200,
         ("points_issued", "2026-06", "earn"): 100,
-        ("points_redeemed", "2026-06", "all"): 50, ("points_expired", "2026-03", "all"): 20,
-        ("tier_movements", "2025-01", "upgrade to Silver"): 1, ("tier_movements", "2026-05", "upgrade to Silver"): 1,
+        ("points_redeemed", "2026-06", "all"): 50,
+        ("points_expired", "2026-03", "all"): 20,
+        ("tier_movements", "2025-01", "upgrade to Silver"): 1,
+        ("tier_movements", "2026-05", "upgrade to Silver"): 1,
     }
 
 
 def test_every_kpi_has_its_unit(con, kpis):
     units = dict(con.execute("select distinct kpi, unit from marts.kpis").fetchall())
-    assert len(units) == con.execute("select count(distinct kpi) from marts.kpis").fetchone()[0]  # one unit a KPI
+    assert (
+        len(units) == con.execute("select count(distinct kpi) from marts.kpis").fetchone()[0]
+    )  # one unit a KPI
     assert {kpi for kpi, unit in units.items() if unit == "rate"} == {
-        "identity_match_rate", "retention_rate_90d", "repeat_purchase_rate", "redemption_rate", "breakage_rate",
-        "omnichannel_share", "retention_rate", "churn_rate",
+        "identity_match_rate",
+        "retention_rate_90d",
+        "repeat_purchase_rate",
+        "redemption_rate",
+        "breakage_rate",
+        "omnichannel_share",
+        "retention_rate",
+        "churn_rate",
     }
     assert set(units.values()) == {"rate", "count", "currency", "points", "number"}

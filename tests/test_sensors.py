@@ -10,7 +10,9 @@ from pipelines.sensors import build_inbox_sensor, inbox_files
 
 
 def _evaluate(sensor, inbox, cursor=None):
-    context = dg.build_sensor_context(cursor=cursor, resources={"settings": PipelineSettings(inbox_dir=str(inbox))})
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"settings": PipelineSettings(inbox_dir=str(inbox))}
+    )
     return sensor(context), context.cursor
 
 

@@ -15,16 +15,38 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("OMNILOYAL_MAX_BAD_ROW_SHARE", "five", "max_bad_row_share (from OMNILOYAL_MAX_BAD_ROW_SHARE) must be a number from 0 to 1, got 'five'"),
+        (
+            "OMNILOYAL_MAX_BAD_ROW_SHARE",
+            "five",
+            "max_bad_row_share (from OMNILOYAL_MAX_BAD_ROW_SHARE) must be a number from 0 to 1, got 'five'",
+        ),
         ("OMNILOYAL_MAX_BAD_ROW_SHARE", "1.5", "must be a number from 0 to 1"),
-        ("OMNILOYAL_KEEP_VERSIONS", "-1", "keep_versions (from OMNILOYAL_KEEP_VERSIONS) must be a whole number of at least 0, got '-1'"),
+        (
+            "OMNILOYAL_KEEP_VERSIONS",
+            "-1",
+            "keep_versions (from OMNILOYAL_KEEP_VERSIONS) must be a whole number of at least 0, got '-1'",
+        ),
         ("OMNILOYAL_MAX_PEOPLE_PER_IDENTIFIER", "1", "must be a whole number of at least 2"),
-        ("OMNILOYAL_EXPORT_HASHES", "maybe", "export_hashes (from OMNILOYAL_EXPORT_HASHES) must be true or false"),
-        ("OMNILOYAL_PHONE_REGION", "XX", "phone_region (from OMNILOYAL_PHONE_REGION) must be a two-letter region"),
-        ("OMNILOYAL_PROGRAM", "/no/such/program.yaml", "program_file (from OMNILOYAL_PROGRAM) must be an existing file"),
+        (
+            "OMNILOYAL_EXPORT_HASHES",
+            "maybe",
+            "export_hashes (from OMNILOYAL_EXPORT_HASHES) must be true or false",
+        ),
+        (
+            "OMNILOYAL_PHONE_REGION",
+            "XX",
+            "phone_region (from OMNILOYAL_PHONE_REGION) must be a two-letter region",
+        ),
+        (
+            "OMNILOYAL_PROGRAM",
+            "/no/such/program.yaml",
+            "program_file (from OMNILOYAL_PROGRAM) must be an existing file",
+        ),
     ],
 )
-def test_a_bad_setting_stops_the_run_with_one_line(monkeypatch, capsys, tmp_path, variable, value, expected):
+def test_a_bad_setting_stops_the_run_with_one_line(
+    monkeypatch, capsys, tmp_path, variable, value, expected
+):
     monkeypatch.setenv(variable, value)
     assert main(["run", "--inbox", str(tmp_path), "--warehouse", str(tmp_path / "w.duckdb")]) == 2
     err = capsys.readouterr().err
@@ -64,8 +86,12 @@ def test_the_resource_checks_values_set_in_the_launchpad(tmp_path):
 def _run_settings(tmp_path, program):
     from pipelines.definitions import RunSettings
 
-    return RunSettings(warehouse_path=str(tmp_path / "w.duckdb"), exports_dir=str(tmp_path / "exports"),
-                       inbox_dir=str(tmp_path), program_file=str(program))
+    return RunSettings(
+        warehouse_path=str(tmp_path / "w.duckdb"),
+        exports_dir=str(tmp_path / "exports"),
+        inbox_dir=str(tmp_path),
+        program_file=str(program),
+    )
 
 
 def test_a_run_reads_the_program_once_so_an_edit_mid_run_changes_nothing(tmp_path):
@@ -82,7 +108,9 @@ def test_a_run_reads_the_program_once_so_an_edit_mid_run_changes_nothing(tmp_pat
     @dg.asset
     def ledger(settings: PipelineSettings) -> None:
         seen.append(settings.program())
-        program.write_text(bundled.replace("\n  months: 12", "\n  months: 24"))  # marketing saves mid-run
+        program.write_text(
+            bundled.replace("\n  months: 12", "\n  months: 24")
+        )  # marketing saves mid-run
 
     @dg.asset(deps=[ledger])
     def segments(settings: PipelineSettings) -> None:
@@ -111,10 +139,17 @@ def test_a_broken_program_fails_the_run_before_the_first_asset(tmp_path):
     def first(settings: PipelineSettings) -> None:
         started.append(True)
 
-    result = dg.materialize([first], resources={"settings": _run_settings(tmp_path, program)}, raise_on_error=False)
+    result = dg.materialize(
+        [first], resources={"settings": _run_settings(tmp_path, program)}, raise_on_error=False
+    )
     assert not result.success and started == []
     # What `omniloyal run` prints when the file broke after its own check: the line, no traceback.
-    assert _failures(result) == [("run start", f"{program}: earning.points_per_currency_unit has no rate for web, app, store")]
+    assert _failures(result) == [
+        (
+            "run start",
+            f"{program}: earning.points_per_currency_unit has no rate for web, app, store",
+        )
+    ]
 
 
 def test_omniloyal_run_refuses_a_broken_program_in_one_line_before_any_work(tmp_path):
@@ -128,7 +163,9 @@ def test_omniloyal_run_refuses_a_broken_program_in_one_line_before_any_work(tmp_
         f" '--program', {str(program)!r}])\n"
         "print(code, 'dagster' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert result.stdout.split() == ["2", "False"], result.stderr
     assert result.stderr == f"omniloyal run: {program}: earning is missing\n"
     assert list(tmp_path.iterdir()) == [program]  # no warehouse, lock or exports folder
@@ -147,6 +184,8 @@ def test_help_and_argument_errors_answer_without_importing_dagster():
         "        codes.append(stop.code)\n"
         "print(codes, 'dagster' in sys.modules, 'pandas' in sys.modules, file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert result.stderr.splitlines()[-1] == "[0, 0, 2, 2] False False"
     assert "usage: omniloyal run" in result.stdout

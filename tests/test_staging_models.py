@@ -20,7 +20,8 @@ def test_later_delivery_wins_and_fields_are_standardized(tmp_path):
     )
     # The later file changes W1's e-mail and consent; W2 is not in it and stays.
     (tmp_path / "web" / "customers_20260102.csv").write_text(
-        HEADER + "W1, New@Example.com ,bob,SMITH,+44 7911 123456,1980-02-03,12 High St.,london,SW1A 1AA,GB,2025-01-01T00:00:00Z,false\n"
+        HEADER
+        + "W1, New@Example.com ,bob,SMITH,+44 7911 123456,1980-02-03,12 High St.,london,SW1A 1AA,GB,2025-01-01T00:00:00Z,false\n"
     )
     con = connect(":memory:", {"as_of": date(2026, 1, 31)})
     con.execute(MACROS_FILE.read_text())
@@ -33,11 +34,42 @@ def test_later_delivery_wins_and_fields_are_standardized(tmp_path):
         "from staging.web_customers order by 1"
     ).fetchall()
     assert rows == [
-        ("W1", "Bob", "Smith", "new@example.com", "+447911123456", False, date(1980, 2, 3), False, "12 high st", "SW1A 1AA", False, date(2026, 1, 2)),
-        ("W2", "Ann", "Lee", "x@y.com", None, True, None, True, None, None, False, date(2026, 1, 1)),
+        (
+            "W1",
+            "Bob",
+            "Smith",
+            "new@example.com",
+            "+447911123456",
+            False,
+            date(1980, 2, 3),
+            False,
+            "12 high st",
+            "SW1A 1AA",
+            False,
+            date(2026, 1, 2),
+        ),
+        (
+            "W2",
+            "Ann",
+            "Lee",
+            "x@y.com",
+            None,
+            True,
+            None,
+            True,
+            None,
+            None,
+            False,
+            date(2026, 1, 1),
+        ),
     ]
     # History stays in raw: both deliveries of W1.
-    assert con.execute("select count(*) from raw.web_customers where account_id = 'W1'").fetchall()[0][0] == 2
+    assert (
+        con.execute("select count(*) from raw.web_customers where account_id = 'W1'").fetchall()[0][
+            0
+        ]
+        == 2
+    )
 
 
 def test_every_staging_model_keeps_the_latest_delivery_of_the_contracts_key():
@@ -45,7 +77,9 @@ def test_every_staging_model_keeps_the_latest_delivery_of_the_contracts_key():
     for spec in source_files():
         sql = model_sql(f"staging/{spec.table}")
         calls = re.findall(r"latest_of\('raw\.(\w+)', \[([^\]]*)\]\)", sql)
-        assert [(table, tuple(k.strip(" '") for k in keys.split(","))) for table, keys in calls] == [(spec.table, spec.key)]
+        assert [
+            (table, tuple(k.strip(" '") for k in keys.split(","))) for table, keys in calls
+        ] == [(spec.table, spec.key)]
 
 
 def test_latest_of_keeps_the_last_delivery_then_file_then_line_of_each_compound_key():
@@ -59,12 +93,22 @@ def test_latest_of_keeps_the_last_delivery_then_file_then_line_of_each_compound_
         "('c', 1, 'first line', date '2026-01-01', 'f1', 1), ('c', 1, 'later line', date '2026-01-01', 'f1', 2)"
         ") v(k1, k2, value, _delivered_on, _file, _line)"
     )
-    assert con.execute("select k1, k2, value from latest_of('raw.t', ['k1', 'k2']) order by all").fetchall() == [
-        ("a", 1, "new"), ("a", 2, "only"), ("b", 1, "later file"), ("c", 1, "later line"),
+    assert con.execute(
+        "select k1, k2, value from latest_of('raw.t', ['k1', 'k2']) order by all"
+    ).fetchall() == [
+        ("a", 1, "new"),
+        ("a", 2, "only"),
+        ("b", 1, "later file"),
+        ("c", 1, "later line"),
     ]
     # The same columns in the same order as the raw table.
     assert [d[0] for d in con.execute("select * from latest_of('raw.t', ['k1'])").description] == [
-        "k1", "k2", "value", "_delivered_on", "_file", "_line"
+        "k1",
+        "k2",
+        "value",
+        "_delivered_on",
+        "_file",
+        "_line",
     ]
 
 
@@ -84,11 +128,17 @@ def test_built_tables_carry_their_documentation_as_duckdb_comments(tmp_path):
         schema, name = table.split(".")
         doc = documented()[table]
         assert con.execute(
-            "select comment from duckdb_tables() where schema_name = ? and table_name = ?", [schema, name]
+            "select comment from duckdb_tables() where schema_name = ? and table_name = ?",
+            [schema, name],
         ).fetchall() == [(doc.description,)]
-        comments = dict(con.execute(
-            "select column_name, comment from duckdb_columns() where schema_name = ? and table_name = ?", [schema, name]
-        ).fetchall())
-        assert comments == {c.name: c.description + (" [personal data]" if c.pii else "") for c in doc.columns}
+        comments = dict(
+            con.execute(
+                "select column_name, comment from duckdb_columns() where schema_name = ? and table_name = ?",
+                [schema, name],
+            ).fetchall()
+        )
+        assert comments == {
+            c.name: c.description + (" [personal data]" if c.pii else "") for c in doc.columns
+        }
     assert documented()["staging.web_customers"].description == "Web accounts."
     assert comments["file"] == "path relative to the inbox"

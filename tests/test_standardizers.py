@@ -45,7 +45,14 @@ def test_standardize_name(text, expected):
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("O'Brien", "obrien"), ("José", "jose"), ("Müller", "muller"), ("Siobhán", "siobhan"), ("Anne-Marie", "annemarie"), ("--", None)],
+    [
+        ("O'Brien", "obrien"),
+        ("José", "jose"),
+        ("Müller", "muller"),
+        ("Siobhán", "siobhan"),
+        ("Anne-Marie", "annemarie"),
+        ("--", None),
+    ],
 )
 def test_name_match_key(text, expected):
     assert name_match_key(text) == expected
@@ -71,7 +78,15 @@ def test_split_full_name(text, expected):
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("Bob", "robert"), ("Robert", "robert"), ("Liz", "elizabeth"), ("Bill", "william"), ("Kate", "katherine"), ("Zoë", "zoe"), (None, None)],
+    [
+        ("Bob", "robert"),
+        ("Robert", "robert"),
+        ("Liz", "elizabeth"),
+        ("Bill", "william"),
+        ("Kate", "katherine"),
+        ("Zoë", "zoe"),
+        (None, None),
+    ],
 )
 def test_canonical_first_name(text, expected):
     assert canonical_first_name(text) == expected
@@ -128,7 +143,9 @@ def test_standardize_phone(text, expected, valid):
     assert is_valid_phone(text, "GB") is valid
 
 
-@pytest.mark.parametrize("text", ["(916) 658-1680", "916.658.1680", "1-916-658-1680", "+1 916 658 1680", "916-658-1680"])
+@pytest.mark.parametrize(
+    "text", ["(916) 658-1680", "916.658.1680", "1-916-658-1680", "+1 916 658 1680", "916-658-1680"]
+)
 def test_us_numbers_in_every_format_the_us_exports_use(text):
     assert read_phone(text, "US") == ("+19166581680", True)
     # Read in the wrong region, a national US number becomes another country's number:
@@ -148,7 +165,16 @@ def test_standardize_phone_uses_the_default_region():
 
 @pytest.mark.parametrize(
     "country, expected",
-    [("US", "US"), (" us ", "US"), ("gb", "GB"), ("UK", "GB"), ("AU", "AU"), ("Narnia", "FR"), ("", "FR"), (None, "FR")],
+    [
+        ("US", "US"),
+        (" us ", "US"),
+        ("gb", "GB"),
+        ("UK", "GB"),
+        ("AU", "AU"),
+        ("Narnia", "FR"),
+        ("", "FR"),
+        (None, "FR"),
+    ],
 )
 def test_a_records_country_decides_its_phone_region(country, expected):
     assert region_for_country(country, "FR") == expected
@@ -173,7 +199,9 @@ def test_the_fast_path_agrees_with_the_parser(region, prefix, country, digits):
     compact = prefix + country + digits
     fast = _e164_without_parsing(compact, region)
     if fast is not None:
-        candidates = [compact] + (["+" + compact.lstrip("+")] if not compact.startswith(("+", "0")) else [])
+        candidates = [compact] + (
+            ["+" + compact.lstrip("+")] if not compact.startswith(("+", "0")) else []
+        )
         if compact.startswith("00"):
             candidates.append("+" + compact[2:])
         parsed = []
@@ -183,13 +211,20 @@ def test_the_fast_path_agrees_with_the_parser(region, prefix, country, digits):
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(number):
-                parsed.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+                parsed.append(
+                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                )
         assert parsed[:1] == [fast], (compact, region)
 
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("sw1a1aa", "SW1A 1AA"), (" ec1a  1bb ", "EC1A 1BB"), ("M1 1AE", "M1 1AE"), ("not a postcode", "NOT A POSTCODE")],
+    [
+        ("sw1a1aa", "SW1A 1AA"),
+        (" ec1a  1bb ", "EC1A 1BB"),
+        ("M1 1AE", "M1 1AE"),
+        ("not a postcode", "NOT A POSTCODE"),
+    ],
 )
 def test_standardize_postcode(text, expected):
     assert standardize_postcode(text, "GB") == expected
@@ -213,12 +248,22 @@ def test_duckdb_functions_match_the_python_functions():
     con = duckdb.connect()
     register_udfs(con, "GB")
     register_udfs(con, "GB")  # registering again is harmless
-    values = ["07911 123456", "Smith, John", "J.Smith+x@gmail.com", "12 High Street", "sw1a1aa", "Bob", None]
+    values = [
+        "07911 123456",
+        "Smith, John",
+        "J.Smith+x@gmail.com",
+        "12 High Street",
+        "sw1a1aa",
+        "Bob",
+        None,
+    ]
     con.execute("create table t as select unnest(?::varchar[]) as x", [values])
     for name, function in udf_functions("GB").items():
         got = [row[0] for row in con.execute(f"select {name}(x) from t").fetchall()]
         assert got == [function(v) for v in values], name
-    assert con.execute("select standardize_phone(x) from t where x is null or x like '07%'").fetchall() == [("+447911123456",), (None,)]
+    assert con.execute(
+        "select standardize_phone(x) from t where x is null or x like '07%'"
+    ).fetchall() == [("+447911123456",), (None,)]
 
 
 def test_the_phone_functions_read_each_record_in_its_own_country():
@@ -241,15 +286,21 @@ def test_the_phone_functions_read_each_record_in_its_own_country():
     # Many rows, so DuckDB hands the function several batches and the cache is used across them.
     rows = cases * 1000
     con.register("t", pa.table({"p": [r[0] for r in rows], "c": [r[1] for r in rows]}))
-    got = con.execute("select p, c, standardize_phone(p, c), is_valid_phone(p, c) from t").fetchall()
+    got = con.execute(
+        "select p, c, standardize_phone(p, c), is_valid_phone(p, c) from t"
+    ).fetchall()
     assert sorted(set(got), key=str) == sorted(set(cases), key=str)
     # The one-argument forms read every phone in the run's region.
     assert con.execute(
         "select standardize_phone('(916) 658-1680'), is_valid_phone('07700 900123'), getvariable('phone_region')"
-    ).fetchall() == [("+449166581680", False, "GB")]  # in GB, 0916 658 1680 is a (premium-rate) number
+    ).fetchall() == [
+        ("+449166581680", False, "GB")
+    ]  # in GB, 0916 658 1680 is a (premium-rate) number
 
 
-ANY_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=("Cs",)), max_size=80) | st.text(max_size=600)
+ANY_TEXT = st.text(
+    alphabet=st.characters(codec=None, exclude_categories=("Cs",)), max_size=80
+) | st.text(max_size=600)
 
 
 @settings(max_examples=300, deadline=None)

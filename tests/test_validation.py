@@ -14,9 +14,13 @@ def test_mask_keeps_shape_hides_content():
 
 
 def test_personal_columns_come_from_the_schemas():
-    assert {"first_name", "email", "phone_e164", "birth_on"} <= personal_columns("staging.web_customers")
+    assert {"first_name", "email", "phone_e164", "birth_on"} <= personal_columns(
+        "staging.web_customers"
+    )
     assert "source_record_id" not in personal_columns("staging.web_customers")
-    assert {"email", "first_name"} <= personal_columns("raw.web_customers")  # from the export contract
+    assert {"email", "first_name"} <= personal_columns(
+        "raw.web_customers"
+    )  # from the export contract
 
 
 def test_suite_reports_blocking_failures_warnings_and_masked_examples():
@@ -39,7 +43,9 @@ def test_suite_reports_blocking_failures_warnings_and_masked_examples():
         ("expect_column_values_to_be_between", "amount"),
         ("expect_column_values_to_be_in_set", "event_type"),
     }
-    assert failed[("expect_column_values_to_be_in_set", "event_type")].examples == ["teleport"]  # not personal: shown
+    assert failed[("expect_column_values_to_be_in_set", "event_type")].examples == [
+        "teleport"
+    ]  # not personal: shown
     assert failed[("expect_column_values_to_be_unique", "source_event_id")].unexpected_count == 2
     assert outcome.warnings == []
 
@@ -47,7 +53,10 @@ def test_suite_reports_blocking_failures_warnings_and_masked_examples():
 def test_personal_values_are_masked_in_examples():
     con = duckdb.connect()
     con.execute("create schema staging")
-    rows = ", ".join(f"('web', 'W{i}', null, null, null, null, false, null, false, null, null, null, null, null, null, null, null, null, null, null)" for i in range(9))
+    rows = ", ".join(
+        f"('web', 'W{i}', null, null, null, null, false, null, false, null, null, null, null, null, null, null, null, null, null, null)"
+        for i in range(9)
+    )
     con.execute(
         f"""
         create table staging.web_customers as select * from (values {rows},

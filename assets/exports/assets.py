@@ -25,12 +25,19 @@ WAREHOUSE_POOL = "omniloyal_warehouse"
 
 # Also reads the program file (which segments are exported, on which channel), which is no asset.
 @dg.asset(
-    deps=[["marts", "segment_memberships"], ["marts", "segments"], ["core", "customers"], ["loyalty", "balances"]],
+    deps=[
+        ["marts", "segment_memberships"],
+        ["marts", "segments"],
+        ["core", "customers"],
+        ["loyalty", "balances"],
+    ],
     group_name="exports",
     kinds={"csv", "parquet"},
     owners=["team:marketing"],
 )
-def segment_exports(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+def segment_exports(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """A CSV and a Parquet file per RFM, lifecycle and custom segment for <exports>/<as-of>/, with a manifest.
 
     Each holds only the customers whose latest statement for the segment's channel is consent.
@@ -43,7 +50,9 @@ def segment_exports(context: dg.AssetExecutionContext, settings: PipelineSetting
     staging = staging_dir(settings.exports_dir, context.run_id)
     try:
         with settings.build(context.run_id) as con:
-            files = write_segment_exports(con, program, staging, settings.as_of_date(), hashes=settings.export_hashes)
+            files = write_segment_exports(
+                con, program, staging, settings.as_of_date(), hashes=settings.export_hashes
+            )
     except ValueError as err:  # two segments that would share a file
         raise dg.Failure(description=str(err)) from None
     folder = staging / settings.as_of_date().isoformat()
@@ -57,29 +66,48 @@ def segment_exports(context: dg.AssetExecutionContext, settings: PipelineSetting
 
 
 @dg.asset(
-    deps=[["marts", "kpis"], ["marts", "segments"], ["quality", "source_summary"], ["loyalty", "program_tiers"]],
+    deps=[
+        ["marts", "kpis"],
+        ["marts", "segments"],
+        ["quality", "source_summary"],
+        ["loyalty", "program_tiers"],
+    ],
     group_name="exports",
     kinds={"html"},
     owners=["team:analytics"],
 )
-def run_report(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+def run_report(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """The run's HTML report: KPIs, tier funnel, segments, RFM grid, activity, identity and data quality."""
     with settings.build(context.run_id) as con:
         path = write_report(con, Path(settings.reports_dir), settings.as_of_date())
-    return dg.MaterializeResult(metadata={"report": dg.MetadataValue.path(str(path)),
-                                          "latest": dg.MetadataValue.path(str(path.with_name("latest.html")))})
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(path)),
+            "latest": dg.MetadataValue.path(str(path.with_name("latest.html"))),
+        }
+    )
 
 
 @dg.asset(
     # Every other asset must be upstream: a step that ran after the swap would write to a
     # copy that is never published (tests/test_definitions.py checks this).
-    deps=[segment_exports, run_report, ["marts", "kpis"], ["quality", "source_summary"], ["identity", "id_history"]],
+    deps=[
+        segment_exports,
+        run_report,
+        ["marts", "kpis"],
+        ["quality", "source_summary"],
+        ["identity", "id_history"],
+    ],
     group_name="exports",
     kinds={"duckdb"},
     owners=["team:data-engineering"],
     pool=WAREHOUSE_POOL,
 )
-def published_warehouse(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+def published_warehouse(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """Swap this run's build in as the published warehouse, atomically, then its segment exports; earlier
     warehouse versions are kept.
 
@@ -101,9 +129,11 @@ def published_warehouse(context: dg.AssetExecutionContext, settings: PipelineSet
         folders = publish_segment_exports(settings.exports_dir, context.run_id)
     except OSError as err:
         # Told apart from a refused publish: `omniloyal run` then reports a published run.
-        raise dg.Failure(description=f"the warehouse was published, but its segment exports could not be put in place "
-                                     f"({err}): run again to export them",
-                         metadata={"warehouse_published": True}) from None
+        raise dg.Failure(
+            description=f"the warehouse was published, but its segment exports could not be put in place "
+            f"({err}): run again to export them",
+            metadata={"warehouse_published": True},
+        ) from None
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),

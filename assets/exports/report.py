@@ -58,7 +58,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def bar_chart(title: str, bars: list[tuple[str, float]], width: int = CHART_WIDTH) -> dict[str, Any]:
+def bar_chart(
+    title: str, bars: list[tuple[str, float]], width: int = CHART_WIDTH
+) -> dict[str, Any]:
     """Horizontal bars, labelled: their geometry for the template's bar_chart."""
     top = max((v for _, v in bars), default=0) or 1
     return {
@@ -66,13 +68,20 @@ def bar_chart(title: str, bars: list[tuple[str, float]], width: int = CHART_WIDT
         "width": width,
         "height": 22 * len(bars) + 30,
         "bars": [
-            {"label": str(label), "value": value, "y": 25 + 22 * i, "length": (width - 230) * (value / top)}
+            {
+                "label": str(label),
+                "value": value,
+                "y": 25 + 22 * i,
+                "length": (width - 230) * (value / top),
+            }
             for i, (label, value) in enumerate(bars)
         ],
     }
 
 
-def column_chart(title: str, series: dict[str, list[tuple[str, float]]], width: int = CHART_WIDTH) -> dict[str, Any]:
+def column_chart(
+    title: str, series: dict[str, list[tuple[str, float]]], width: int = CHART_WIDTH
+) -> dict[str, Any]:
     """Monthly columns, one colour per series: their geometry for the template's column_chart."""
     periods = sorted({p for points in series.values() for p, _ in points})
     top = max((v for points in series.values() for _, v in points), default=0) or 1
@@ -86,16 +95,34 @@ def column_chart(title: str, series: dict[str, list[tuple[str, float]]], width: 
         for i, period in enumerate(periods):
             value = values.get(period, 0)
             height = plot_height * value / top
-            columns.append({"period": period, "value": value, "x": 40 + i * slot + s * bar,
-                            "y": 20 + plot_height - height, "height": height})
-        shaped.append({"name": name, "colour": SERIES_COLOURS[s % len(SERIES_COLOURS)], "columns": columns})
-    return {"title": title, "width": width, "plot_height": plot_height, "periods": periods, "top": top,
-            "bar": bar, "series": shaped}
+            columns.append(
+                {
+                    "period": period,
+                    "value": value,
+                    "x": 40 + i * slot + s * bar,
+                    "y": 20 + plot_height - height,
+                    "height": height,
+                }
+            )
+        shaped.append(
+            {"name": name, "colour": SERIES_COLOURS[s % len(SERIES_COLOURS)], "columns": columns}
+        )
+    return {
+        "title": title,
+        "width": width,
+        "plot_height": plot_height,
+        "periods": periods,
+        "top": top,
+        "bar": bar,
+        "series": shaped,
+    }
 
 
 def _as_percent(rows: list[tuple[str, float, str]]) -> list[tuple[str, float]]:
     """Chart bars of a KPI's rows: rates (marts.kpis.unit) in percent, other units as they are."""
-    return [(dimension, 100 * value if unit == "rate" else value) for dimension, value, unit in rows]
+    return [
+        (dimension, 100 * value if unit == "rate" else value) for dimension, value, unit in rows
+    ]
 
 
 def report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, Any]:
@@ -142,28 +169,50 @@ def report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, Any]:
         "as_of": as_of.isoformat(),
         "charts": {
             "tiers": bar_chart("Tier funnel: members per tier", tiers),
-            "rfm_segments": bar_chart("Customers per RFM segment", bars("customers_per_rfm_segment")),
-            "lifecycle_stages": bar_chart("Customers per lifecycle stage", bars("customers_per_lifecycle_stage")),
-            "channel_mix": bar_chart("Customers per channel mix", bars("customers_per_channel_mix")),
-            "active_members": column_chart("Monthly active members", {"active members": monthly["active_members"]}),
+            "rfm_segments": bar_chart(
+                "Customers per RFM segment", bars("customers_per_rfm_segment")
+            ),
+            "lifecycle_stages": bar_chart(
+                "Customers per lifecycle stage", bars("customers_per_lifecycle_stage")
+            ),
+            "channel_mix": bar_chart(
+                "Customers per channel mix", bars("customers_per_channel_mix")
+            ),
+            "active_members": column_chart(
+                "Monthly active members", {"active members": monthly["active_members"]}
+            ),
             "revenue": column_chart("Monthly revenue", {"revenue": monthly["revenue"]}),
-            "points": column_chart("Points per month", {"issued": monthly["points_issued"],
-                                                        "redeemed": monthly["points_redeemed"],
-                                                        "expired": monthly["points_expired"]}),
+            "points": column_chart(
+                "Points per month",
+                {
+                    "issued": monthly["points_issued"],
+                    "redeemed": monthly["points_redeemed"],
+                    "expired": monthly["points_expired"],
+                },
+            ),
             "customer_records": bar_chart("Customer records per source", bars("customer_records")),
-            "match_rates": bar_chart("Match rate per source (% of records joined to another source)",
-                                     _as_percent(by_kpi["identity_match_rate"])),
+            "match_rates": bar_chart(
+                "Match rate per source (% of records joined to another source)",
+                _as_percent(by_kpi["identity_match_rate"]),
+            ),
         },
         "rfm_grid": {
             "fm_scores": list(SCORES),
-            "rows": [{"r_score": r, "customers": grid_rows[r]} for r in sorted(grid_rows, reverse=True)],
+            "rows": [
+                {"r_score": r, "customers": grid_rows[r]} for r in sorted(grid_rows, reverse=True)
+            ],
         },
         "quality": [
             {"source": s, "rows_read": read, "rows_loaded": loaded, "rows_quarantined": quarantined}
             for s, read, loaded, quarantined in quality
         ],
         "kpis": [
-            {"kpi": kpi, "dimension": dimension, "value_repr": repr(value), "shown": shown(value, unit)}
+            {
+                "kpi": kpi,
+                "dimension": dimension,
+                "value_repr": repr(value),
+                "shown": shown(value, unit),
+            }
             for kpi, dimension, value, unit in snapshot
         ],
     }

@@ -51,12 +51,22 @@ STAGING = ".staging"
 # In a run's staging folder: the identity of the build it is about to publish as the warehouse.
 PUBLISHING = ".publishing.json"
 
-CONSENT = {"email": "customers.has_email_consent and customers.email is not null",
-           "push": "customers.has_push_consent"}
+CONSENT = {
+    "email": "customers.has_email_consent and customers.email is not null",
+    "push": "customers.has_push_consent",
+}
 
 # Why a customer is in a segment, per segmentation (columns of marts.segments).
 REASON_COLUMNS = {
-    "rfm": ["rfm_segment", "r_score", "f_score", "m_score", "recency_days", "frequency", "monetary"],
+    "rfm": [
+        "rfm_segment",
+        "r_score",
+        "f_score",
+        "m_score",
+        "recency_days",
+        "frequency",
+        "monetary",
+    ],
     "lifecycle": ["lifecycle_stage", "first_purchase_on", "last_purchase_on", "recency_days"],
 }
 
@@ -82,7 +92,11 @@ class Audience:
 
 def neutralize_formula(value: object) -> object:
     """Prefix a quote to text a spreadsheet would evaluate (=HYPERLINK(...), @SUM, +cmd)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not SAFE_NUMBER.fullmatch(value):
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_START)
+        and not SAFE_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 
@@ -122,13 +136,25 @@ order by customers.customer_id
 """
 
 
-def write_audience(con: duckdb.DuckDBPyConnection, audience: Audience, folder: Path,
-                   formats: tuple[str, ...] = FORMATS, hashes: bool = False) -> dict:
+def write_audience(
+    con: duckdb.DuckDBPyConnection,
+    audience: Audience,
+    folder: Path,
+    formats: tuple[str, ...] = FORMATS,
+    hashes: bool = False,
+) -> dict:
     """The audience's files in `folder`; its manifest entry."""
-    table = con.sql(audience_query(audience, hashes), params=[audience.segmentation, audience.segment]).to_arrow_table()
+    table = con.sql(
+        audience_query(audience, hashes), params=[audience.segmentation, audience.segment]
+    ).to_arrow_table()
     folder.mkdir(parents=True, exist_ok=True)
-    entry = {"segmentation": audience.segmentation, "segment": audience.segment, "channel": audience.channel,
-             "rows": table.num_rows, "files": {}}
+    entry = {
+        "segmentation": audience.segmentation,
+        "segment": audience.segment,
+        "channel": audience.channel,
+        "rows": table.num_rows,
+        "files": {},
+    }
     for kind in formats:
         path = folder / f"{audience.file_stem}.{kind}"
         # Written beside and renamed: `omniloyal export` rewrites a published folder, and a
@@ -138,20 +164,33 @@ def write_audience(con: duckdb.DuckDBPyConnection, audience: Audience, folder: P
             with partial.open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(table.column_names)
-                writer.writerows([neutralize_formula(cell) for cell in row.values()] for row in table.to_pylist())
+                writer.writerows(
+                    [neutralize_formula(cell) for cell in row.values()] for row in table.to_pylist()
+                )
         else:
             pq.write_table(table, partial)
-        entry["files"][kind] = {"file": path.name, "sha256": hashlib.sha256(partial.read_bytes()).hexdigest()}
+        entry["files"][kind] = {
+            "file": path.name,
+            "sha256": hashlib.sha256(partial.read_bytes()).hexdigest(),
+        }
         os.replace(partial, path)
     return entry
 
 
-def write_segment_exports(con: duckdb.DuckDBPyConnection, program: Program, exports_dir: Path, as_of: date,
-                          formats: tuple[str, ...] = FORMATS, hashes: bool = False,
-                          only: str | None = None) -> list[dict]:
+def write_segment_exports(
+    con: duckdb.DuckDBPyConnection,
+    program: Program,
+    exports_dir: Path,
+    as_of: date,
+    formats: tuple[str, ...] = FORMATS,
+    hashes: bool = False,
+    only: str | None = None,
+) -> list[dict]:
     """Files per segment under <exports>/<as-of>/ and manifest.json; `only` names one segment."""
     folder = Path(exports_dir) / as_of.isoformat()
-    chosen = [a for a in audiences(con, program) if only is None or only in (a.segment, a.file_stem)]
+    chosen = [
+        a for a in audiences(con, program) if only is None or only in (a.segment, a.file_stem)
+    ]
     if only is not None and not chosen:
         known = ", ".join(a.segment for a in audiences(con, program))
         raise ValueError(f"no segment named {only!r} (known: {known})")
@@ -160,17 +199,25 @@ def write_segment_exports(con: duckdb.DuckDBPyConnection, program: Program, expo
         first = stems.setdefault(audience.file_stem, audience)
         if first is not audience:
             # The program file refuses such names; this guards any other way a name arrives.
-            raise ValueError(f"segments {first.segment!r} and {audience.segment!r} would both be exported as "
-                             f"{audience.file_stem}.*: rename one")
+            raise ValueError(
+                f"segments {first.segment!r} and {audience.segment!r} would both be exported as "
+                f"{audience.file_stem}.*: rename one"
+            )
     entries = [write_audience(con, audience, folder, formats, hashes) for audience in chosen]
     manifest_path = folder / "manifest.json"
     manifest = {"as_of": as_of.isoformat(), "files": []}
     if only is not None and manifest_path.exists():
         # Re-exporting one segment keeps the other segments' entries.
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        manifest["files"] = [f for f in manifest["files"] if (f["segmentation"], f["segment"]) not in
-                             {(e["segmentation"], e["segment"]) for e in entries}]
-    manifest["files"] = sorted(manifest["files"] + entries, key=lambda f: (f["segmentation"], f["segment"]))
+        manifest["files"] = [
+            f
+            for f in manifest["files"]
+            if (f["segmentation"], f["segment"])
+            not in {(e["segmentation"], e["segment"]) for e in entries}
+        ]
+    manifest["files"] = sorted(
+        manifest["files"] + entries, key=lambda f: (f["segmentation"], f["segment"])
+    )
     # Written beside and renamed: a reader never finds half a manifest.
     partial = manifest_path.with_name(".manifest.json.partial")
     partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -223,7 +270,9 @@ def mark_publishing(exports_dir: str | Path, run_id: str, build_identity: list[i
         os.replace(partial, marker)
 
 
-def finish_interrupted_publish(exports_dir: str | Path, published_identity: list[int] | None) -> list[Path]:
+def finish_interrupted_publish(
+    exports_dir: str | Path, published_identity: list[int] | None
+) -> list[Path]:
     """Put in place the exports of a run whose warehouse is the published one but which died
     before its exports swap; call it holding the run lock, before clean_export_staging.
     Returns the folders published."""
@@ -233,7 +282,10 @@ def finish_interrupted_publish(exports_dir: str | Path, published_identity: list
     finished = []
     for staged in sorted(p for p in root.iterdir() if p.is_dir()):
         marker = staged / PUBLISHING
-        if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("build") == published_identity:
+        if (
+            marker.is_file()
+            and json.loads(marker.read_text(encoding="utf-8")).get("build") == published_identity
+        ):
             finished += publish_segment_exports(exports_dir, staged.name)
     return finished
 
@@ -263,7 +315,13 @@ def _exchange(new: Path, old: Path) -> bool:
     renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
     if renameat2 is None:
         return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
     at_fdcwd, rename_exchange = -100, 2
     if renameat2(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(old), rename_exchange) == 0:
         return True

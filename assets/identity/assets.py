@@ -43,7 +43,9 @@ match_input = sql_asset(
     kinds={"duckdb", "python"},
     owners=["team:data-engineering"],
 )
-def steward_decisions(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+def steward_decisions(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """Load and check the stewards' decisions file (settings.identity_overrides; empty: none)."""
     with settings.build(context.run_id) as con:
         try:
@@ -67,12 +69,18 @@ def steward_decisions(context: dg.AssetExecutionContext, settings: PipelineSetti
 
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "splink"), key=["identity", "clusters"],
-                     deps=[["identity", "match_input"], ["identity", "steward_decisions"]],
-                     description="Cluster of every matched record (records matching nothing are absent)."),
-        table_spec(kinds=("duckdb", "splink"), key=["identity", "match_evidence"],
-                     deps=[["identity", "match_input"], ["identity", "steward_decisions"]],
-                     description="Record pairs linked by the model or a steward, with their match probability and weights."),
+        table_spec(
+            kinds=("duckdb", "splink"),
+            key=["identity", "clusters"],
+            deps=[["identity", "match_input"], ["identity", "steward_decisions"]],
+            description="Cluster of every matched record (records matching nothing are absent).",
+        ),
+        table_spec(
+            kinds=("duckdb", "splink"),
+            key=["identity", "match_evidence"],
+            deps=[["identity", "match_input"], ["identity", "steward_decisions"]],
+            description="Record pairs linked by the model or a steward, with their match probability and weights.",
+        ),
     ],
     group_name="identity",
 )
@@ -90,7 +98,9 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
     with settings.build(context.run_id) as con:
         records = con.sql("select * from identity.match_input").to_arrow_table()
         must_link, cannot_link = applied_pairs(con)
-        result = match_records(records, model=model, charts_dir=folder, must_link=must_link, cannot_link=cannot_link)
+        result = match_records(
+            records, model=model, charts_dir=folder, must_link=must_link, cannot_link=cannot_link
+        )
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)
             con.execute(f"create or replace table identity.{table} as select * from splink_output")
@@ -108,17 +118,28 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
         model_path = folder / "splink_model.json"
         if result.model_json is not None:
             model_path.parent.mkdir(parents=True, exist_ok=True)
-            model_path.write_text(json.dumps(result.model_json, indent=2, sort_keys=True), encoding="utf-8")
-        cut = dict(con.execute("select cut_by, count(*) from identity.match_evidence where not is_linked group by 1").fetchall())
+            model_path.write_text(
+                json.dumps(result.model_json, indent=2, sort_keys=True), encoding="utf-8"
+            )
+        cut = dict(
+            con.execute(
+                "select cut_by, count(*) from identity.match_evidence where not is_linked group by 1"
+            ).fetchall()
+        )
         yield dg.MaterializeResult(
             asset_key=["identity", "clusters"],
             metadata={
                 **table_metadata(con, "identity.clusters"),
-                "model": dg.MetadataValue.path(str(model_path)) if result.model_json is not None else "none",
+                "model": dg.MetadataValue.path(str(model_path))
+                if result.model_json is not None
+                else "none",
                 "training": dg.MetadataValue.json(result.training.as_metadata()),
                 "conflict_guard": dg.MetadataValue.json(result.guard.as_metadata()),
                 "model_reused": model is not None,
-                **{f"chart_{name}": dg.MetadataValue.path(str(path)) for name, path in result.charts.items()},
+                **{
+                    f"chart_{name}": dg.MetadataValue.path(str(path))
+                    for name, path in result.charts.items()
+                },
             },
         )
         yield dg.MaterializeResult(
@@ -142,12 +163,23 @@ STABLE_ID_SCRATCH = ["identity.previous_source_records"]
 
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "sql"), key=["identity", "source_records"],
-                     deps=[t.split(".") for t in step_reads(["identity/source_records"], STABLE_ID_SCRATCH)],
-                     description="One row per customer record of every source, with its stable customer_id."),
-        table_spec(kinds=("duckdb", "sql"), key=["identity", "id_history"],
-                     deps=[t.split(".") for t in step_reads(["identity/source_records", "identity/id_changes"], STABLE_ID_SCRATCH)],
-                     description="Every customer_id change of every run: merges, splits and stewards' changes, when and how many records."),
+        table_spec(
+            kinds=("duckdb", "sql"),
+            key=["identity", "source_records"],
+            deps=[t.split(".") for t in step_reads(["identity/source_records"], STABLE_ID_SCRATCH)],
+            description="One row per customer record of every source, with its stable customer_id.",
+        ),
+        table_spec(
+            kinds=("duckdb", "sql"),
+            key=["identity", "id_history"],
+            deps=[
+                t.split(".")
+                for t in step_reads(
+                    ["identity/source_records", "identity/id_changes"], STABLE_ID_SCRATCH
+                )
+            ],
+            description="Every customer_id change of every run: merges, splits and stewards' changes, when and how many records.",
+        ),
     ],
     group_name="identity",
     can_subset=False,
@@ -156,16 +188,30 @@ def stable_customer_ids(context: dg.AssetExecutionContext, settings: PipelineSet
     """Give this run's clusters customer_ids, keeping the previous run's ids (identity/source_records.sql)."""
     with settings.build(context.run_id) as con:
         assign_stable_ids(con)
-        changes = con.execute("select reason, count(*) from identity.id_changes group by 1").fetchall()
+        changes = con.execute(
+            "select reason, count(*) from identity.id_changes group by 1"
+        ).fetchall()
         yield dg.MaterializeResult(
             asset_key=["identity", "source_records"],
-            metadata={**table_metadata(con, "identity.source_records"), "id_changes": dg.MetadataValue.json(dict(changes))},
+            metadata={
+                **table_metadata(con, "identity.source_records"),
+                "id_changes": dg.MetadataValue.json(dict(changes)),
+            },
         )
-        yield dg.MaterializeResult(asset_key=["identity", "id_history"], metadata=table_metadata(con, "identity.id_history"))
+        yield dg.MaterializeResult(
+            asset_key=["identity", "id_history"],
+            metadata=table_metadata(con, "identity.id_history"),
+        )
 
 
-@dg.asset_check(asset=dg.AssetKey(["identity", "source_records"]), blocking=True, description="Every record belongs to exactly one customer.")
-def one_customer_per_record(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=dg.AssetKey(["identity", "source_records"]),
+    blocking=True,
+    description="Every record belongs to exactly one customer.",
+)
+def one_customer_per_record(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
     with settings.build(context.run.run_id) as con:
         duplicated, missing = con.execute(
             """

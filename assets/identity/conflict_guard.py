@@ -62,7 +62,11 @@ RULE_MACROS = ("birth_dates_conflict", "first_names_conflict", "are_two_people",
 def sql_macros(names: tuple[str, ...] = RULE_MACROS) -> list[str]:
     """The statements of the named macros of assets/shared/macros.sql, in the file's order."""
     statements = MACROS_FILE.read_text(encoding="utf-8").split(";\n")
-    return [statement for statement in statements if any(f"macro {name}(" in statement for name in names)]
+    return [
+        statement
+        for statement in statements
+        if any(f"macro {name}(" in statement for name in names)
+    ]
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,11 @@ class GuardRule:
     evidence: dict[str, dict] = field(default_factory=dict, compare=False)
 
     def as_metadata(self) -> dict:
-        return {"birth_dates_enforced": self.birth_dates, "first_names_enforced": self.first_names,
-                "evidence": self.evidence}
+        return {
+            "birth_dates_enforced": self.birth_dates,
+            "first_names_enforced": self.first_names,
+            "evidence": self.evidence,
+        }
 
 
 def measure_rule(con: duckdb.DuckDBPyConnection, table: str = "records") -> GuardRule:
@@ -90,21 +97,39 @@ def measure_rule(con: duckdb.DuckDBPyConnection, table: str = "records") -> Guar
     switching the rule off (they are what it is for).
     """
     ensure_steward_tables(con)
-    evidence = {part: {"evident_pairs": 0, "contradicted_pairs": 0, "evident_identifiers": 0,
-                       "contradicted_identifiers": 0} for part in ("birth_dates", "first_names")}
+    evidence = {
+        part: {
+            "evident_pairs": 0,
+            "contradicted_pairs": 0,
+            "evident_identifiers": 0,
+            "contradicted_identifiers": 0,
+        }
+        for part in ("birth_dates", "first_names")
+    }
     for part, pairs, contradicted_pairs, identifiers, contradicted in con.execute(
         f"select part, evident_pairs, contradicted_pairs, evident_identifiers, contradicted_identifiers "
         f"from guard_evidence('{table}') order by part"
     ).fetchall():
-        evidence[part] = {"evident_pairs": pairs, "contradicted_pairs": contradicted_pairs,
-                          "evident_identifiers": identifiers, "contradicted_identifiers": contradicted}
+        evidence[part] = {
+            "evident_pairs": pairs,
+            "contradicted_pairs": contradicted_pairs,
+            "evident_identifiers": identifiers,
+            "contradicted_identifiers": contradicted,
+        }
     for measured in evidence.values():
-        bound = share_lower_bound(measured["contradicted_identifiers"], measured["evident_identifiers"])
+        bound = share_lower_bound(
+            measured["contradicted_identifiers"], measured["evident_identifiers"]
+        )
         measured["share_lower_bound"] = round(bound, 4)
-        measured["enforced"] = (measured["evident_pairs"] < GUARD_MIN_EVIDENT_PAIRS
-                                or bound <= GUARD_MAX_CONTRADICTED_SHARE)
-    return GuardRule(birth_dates=evidence["birth_dates"]["enforced"], first_names=evidence["first_names"]["enforced"],
-                     evidence=evidence)
+        measured["enforced"] = (
+            measured["evident_pairs"] < GUARD_MIN_EVIDENT_PAIRS
+            or bound <= GUARD_MAX_CONTRADICTED_SHARE
+        )
+    return GuardRule(
+        birth_dates=evidence["birth_dates"]["enforced"],
+        first_names=evidence["first_names"]["enforced"],
+        evidence=evidence,
+    )
 
 
 def share_lower_bound(hits: int, trials: int, z: float = 1.645) -> float:
@@ -128,7 +153,9 @@ def ensure_steward_tables(con: duckdb.DuckDBPyConnection) -> None:
     for statement in sql_macros():
         con.execute(statement)
     for table in ("must_link", "cannot_link"):
-        con.execute(f"create table if not exists {table} (unique_id_l varchar, unique_id_r varchar)")
+        con.execute(
+            f"create table if not exists {table} (unique_id_l varchar, unique_id_r varchar)"
+        )
 
 
 def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -> str:
@@ -165,7 +192,9 @@ def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -
     return _reattach(con, db_api, clusters)
 
 
-def _reattach(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI, clusters: str, rounds: int = 50) -> str:
+def _reattach(
+    con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI, clusters: str, rounds: int = 50
+) -> str:
     """Rebuild dissolved clusters from their strongest links, never joining a conflict.
 
     Greedy agglomeration with cannot-link constraints: each round, every cluster picks its

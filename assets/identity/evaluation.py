@@ -65,16 +65,13 @@ HARD_CASES = {
     # Different people behind one phone: a household, twins, a shop's default number.
     "different people sharing a phone": "a.phone_e164 = b.phone_e164 and a.person_id < b.person_id",
     # Twins: different people with one last name and birth date (and often an address).
-    "different people sharing last name and birth date":
-        "a.last_name_key = b.last_name_key and a.birth_on = b.birth_on and a.person_id < b.person_id",
+    "different people sharing last name and birth date": "a.last_name_key = b.last_name_key and a.birth_on = b.birth_on and a.person_id < b.person_id",
     # One person who opened a second web account, usually with another mailbox.
-    "one person's two web accounts":
-        "a.person_id = b.person_id and a.source = 'web' and b.source = 'web' and a.unique_id < b.unique_id",
+    "one person's two web accounts": "a.person_id = b.person_id and a.source = 'web' and b.source = 'web' and a.unique_id < b.unique_id",
     # One person as Bob on one record and Robert on another, sharing a phone or mailbox.
-    "one person under a nickname and a given name":
-        "a.person_id = b.person_id and a.unique_id < b.unique_id"
-        " and a.canonical_first_name = b.canonical_first_name and a.first_name_key <> b.first_name_key"
-        " and (a.phone_e164 = b.phone_e164 or a.email_key = b.email_key)",
+    "one person under a nickname and a given name": "a.person_id = b.person_id and a.unique_id < b.unique_id"
+    " and a.canonical_first_name = b.canonical_first_name and a.first_name_key <> b.first_name_key"
+    " and (a.phone_e164 = b.phone_e164 or a.email_key = b.email_key)",
 }
 
 
@@ -105,7 +102,10 @@ def evaluate(warehouse: str | Path, truth: str | Path) -> Accuracy:
     con = duckdb.connect()
     try:
         con.execute("attach ? as wh (read_only)", [str(warehouse)])
-        con.execute("create table truth as select * from read_csv(?, header = true, all_varchar = true)", [str(truth)])
+        con.execute(
+            "create table truth as select * from read_csv(?, header = true, all_varchar = true)",
+            [str(truth)],
+        )
         row = con.execute(METRICS_SQL).fetchall()[0]
     finally:
         con.close()
@@ -134,7 +134,10 @@ def hard_cases(warehouse: str | Path, truth: str | Path) -> dict[str, tuple[int,
     con = duckdb.connect()
     try:
         con.execute("attach ? as wh (read_only)", [str(warehouse)])
-        con.execute("create table truth as select * from read_csv(?, header = true, all_varchar = true)", [str(truth)])
+        con.execute(
+            "create table truth as select * from read_csv(?, header = true, all_varchar = true)",
+            [str(truth)],
+        )
         con.execute(
             """
             create table records as

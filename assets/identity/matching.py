@@ -76,8 +76,13 @@ select
     gamma_name, gamma_birth_on, gamma_email, gamma_phone, gamma_address
 from {predictions}
 """
-COMPARED = {"name": "name_weight", "birth_on": "birth_date_weight", "email": "email_weight",
-            "phone": "phone_weight", "address": "address_weight"}
+COMPARED = {
+    "name": "name_weight",
+    "birth_on": "birth_date_weight",
+    "email": "email_weight",
+    "phone": "phone_weight",
+    "address": "address_weight",
+}
 EVIDENCE_COLUMNS = """
     unique_id_l varchar, unique_id_r varchar, match_probability double, match_weight double,
     name_weight double, birth_date_weight double, email_weight double, phone_weight double,
@@ -104,11 +109,15 @@ class TrainingReport:
     trained_on: list[str] = field(default_factory=list)  # EM blocks used
     skipped: dict[str, str] = field(default_factory=dict)  # EM block -> why not
     parameters: str = "trained"  # trained | default (too small or too bare) | saved model | none
-    prior: float | None = None  # probability two random records match, re-estimated on the scored pairs
+    prior: float | None = (
+        None  # probability two random records match, re-estimated on the scored pairs
+    )
     first_prior: float | None = None  # the first guess, from near-certain rules
     u_sampled: bool = False  # u estimated by random sampling on this run's records (then corrected)
     warnings: list[str] = field(default_factory=list)
-    steps: dict[str, str] = field(default_factory=dict)  # step -> seconds and the process's peak memory after it
+    steps: dict[str, str] = field(
+        default_factory=dict
+    )  # step -> seconds and the process's peak memory after it
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -119,9 +128,14 @@ class TrainingReport:
 
     def as_metadata(self) -> dict:
         return {
-            "records": self.records, "parameters": self.parameters, "em_blocks_trained": self.trained_on,
-            "em_blocks_skipped": self.skipped, "prior": self.prior, "first_prior": self.first_prior,
-            "warnings": self.warnings, "steps": self.steps,
+            "records": self.records,
+            "parameters": self.parameters,
+            "em_blocks_trained": self.trained_on,
+            "em_blocks_skipped": self.skipped,
+            "prior": self.prior,
+            "first_prior": self.first_prior,
+            "warnings": self.warnings,
+            "steps": self.steps,
         }
 
 
@@ -133,7 +147,9 @@ class MatchResult:
     pairs_linked: int
     training: TrainingReport
     guard: GuardRule = field(default_factory=GuardRule)  # the conflict rule's parts in force
-    charts: dict[str, Path] = field(default_factory=dict)  # chart name -> HTML file, when a charts folder was given
+    charts: dict[str, Path] = field(
+        default_factory=dict
+    )  # chart name -> HTML file, when a charts folder was given
 
 
 def _block_name(columns: tuple[str, ...]) -> str:
@@ -162,7 +178,9 @@ def plan_training(con: duckdb.DuckDBPyConnection, report: TrainingReport) -> lis
             plan.append(columns)
             report.trained_on.append(_block_name(columns))
         else:
-            report.skipped[_block_name(columns)] = f"{pairs} record pairs, fewer than {MIN_TRAINING_PAIRS}"
+            report.skipped[_block_name(columns)] = (
+                f"{pairs} record pairs, fewer than {MIN_TRAINING_PAIRS}"
+            )
     return plan
 
 
@@ -180,7 +198,9 @@ def default_parameters(settings: dict) -> dict:
     }
     for comparison in settings["comparisons"]:
         for i, level in enumerate(comparison["comparison_levels"]):
-            default = levels.get((comparison["output_column_name"], i, level.get("label_for_charts")))
+            default = levels.get(
+                (comparison["output_column_name"], i, level.get("label_for_charts"))
+            )
             if default and not level.get("is_null_level"):
                 for key in ("m_probability", "u_probability"):
                     if key in default:
@@ -197,11 +217,15 @@ def rounded(model: dict, digits: int = 8) -> dict:
             for key in ("m_probability", "u_probability"):
                 if isinstance(level.get(key), float):
                     level[key] = float(f"{level[key]:.{digits}g}")
-    model["probability_two_random_records_match"] = float(f"{model['probability_two_random_records_match']:.{digits}g}")
+    model["probability_two_random_records_match"] = float(
+        f"{model['probability_two_random_records_match']:.{digits}g}"
+    )
     return model
 
 
-def train(linker: Linker, con: duckdb.DuckDBPyConnection, report: TrainingReport, seed: int = 42) -> None:
+def train(
+    linker: Linker, con: duckdb.DuckDBPyConnection, report: TrainingReport, seed: int = 42
+) -> None:
     """Estimate the model's parameters from the data itself (no labels), on the blocks it has."""
     rules = [columns for columns in DETERMINISTIC_RULES if count_pairs(con, columns) > 0]
     if rules:
@@ -246,19 +270,30 @@ class Recalibration:
     frequency, so they are left as they are.
     """
 
-    def __init__(self, model: dict, sampled_pairs: float, adjust_u: bool = True,
-                 counted_shares: dict[str, float] | None = None):
+    def __init__(
+        self,
+        model: dict,
+        sampled_pairs: float,
+        adjust_u: bool = True,
+        counted_shares: dict[str, float] | None = None,
+    ):
         self.model = model
         self.floor = 0.5 / max(sampled_pairs, 1)
         self.comparisons = []  # (output column, [(gamma, m, share, is adjustable, sampled share)])
         counted_shares = counted_shares or {}
         for comparison in model["comparisons"]:
-            levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+            levels = [
+                level for level in comparison["comparison_levels"] if not level.get("is_null_level")
+            ]
             rows = []
             for i, level in enumerate(levels):
                 m, sampled = level.get("m_probability"), level.get("u_probability")
-                adjustable = (adjust_u and isinstance(m, float) and isinstance(sampled, float)
-                              and not level.get("tf_adjustment_column"))
+                adjustable = (
+                    adjust_u
+                    and isinstance(m, float)
+                    and isinstance(sampled, float)
+                    and not level.get("tf_adjustment_column")
+                )
                 share = counted_shares.get(level.get("label_for_charts"), sampled)
                 rows.append((len(levels) - 1 - i, m, share, adjustable, sampled))
             self.comparisons.append((comparison["output_column_name"], rows))
@@ -269,7 +304,9 @@ class Recalibration:
         for name, rows in self.comparisons:
             for gamma, m, share, adjustable, _ in rows[:-1]:
                 if adjustable:
-                    result[(name, gamma)] = max((share - prior * m) / (1 - prior), min(share, self.floor))
+                    result[(name, gamma)] = max(
+                        (share - prior * m) / (1 - prior), min(share, self.floor)
+                    )
             gamma, m, share, adjustable, _ = rows[-1]
             if adjustable:
                 moved = sum(sampled - result[(name, g)] for g, _, _, a, sampled in rows[:-1] if a)
@@ -278,11 +315,22 @@ class Recalibration:
 
     def shifts(self, prior: float) -> dict[tuple[str, int], float]:
         """log2 change of each level's Bayes factor from the sampled u to the corrected one."""
-        shares = {(name, gamma): sampled for name, rows in self.comparisons for gamma, _, _, a, sampled in rows if a}
+        shares = {
+            (name, gamma): sampled
+            for name, rows in self.comparisons
+            for gamma, _, _, a, sampled in rows
+            if a
+        }
         return {key: math.log2(shares[key] / value) for key, value in self.u(prior).items()}
 
-    def fit(self, gammas: dict[str, np.ndarray], bayes_log2: np.ndarray, total_pairs: float, first: float,
-            rounds: int = 200) -> float:
+    def fit(
+        self,
+        gammas: dict[str, np.ndarray],
+        bayes_log2: np.ndarray,
+        total_pairs: float,
+        first: float,
+        rounds: int = 200,
+    ) -> float:
         """The fixed-point prior; `bayes_log2` is each pair's Bayes factor at the sampled u."""
         prior = first
         for _ in range(rounds):
@@ -300,7 +348,9 @@ class Recalibration:
         """The model with the corrected u and the prior, as Splink reads it."""
         corrected = self.u(prior)
         for comparison in self.model["comparisons"]:
-            levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+            levels = [
+                level for level in comparison["comparison_levels"] if not level.get("is_null_level")
+            ]
             for i, level in enumerate(levels):
                 key = (comparison["output_column_name"], len(levels) - 1 - i)
                 if key in corrected:
@@ -327,8 +377,12 @@ def counted_shares(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     return shares
 
 
-def _fitted_prior(con: duckdb.DuckDBPyConnection, recalibration: Recalibration, total_pairs: float,
-                  first_prior: float) -> float:
+def _fitted_prior(
+    con: duckdb.DuckDBPyConnection,
+    recalibration: Recalibration,
+    total_pairs: float,
+    first_prior: float,
+) -> float:
     """Recalibration.fit over the candidate pairs' gammas and weights (numbers only: at a
     million people there are millions of pairs)."""
     columns = con.execute(
@@ -339,8 +393,9 @@ def _fitted_prior(con: duckdb.DuckDBPyConnection, recalibration: Recalibration, 
     return float(f"{recalibration.fit(gammas, bayes, total_pairs, first_prior):.8g}")
 
 
-def register_term_frequencies(linker: Linker, con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI,
-                              prior: float, records: int) -> None:
+def register_term_frequencies(
+    linker: Linker, con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI, prior: float, records: int
+) -> None:
     """Term frequencies without the record itself and its own duplicates.
 
     Splink's u for agreeing on a value is the value's share of the records. That share
@@ -352,8 +407,14 @@ def register_term_frequencies(linker: Linker, con: duckdb.DuckDBPyConnection, db
     """
     model = linker.misc.save_model_to_json()
     carried = next(
-        (level.get("m_probability") for comparison in model["comparisons"] for level in comparison["comparison_levels"]
-         if level.get("tf_adjustment_column") == "full_name_key"), None)
+        (
+            level.get("m_probability")
+            for comparison in model["comparisons"]
+            for level in comparison["comparison_levels"]
+            if level.get("tf_adjustment_column") == "full_name_key"
+        ),
+        None,
+    )
     own_duplicates = prior * (records - 1) * (carried if isinstance(carried, float) else 1.0)
     for column in ("last_name_key", "canonical_first_name"):
         table = con.sql(
@@ -393,7 +454,11 @@ def scored_sql(shifts: dict[tuple[str, int], float], prior_shift: float, thresho
     sampled u and first prior to the recalibrated ones (Recalibration.shifts), in SQL."""
     level_shift = {}
     for name in COMPARED:
-        cases = " ".join(f"when gamma_{name} = {gamma} then {value!r}" for (n, gamma), value in shifts.items() if n == name)
+        cases = " ".join(
+            f"when gamma_{name} = {gamma} then {value!r}"
+            for (n, gamma), value in shifts.items()
+            if n == name
+        )
         level_shift[name] = f"(case {cases} else 0 end)" if cases else "0"
     return f"""
         create table scored as
@@ -420,9 +485,13 @@ def _empty_result(report: TrainingReport) -> MatchResult:
     con = duckdb.connect()
     con.execute(f"create table evidence ({EVIDENCE_COLUMNS})")
     return MatchResult(
-        clusters=pa.table({"unique_id": pa.array([], pa.string()), "cluster_id": pa.array([], pa.string())}),
+        clusters=pa.table(
+            {"unique_id": pa.array([], pa.string()), "cluster_id": pa.array([], pa.string())}
+        ),
         evidence=con.sql("select * from evidence").to_arrow_table(),
-        model_json=None, pairs_linked=0, training=report,
+        model_json=None,
+        pairs_linked=0,
+        training=report,
     )
 
 
@@ -449,12 +518,22 @@ def match_records(
     with tempfile.TemporaryDirectory(prefix="omniloyal-splink-") as spill, duckdb.connect() as con:
         con.execute(f"set memory_limit = '{SPLINK_MEMORY_LIMIT}'")
         con.execute(f"set temp_directory = '{spill}'")
-        return _match(con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard)
+        return _match(
+            con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard
+        )
 
 
-def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, seed: int, model: Path | None,
-           charts_dir: Path | None, must_link: pa.Table | None, cannot_link: pa.Table | None,
-           guard: GuardRule | None) -> MatchResult:
+def _match(
+    con: duckdb.DuckDBPyConnection,
+    records: pa.Table,
+    threshold: float,
+    seed: int,
+    model: Path | None,
+    charts_dir: Path | None,
+    must_link: pa.Table | None,
+    cannot_link: pa.Table | None,
+    guard: GuardRule | None,
+) -> MatchResult:
     con.register("match_input_records", records)
     con.execute("create table records as select * from match_input_records")
     con.unregister("match_input_records")
@@ -492,13 +571,21 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
     # prior or u-correction; SCORE_FLOOR keeps enough of them to re-estimate both.
     with report.step("predict"):
         predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
-        con.execute(f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}")
+        con.execute(
+            f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}"
+        )
     sampled_pairs = min(U_SAMPLE_PAIRS, records.num_rows * (records.num_rows - 1) / 2)
-    recalibration = Recalibration(linker.misc.save_model_to_json(), sampled_pairs,
-                                  adjust_u=report.u_sampled, counted_shares=counted_shares(con))
+    recalibration = Recalibration(
+        linker.misc.save_model_to_json(),
+        sampled_pairs,
+        adjust_u=report.u_sampled,
+        counted_shares=counted_shares(con),
+    )
     if model is None:
         with report.step("recalibrate"):
-            prior = _fitted_prior(con, recalibration, records.num_rows * (records.num_rows - 1) / 2, first_prior)
+            prior = _fitted_prior(
+                con, recalibration, records.num_rows * (records.num_rows - 1) / 2, first_prior
+            )
     else:
         prior = first_prior
     report.prior = prior
@@ -512,9 +599,13 @@ def _match(con: duckdb.DuckDBPyConnection, records: pa.Table, threshold: float, 
         guarded = guard_against_conflicts(con, db_api)
     charts = write_charts(linker, predictions, db_api, guarded, charts_dir) if charts_dir else {}
     saved = linker.misc.save_model_to_json()
-    saved.pop("linker_uid", None)  # a random name per Linker: two runs on the same data save the same file
+    saved.pop(
+        "linker_uid", None
+    )  # a random name per Linker: two runs on the same data save the same file
     return MatchResult(
-        clusters=con.sql(f"select unique_id, cluster_id from {guarded} order by unique_id").to_arrow_table(),
+        clusters=con.sql(
+            f"select unique_id, cluster_id from {guarded} order by unique_id"
+        ).to_arrow_table(),
         evidence=con.sql(EVIDENCE_SQL).to_arrow_table(),
         model_json=saved,
         pairs_linked=con.execute("select count(*) from links").fetchall()[0][0],
@@ -553,7 +644,9 @@ order by pairs.unique_id_l, pairs.unique_id_r
 """
 
 
-def _load_decisions(con: duckdb.DuckDBPyConnection, must_link: pa.Table | None, cannot_link: pa.Table | None) -> None:
+def _load_decisions(
+    con: duckdb.DuckDBPyConnection, must_link: pa.Table | None, cannot_link: pa.Table | None
+) -> None:
     """Stewards' pairs, each once with unique_id_l < unique_id_r."""
     ensure_steward_tables(con)
     for table, pairs in (("must_link", must_link), ("cannot_link", cannot_link)):
@@ -567,7 +660,9 @@ def _load_decisions(con: duckdb.DuckDBPyConnection, must_link: pa.Table | None, 
         con.unregister("decided")
 
 
-def write_charts(linker: Linker, predictions, db_api: DuckDBAPI, clusters: str, folder: Path) -> dict[str, Path]:
+def write_charts(
+    linker: Linker, predictions, db_api: DuckDBAPI, clusters: str, folder: Path
+) -> dict[str, Path]:
     """Splink's model charts, a waterfall of sample pairs and the cluster studio, as HTML.
 
     The waterfall hides record values; the cluster studio shows records, so the folder

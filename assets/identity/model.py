@@ -41,10 +41,18 @@ COMPARISONS = [
                 "and jaro_winkler_similarity(last_name_key_l, first_name_key_r) >= 0.88",
                 "First and last name swapped, nearly the same",
             ),
-            cll.And(cll.JaroWinklerLevel("first_name_key", 0.92), cll.JaroWinklerLevel("last_name_key", 0.92)),
-            cll.And(cll.JaroWinklerLevel("first_name_key", 0.80), cll.JaroWinklerLevel("last_name_key", 0.88)),
+            cll.And(
+                cll.JaroWinklerLevel("first_name_key", 0.92),
+                cll.JaroWinklerLevel("last_name_key", 0.92),
+            ),
+            cll.And(
+                cll.JaroWinklerLevel("first_name_key", 0.80),
+                cll.JaroWinklerLevel("last_name_key", 0.88),
+            ),
             cll.ExactMatchLevel("last_name_key").configure(tf_adjustment_column="last_name_key"),
-            cll.ExactMatchLevel("canonical_first_name").configure(tf_adjustment_column="canonical_first_name"),
+            cll.ExactMatchLevel("canonical_first_name").configure(
+                tf_adjustment_column="canonical_first_name"
+            ),
             cll.ElseLevel(),
         ],
     ),
@@ -55,7 +63,10 @@ COMPARISONS = [
         output_column_name="email",
         comparison_levels=[
             cll.NullLevel("email_key"),
-            cll.CustomLevel(f"{_same('email_key')} and not is_shared_email_l", "Exact match on a personal mailbox"),
+            cll.CustomLevel(
+                f"{_same('email_key')} and not is_shared_email_l",
+                "Exact match on a personal mailbox",
+            ),
             cll.CustomLevel(_same("email_key"), "Exact match on a shared mailbox"),
             cll.JaroWinklerLevel("email_key", 0.88),
             cll.ElseLevel(),
@@ -65,7 +76,10 @@ COMPARISONS = [
         output_column_name="phone",
         comparison_levels=[
             cll.NullLevel("phone_e164"),
-            cll.CustomLevel(f"{_same('phone_e164')} and not is_shared_phone_l", "Exact match on a personal phone"),
+            cll.CustomLevel(
+                f"{_same('phone_e164')} and not is_shared_phone_l",
+                "Exact match on a personal phone",
+            ),
             cll.CustomLevel(_same("phone_e164"), "Exact match on a shared phone"),
             # A mistyped digit or two swapped digits: data entry at a till or on the phone.
             cll.DamerauLevenshteinLevel("phone_e164", 1),
@@ -81,13 +95,18 @@ COMPARISONS = [
                 f"{_same('postcode')} and {_same('street_key')} and not is_shared_address_l",
                 "Same street and postcode, one household member",
             ),
-            cll.CustomLevel(f"{_same('postcode')} and {_same('street_key')}", "Same street and postcode, shared"),
+            cll.CustomLevel(
+                f"{_same('postcode')} and {_same('street_key')}", "Same street and postcode, shared"
+            ),
             cll.CustomLevel(
                 f"{_same('postcode')} and jaro_winkler_similarity(street_key_l, street_key_r) >= 0.88",
                 "Same postcode, street nearly the same",
             ),
             cll.CustomLevel(_same("postcode"), "Same postcode"),
-            cll.CustomLevel("split_part(postcode_l, ' ', 1) = split_part(postcode_r, ' ', 1)", "Same postcode district"),
+            cll.CustomLevel(
+                "split_part(postcode_l, ' ', 1) = split_part(postcode_r, ' ', 1)",
+                "Same postcode district",
+            ),
             cll.ElseLevel(),
         ],
     ),
@@ -168,4 +187,11 @@ GUARD_MAX_CONTRADICTED_SHARE = 0.02
 GUARD_MIN_EVIDENT_PAIRS = 30
 
 # Identifying columns: a record with none of them cannot be matched to anything.
-IDENTIFYING_COLUMNS = ["first_name_key", "last_name_key", "email_key", "phone_e164", "birth_on", "postcode"]
+IDENTIFYING_COLUMNS = [
+    "first_name_key",
+    "last_name_key",
+    "email_key",
+    "phone_e164",
+    "birth_on",
+    "postcode",
+]

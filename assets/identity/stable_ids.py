@@ -31,5 +31,7 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection) -> None:
     run_model(con, "identity/source_records")
     ensure_table(con)  # a steward's change is its own reason in id_changes
     run_model(con, "identity/id_changes")
-    con.execute("create table if not exists identity.id_history as select * from identity.id_changes limit 0")
+    con.execute(
+        "create table if not exists identity.id_history as select * from identity.id_changes limit 0"
+    )
     con.execute("insert into identity.id_history select * from identity.id_changes")

@@ -72,7 +72,9 @@ def read_decisions(path: str | Path) -> list[Decision]:
     except FileNotFoundError:
         raise StewardDecisionsError(f"{path}: steward decisions file not found") from None
     except OSError as err:
-        raise StewardDecisionsError(f"{path}: cannot read the steward decisions file ({err.strerror})") from None
+        raise StewardDecisionsError(
+            f"{path}: cannot read the steward decisions file ({err.strerror})"
+        ) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -81,14 +83,18 @@ def read_decisions(path: str | Path) -> list[Decision]:
     try:
         header = next(reader)
     except StopIteration:
-        raise StewardDecisionsError(f"{path}: empty file; expected a header with {', '.join(COLUMNS)}") from None
+        raise StewardDecisionsError(
+            f"{path}: empty file; expected a header with {', '.join(COLUMNS)}"
+        ) from None
     except csv.Error:
         raise StewardDecisionsError(f"{path}: line 1: not a CSV header") from None
     position = {name.strip().lower(): i for i, name in reversed(list(enumerate(header)))}
     missing = [c for c in COLUMNS if c not in position]
     if missing:
         # The header itself is not echoed: a file without one would show a row of data.
-        raise StewardDecisionsError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
+        raise StewardDecisionsError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}"
+        )
     decisions = []
     while True:
         line = reader.line_num + 1
@@ -97,7 +103,9 @@ def read_decisions(path: str | Path) -> list[Decision]:
         except StopIteration:
             break
         except csv.Error:
-            raise StewardDecisionsError(f"{path}: line {line}: not valid CSV (an unclosed quote?)") from None
+            raise StewardDecisionsError(
+                f"{path}: line {line}: not valid CSV (an unclosed quote?)"
+            ) from None
         if not any(field.strip() for field in row):
             continue  # a blank line
         fields = {c: (row[position[c]].strip() if position[c] < len(row) else "") for c in COLUMNS}
@@ -123,7 +131,9 @@ def _checked(line: int, fields: dict[str, str]) -> Decision:
         problems.append("a record paired with itself")
     status = f"invalid: {'; '.join(problems)}" if problems else APPLIED
     # Another value is not kept: a shifted row could put a name in this column.
-    return Decision(line, decision if decision in DECISIONS else None, a, b, fields["reason"] or None, status)
+    return Decision(
+        line, decision if decision in DECISIONS else None, a, b, fields["reason"] or None, status
+    )
 
 
 def resolve(decisions: list[Decision], known_ids: set[str]) -> list[Decision]:
@@ -155,7 +165,11 @@ def _contradictions(decisions: list[Decision]) -> list[Decision]:
     dropped: set[int] = set()
     contradicted: dict[int, set[int]] = defaultdict(set)  # decision -> lines it contradicts
     for i, d in enumerate(decisions):
-        if d.status != APPLIED or d.decision != "different_people" or root(d.unique_id_a) != root(d.unique_id_b):
+        if (
+            d.status != APPLIED
+            or d.decision != "different_people"
+            or root(d.unique_id_a) != root(d.unique_id_b)
+        ):
             continue
         while (path := _same_person_path(edges, dropped, d.unique_id_a, d.unique_id_b)) is not None:
             for j in path:
@@ -163,13 +177,18 @@ def _contradictions(decisions: list[Decision]) -> list[Decision]:
                 contradicted[i].add(decisions[j].line)
                 dropped.add(j)
     return [
-        replace(d, status=f"invalid: contradicts line {', '.join(map(str, sorted(contradicted[i])))}")
-        if i in contradicted else d
+        replace(
+            d, status=f"invalid: contradicts line {', '.join(map(str, sorted(contradicted[i])))}"
+        )
+        if i in contradicted
+        else d
         for i, d in enumerate(decisions)
     ]
 
 
-def _same_person_path(edges: dict[str, list[tuple[str, int]]], dropped: set[int], start: str, goal: str) -> list[int] | None:
+def _same_person_path(
+    edges: dict[str, list[tuple[str, int]]], dropped: set[int], start: str, goal: str
+) -> list[int] | None:
     """Indexes of same_person decisions (not dropped) chaining `start` to `goal`, or None."""
     came_from: dict[str, tuple[str, int] | None] = {start: None}
     queue = deque([start])
@@ -208,17 +227,26 @@ def load_decisions(con: duckdb.DuckDBPyConnection, path: str | Path | None) -> d
     Records are looked up in identity.match_input. Counts: applied, unknown, invalid.
     """
     decisions = read_decisions(path) if path else []
-    named = sorted({uid for d in decisions for uid in (d.unique_id_a, d.unique_id_b) if uid is not None})
-    known = {
-        row[0]
-        for row in con.execute(
-            "select unique_id from identity.match_input where unique_id in (select unnest(?::varchar[]))", [named]
-        ).fetchall()
-    } if named else set()
+    named = sorted(
+        {uid for d in decisions for uid in (d.unique_id_a, d.unique_id_b) if uid is not None}
+    )
+    known = (
+        {
+            row[0]
+            for row in con.execute(
+                "select unique_id from identity.match_input where unique_id in (select unnest(?::varchar[]))",
+                [named],
+            ).fetchall()
+        }
+        if named
+        else set()
+    )
     resolved = resolve(decisions, known)
     con.register("steward_decisions_file", as_table(resolved))
     try:
-        con.execute(f"create or replace table {TABLE} as select * from steward_decisions_file order by line")
+        con.execute(
+            f"create or replace table {TABLE} as select * from steward_decisions_file order by line"
+        )
     finally:
         con.unregister("steward_decisions_file")
     return decision_counts(con)

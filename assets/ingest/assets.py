@@ -10,7 +10,12 @@ from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
 RAW_TABLES = [f"raw.{spec.table}" for spec in source_files()]
-MANIFEST_TABLES = ["raw.deliveries", "raw.duplicate_deliveries", "quality.quarantine", "quality.field_issues"]
+MANIFEST_TABLES = [
+    "raw.deliveries",
+    "raw.duplicate_deliveries",
+    "quality.quarantine",
+    "quality.field_issues",
+]
 
 
 def _key(table: str) -> dg.AssetKey:
@@ -19,15 +24,34 @@ def _key(table: str) -> dg.AssetKey:
 
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "python"), key=_key(table), description=f"Loaded rows of every delivery, as typed by the contract ({table}).")
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key(table),
+            description=f"Loaded rows of every delivery, as typed by the contract ({table}).",
+        )
         for table in RAW_TABLES
     ]
     + [
-        table_spec(kinds=("duckdb", "python"), key=_key("raw.deliveries"), description="Manifest: one row per ingested file, with its checksum and row counts."),
-        table_spec(kinds=("duckdb", "python"), key=_key("raw.duplicate_deliveries"), description="Files whose bytes were already ingested under another name."),
-        table_spec(kinds=("duckdb", "python"), key=_key("quality.quarantine"), description="Rows that break the contract, with file, line, reason and raw text."),
-        table_spec(kinds=("duckdb", "python"), key=_key("quality.field_issues"),
-                   description="Optional fields emptied because their value breaks the contract; the row itself loaded."),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("raw.deliveries"),
+            description="Manifest: one row per ingested file, with its checksum and row counts.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("raw.duplicate_deliveries"),
+            description="Files whose bytes were already ingested under another name.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("quality.quarantine"),
+            description="Rows that break the contract, with file, line, reason and raw text.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("quality.field_issues"),
+            description="Optional fields emptied because their value breaks the contract; the row itself loaded.",
+        ),
     ],
     group_name="ingest",
     can_subset=False,
@@ -60,11 +84,18 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
             yield dg.MaterializeResult(asset_key=_key(table), metadata=metadata)
 
 
-@dg.asset_check(asset=_key("raw.deliveries"), blocking=True, description="Rows read = rows loaded + rows quarantined, per delivery.")
-def nothing_lost_in_ingestion(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=_key("raw.deliveries"),
+    blocking=True,
+    description="Rows read = rows loaded + rows quarantined, per delivery.",
+)
+def nothing_lost_in_ingestion(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
     with settings.build(context.run.run_id) as con:
         loaded = " union all ".join(
-            f"select _delivery_id as delivery_id, count(*) as n from {table} group by 1" for table in RAW_TABLES
+            f"select _delivery_id as delivery_id, count(*) as n from {table} group by 1"
+            for table in RAW_TABLES
         )
         mismatched = con.execute(
             f"""
@@ -80,7 +111,11 @@ def nothing_lost_in_ingestion(context: dg.AssetCheckExecutionContext, settings: 
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not mismatched,
-        metadata={"deliveries_not_reconciled": dg.MetadataValue.text(", ".join(shown(f) for (f,) in mismatched) or "none")},
+        metadata={
+            "deliveries_not_reconciled": dg.MetadataValue.text(
+                ", ".join(shown(f) for (f,) in mismatched) or "none"
+            )
+        },
     )
 
 
@@ -98,7 +133,10 @@ def phone_read_shares(con) -> dict[str, tuple[float, float | None]]:
         "select source, sum(phones_read) / sum(phones_present), sum(phones_valid) / nullif(sum(phones_read), 0) "
         "from quality.source_summary where phones_present > 0 group by source order by source"
     ).fetchall()
-    return {source: (float(read), None if valid is None else float(valid)) for source, read, valid in rows}
+    return {
+        source: (float(read), None if valid is None else float(valid))
+        for source, read, valid in rows
+    }
 
 
 @dg.asset_check(
@@ -108,7 +146,9 @@ def phone_read_shares(con) -> dict[str, tuple[float, float | None]]:
     f"or fewer than {PHONE_READ_FLOOR:.0%} of those it reads are valid, over its deliveries: a wrong phone region, "
     "or a phone format the standardizer does not know.",
 )
-def phone_read_rate(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+def phone_read_rate(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
     with settings.build(context.run.run_id, standardizers=True) as con:
         shares = phone_read_shares(con)
         region, inferred_from = con.execute(
@@ -128,7 +168,8 @@ def phone_read_rate(context: dg.AssetCheckExecutionContext, settings: PipelineSe
     return dg.AssetCheckResult(
         passed=not low,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"below {PHONE_READ_FLOOR:.0%}: {', '.join(low.values())}" if low
+        description=f"below {PHONE_READ_FLOOR:.0%}: {', '.join(low.values())}"
+        if low
         else f"every source reads at least {PHONE_READ_FLOOR:.0%} of its phones, at least {PHONE_READ_FLOOR:.0%} of them valid",
         metadata=metadata,
     )

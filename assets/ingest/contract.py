@@ -68,7 +68,9 @@ class SourceFile:
 
 def _parse_column(raw: dict, where: str) -> Column:
     if raw.get("type") not in COLUMN_TYPES:
-        raise ContractError(f"{where}: column {raw.get('name')!r} has unknown type {raw.get('type')!r}")
+        raise ContractError(
+            f"{where}: column {raw.get('name')!r} has unknown type {raw.get('type')!r}"
+        )
     if raw["type"] == "enum" and not raw.get("values"):
         raise ContractError(f"{where}: enum column {raw['name']!r} lists no values")
     return Column(
@@ -130,7 +132,9 @@ def source_priority() -> tuple[str, ...]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         rank = doc.get("profile_priority")
         if not isinstance(rank, int) or isinstance(rank, bool):
-            raise ContractError(f"{path.name}: profile_priority must be a whole number, got {rank!r}")
+            raise ContractError(
+                f"{path.name}: profile_priority must be a whole number, got {rank!r}"
+            )
         ranked.append((rank, doc["source"]))
     ranks = [rank for rank, _ in ranked]
     if len(set(ranks)) != len(ranks):

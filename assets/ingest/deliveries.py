@@ -125,7 +125,9 @@ class Delivery:
 @dataclass
 class IngestResult:
     deliveries: list[dict] = field(default_factory=list)
-    ignored_files: list[str] = field(default_factory=list)  # inbox files matching no contract pattern
+    ignored_files: list[str] = field(
+        default_factory=list
+    )  # inbox files matching no contract pattern
 
     @property
     def rows_read(self) -> int:
@@ -174,8 +176,12 @@ def _error(name: str, problem: str) -> DeliveryError:
 # ---------------------------------------------------------------- finding deliveries
 
 
-def find_deliveries(inbox: Path, ignored: list[str] | None = None, limits: Limits = Limits(),
-                    problems: list[str] | None = None) -> list[Delivery]:
+def find_deliveries(
+    inbox: Path,
+    ignored: list[str] | None = None,
+    limits: Limits = Limits(),
+    problems: list[str] | None = None,
+) -> list[Delivery]:
     """Contract files of the inbox in delivery order: date in the name, then name.
 
     Every contract file is read once here, as a stream within `limits`, for its id (the
@@ -239,20 +245,30 @@ def _inbox_files(inbox: Path, problems: list[str]) -> Iterator[str]:
             with os.scandir(inbox / folder) as listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as err:
-            problems.append(str(_error(folder or str(inbox), f"folder cannot be listed ({err.strerror})")))
+            problems.append(
+                str(_error(folder or str(inbox), f"folder cannot be listed ({err.strerror})"))
+            )
             continue
         inner = []
         for entry in entries:
             name = f"{folder}/{entry.name}" if folder else entry.name
             if entry.is_symlink():
-                problems.append(str(_error(
-                    name, "a symbolic link; links are never followed, so it was not read (deliver the file itself)")))
+                problems.append(
+                    str(
+                        _error(
+                            name,
+                            "a symbolic link; links are never followed, so it was not read (deliver the file itself)",
+                        )
+                    )
+                )
             elif entry.is_dir(follow_symlinks=False):
                 inner.append(name)
             elif entry.is_file(follow_symlinks=False):
                 yield name
             else:
-                problems.append(str(_error(name, "not a regular file (a FIFO, socket or device); not read")))
+                problems.append(
+                    str(_error(name, "not a regular file (a FIFO, socket or device); not read"))
+                )
         folders.extend(reversed(inner))  # folders in name order, each before the next
 
 
@@ -272,12 +288,17 @@ def open_in_inbox(inbox: Path, name: str) -> BinaryIO:
                 os.close(folder)
                 folder = inner
             # O_NONBLOCK: a FIFO put in place of the file must not wait for a writer.
-            descriptor = os.open(file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+            descriptor = os.open(
+                file_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder
+            )
         finally:
             os.close(folder)
     except OSError as err:
         if err.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _error(name, "a symbolic link, or in a linked folder; links are never followed, so it was not read") from None
+            raise _error(
+                name,
+                "a symbolic link, or in a linked folder; links are never followed, so it was not read",
+            ) from None
         raise _error(name, f"cannot be read ({err.strerror})") from None
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
@@ -304,7 +325,9 @@ class _HashedFile(io.RawIOBase):
         return count
 
 
-def _content(handle: BinaryIO, name: str, file_format: str, limits: Limits, file_digest=None) -> Iterator[bytes]:
+def _content(
+    handle: BinaryIO, name: str, file_format: str, limits: Limits, file_digest=None
+) -> Iterator[bytes]:
     """The file's content in chunks, decompressed when it is a .gz; `file_digest`, if any, gets its bytes.
 
     The size is counted as chunks arrive and the read stops as soon as it passes the limit,
@@ -327,7 +350,8 @@ def _content(handle: BinaryIO, name: str, file_format: str, limits: Limits, file
         if total > limits.file_bytes:
             decompressed = " once decompressed" if name.endswith(".gz") else ""
             raise _error(
-                name, f"larger than {limits.max_file_mb} MB{decompressed}, the limit (setting max_file_mb); not read further"
+                name,
+                f"larger than {limits.max_file_mb} MB{decompressed}, the limit (setting max_file_mb); not read further",
             )
         if len(head) < SNIFF_BYTES:
             head += chunk[: SNIFF_BYTES - len(head)]
@@ -369,7 +393,10 @@ def _lines(chunks: Iterable[bytes], name: str, limits: Limits) -> Iterator[bytes
 
 
 def _line_too_long(name: str, number: int, limits: Limits) -> DeliveryError:
-    return _error(name, f"line {number} is longer than {limits.max_line_kb} KB, the limit (setting max_line_kb); not read further")
+    return _error(
+        name,
+        f"line {number} is longer than {limits.max_line_kb} KB, the limit (setting max_line_kb); not read further",
+    )
 
 
 def read_lines(delivery: Delivery, limits: Limits, encoding: str) -> Iterator[str]:
@@ -386,7 +413,9 @@ def read_lines(delivery: Delivery, limits: Limits, encoding: str) -> Iterator[st
         for number, line in enumerate(_lines(_hashed(chunks, digest), delivery.name, limits)):
             yield line.decode(encoding if number else first)
     if digest.hexdigest() != delivery.sha256:
-        raise _error(delivery.name, "changed while it was being read; run again once it is complete")
+        raise _error(
+            delivery.name, "changed while it was being read; run again once it is complete"
+        )
 
 
 def _hashed(chunks: Iterable[bytes], digest) -> Iterator[bytes]:
@@ -406,8 +435,12 @@ class _Records:
     def __init__(self, con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
         self.con, self.columns = con, columns
         text_columns = "".join(f", {name} varchar" for name in columns)
-        con.execute(f"create or replace temp table incoming_records (_line bigint, _raw varchar{text_columns})")
-        con.execute("create or replace temp table incoming_rejects (_line bigint, _raw varchar, _reason varchar)")
+        con.execute(
+            f"create or replace temp table incoming_records (_line bigint, _raw varchar{text_columns})"
+        )
+        con.execute(
+            "create or replace temp table incoming_rejects (_line bigint, _raw varchar, _reason varchar)"
+        )
         self._clear()
 
     def _clear(self) -> None:
@@ -444,7 +477,13 @@ class _Records:
 def _columns(rows: list[tuple], names: list[str]) -> pa.Table:
     """Rows of (line, text, text...) as an Arrow table with the given column names."""
     columns = list(zip(*rows)) if rows else [()] * len(names)
-    return pa.table([pa.array(values, pa.int64() if i == 0 else pa.string()) for i, values in enumerate(columns)], names=names)
+    return pa.table(
+        [
+            pa.array(values, pa.int64() if i == 0 else pa.string())
+            for i, values in enumerate(columns)
+        ],
+        names=names,
+    )
 
 
 def split_csv(delivery: Delivery, lines: Iterable[str], records: _Records) -> None:
@@ -473,7 +512,9 @@ def split_csv(delivery: Delivery, lines: Iterable[str], records: _Records) -> No
         except StopIteration:
             return  # no header, no rows: a delivery of zero rows
         except csv.Error as err:
-            raise _error(delivery.name, f"the header (line {reader.line_num}) is not valid CSV ({err})") from None
+            raise _error(
+                delivery.name, f"the header (line {reader.line_num}) is not valid CSV ({err})"
+            ) from None
         if _is_blank(row):
             consumed.clear()
             continue
@@ -530,13 +571,18 @@ def split_jsonl(delivery: Delivery, lines: Iterable[str], records: _Records) -> 
 
 def _check_json(delivery: Delivery, first: list[str]) -> None:
     if not any(_is_json(line) for line in first):
-        raise _error(delivery.name, f"not a JSON-lines file (none of its first {len(first)} lines is JSON)")
+        raise _error(
+            delivery.name, f"not a JSON-lines file (none of its first {len(first)} lines is JSON)"
+        )
 
 
 def _is_json(line: str) -> bool:
     try:
         json.loads(line)
-    except (ValueError, RecursionError):  # RecursionError: '[[[[...' nested deeper than Python's stack
+    except (
+        ValueError,
+        RecursionError,
+    ):  # RecursionError: '[[[[...' nested deeper than Python's stack
         return False
     return True
 
@@ -564,7 +610,10 @@ def _check_header(delivery: Delivery, header: list[str], line: int) -> None:
     repeated = [name for name in delivery.spec.column_names if header.count(name) > 1]
     if repeated:
         # Which of the two columns holds the value is anyone's guess.
-        raise _error(delivery.name, f"column(s) {', '.join(repeated)} appear more than once in the header (line {line})")
+        raise _error(
+            delivery.name,
+            f"column(s) {', '.join(repeated)} appear more than once in the header (line {line})",
+        )
 
 
 # ---------------------------------------------------------------- typing, generated from the contract
@@ -606,7 +655,12 @@ def problem_expression(column: Column, text: str, typed: str) -> str:
     if column.required:
         checks.append((f"{value} is null", f"missing required {column.name}"))
     if column.type == "enum":
-        checks.append((f"{value} is not null and {typed} is null", f"unknown {column.name} (allowed: {', '.join(column.values)})"))
+        checks.append(
+            (
+                f"{value} is not null and {typed} is null",
+                f"unknown {column.name} (allowed: {', '.join(column.values)})",
+            )
+        )
     elif column.type != "string":
         expected = {
             "integer": "a whole number",
@@ -615,7 +669,9 @@ def problem_expression(column: Column, text: str, typed: str) -> str:
             "date": f"a date as {column.format}",
             "timestamp": f"a timestamp as {column.format}",
         }[column.type]
-        checks.append((f"{value} is not null and {typed} is null", f"{column.name} is not {expected}"))
+        checks.append(
+            (f"{value} is not null and {typed} is null", f"{column.name} is not {expected}")
+        )
     if column.min is not None:
         words = "is negative" if column.min == 0 else f"is below {column.min}"
         checks.append((f"{typed} < {column.min}", f"{column.name} {words}"))
@@ -642,7 +698,9 @@ def typed_select(spec: SourceFile, relation: str) -> str:
         # JSON allows a key twice and readers keep one of the values, unseen: which one the
         # exporter meant is a guess, so a contract key given twice quarantines the record.
         names = "[" + ", ".join(_quote(name) for name in spec.column_names) + "]"
-        repeated = f"list_filter({names}, lambda name: len(list_filter(_keys, lambda k: k = name)) > 1)"
+        repeated = (
+            f"list_filter({names}, lambda name: len(list_filter(_keys, lambda k: k = name)) > 1)"
+        )
         checks.append(
             f"case when len(_keys) > len(list_distinct(_keys)) and len({repeated}) > 0 "
             f"then 'duplicate JSON key(s) ' || array_to_string({repeated}, ', ') end as _duplicate_keys"
@@ -684,7 +742,9 @@ def typed_select(spec: SourceFile, relation: str) -> str:
             f"case when _problem_{column.name} is not null then left({shown}, {SHOWN_VALUE_CHARS}) end "
             f"as _value_{column.name}"
         )
-        selects.append(f"case when _problem_{column.name} is null then {column.name} end as {column.name}")
+        selects.append(
+            f"case when _problem_{column.name} is null then {column.name} end as {column.name}"
+        )
         issues.append(
             f"case when _problem_{column.name} is not null then {{'column_name': {_quote(column.name)}, "
             f"'reason': _problem_{column.name}, 'masked_value': _value_{column.name}}} end"
@@ -797,8 +857,13 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"create table if not exists raw.{spec.table} ({columns}, "
             "_delivery_id varchar not null, _file varchar not null, _delivered_on date not null, _line bigint not null)"
         )
-    for table in ("raw.deliveries", "raw.duplicate_deliveries", "quality.quarantine", "quality.field_issues",
-                  *(f"raw.{spec.table}" for spec in source_files())):
+    for table in (
+        "raw.deliveries",
+        "raw.duplicate_deliveries",
+        "quality.quarantine",
+        "quality.field_issues",
+        *(f"raw.{spec.table}" for spec in source_files()),
+    ):
         comment_on_table(con, table)
 
 
@@ -815,7 +880,10 @@ def _sql_type(column: Column) -> str:
 
 
 def ingest_inbox(
-    con: duckdb.DuckDBPyConnection, inbox: Path, max_bad_share: float = 0.05, limits: Limits = Limits()
+    con: duckdb.DuckDBPyConnection,
+    inbox: Path,
+    max_bad_share: float = 0.05,
+    limits: Limits = Limits(),
 ) -> IngestResult:
     """Ingest every delivery of the inbox not seen before. Raises DeliveryError naming every
     file that cannot be loaded, a line each."""
@@ -833,14 +901,20 @@ def ingest_inbox(
         except DeliveryError as err:
             problems.append(str(err))
             continue
-        bad_share = summary["rows_quarantined"] / summary["rows_read"] if summary["rows_read"] else 0.0
+        bad_share = (
+            summary["rows_quarantined"] / summary["rows_read"] if summary["rows_read"] else 0.0
+        )
         if bad_share > max_bad_share:
-            problems.append(str(_error(
-                delivery.name,
-                f"{summary['rows_quarantined']} of {summary['rows_read']} rows "
-                f"({bad_share:.1%}) break the contract, above the {max_bad_share:.0%} threshold; "
-                "see quality.quarantine for the reasons",
-            )))
+            problems.append(
+                str(
+                    _error(
+                        delivery.name,
+                        f"{summary['rows_quarantined']} of {summary['rows_read']} rows "
+                        f"({bad_share:.1%}) break the contract, above the {max_bad_share:.0%} threshold; "
+                        "see quality.quarantine for the reasons",
+                    )
+                )
+            )
         seen[delivery.sha256] = delivery.name
         result.deliveries.append(summary)
     if problems:
@@ -851,7 +925,8 @@ def ingest_inbox(
 
 def _record_duplicate(con: duckdb.DuckDBPyConnection, delivery: Delivery, original: str) -> None:
     already = con.execute(
-        "select count(*) from raw.duplicate_deliveries where file = ? and sha256 = ?", [delivery.name, delivery.sha256]
+        "select count(*) from raw.duplicate_deliveries where file = ? and sha256 = ?",
+        [delivery.name, delivery.sha256],
     ).fetchall()[0][0]
     if not already:
         con.execute(
@@ -860,14 +935,18 @@ def _record_duplicate(con: duckdb.DuckDBPyConnection, delivery: Delivery, origin
         )
 
 
-def ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits = Limits()) -> dict:
+def ingest_delivery(
+    con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits = Limits()
+) -> dict:
     try:
         return _ingest_delivery(con, delivery, limits)
     except duckdb.Error as err:
         # Some of DuckDB's messages quote the value they failed on, and this message goes
         # to logs and Dagster events: only the kind of error, unless it is about the machine.
         about_machine = isinstance(err, (duckdb.IOException, duckdb.OutOfMemoryException))
-        raise _error(delivery.name, f"could not be loaded ({err if about_machine else type(err).__name__})") from None
+        raise _error(
+            delivery.name, f"could not be loaded ({err if about_machine else type(err).__name__})"
+        ) from None
 
 
 def _read_records(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits) -> None:
@@ -892,7 +971,9 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits:
     now = _now()
     delivered_on = datetime.strptime(delivery.delivered_on, "%Y%m%d").date()
 
-    con.execute(f"create or replace temp table incoming as {typed_select(spec, 'incoming_records')}")
+    con.execute(
+        f"create or replace temp table incoming as {typed_select(spec, 'incoming_records')}"
+    )
     con.execute("drop table incoming_records")
     columns = ", ".join(spec.column_names)
     con.execute(

@@ -12,8 +12,14 @@ from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 # Reads no table: its one input is the program file (settings.program_file), which is no
 # asset, so after editing the file rebuild from here (job loyalty_and_marts).
 @dg.multi_asset(
-    specs=[table_spec(kinds=("duckdb", "python"), key=["loyalty", t], description=f"The program file's {t.removeprefix('program_')}, as a table.")
-           for t in PROGRAM_TABLES],
+    specs=[
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=["loyalty", t],
+            description=f"The program file's {t.removeprefix('program_')}, as a table.",
+        )
+        for t in PROGRAM_TABLES
+    ],
     group_name="loyalty",
 )
 def program(context: dg.AssetExecutionContext, settings: PipelineSettings):
@@ -25,7 +31,9 @@ def program(context: dg.AssetExecutionContext, settings: PipelineSettings):
     with settings.build(context.run_id) as con:
         write_program_tables(con, rules)
         for table in PROGRAM_TABLES:
-            yield dg.MaterializeResult(asset_key=["loyalty", table], metadata=table_metadata(con, f"loyalty.{table}"))
+            yield dg.MaterializeResult(
+                asset_key=["loyalty", table], metadata=table_metadata(con, f"loyalty.{table}")
+            )
 
 
 qualifying_events = sql_asset(
@@ -56,10 +64,18 @@ SETTLING_DEPS = [t.split(".") for t in step_reads(SETTLING_MODELS, ["loyalty.cus
 
 @dg.multi_asset(
     specs=[
-        table_spec(kinds=("duckdb", "python"), key=["loyalty", "debits"], deps=SETTLING_DEPS,
-                     description="Every requested debit and what the balance allowed: applied, rejected or capped."),
-        table_spec(kinds=("duckdb", "python"), key=["loyalty", "lot_expiry"], deps=SETTLING_DEPS,
-                     description="Every credit as a lot of points, and how much of it expired (oldest spent first)."),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=["loyalty", "debits"],
+            deps=SETTLING_DEPS,
+            description="Every requested debit and what the balance allowed: applied, rejected or capped.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=["loyalty", "lot_expiry"],
+            deps=SETTLING_DEPS,
+            description="Every credit as a lot of points, and how much of it expired (oldest spent first).",
+        ),
     ],
     group_name="loyalty",
 )
@@ -69,10 +85,17 @@ def settled_debits(context: dg.AssetExecutionContext, settings: PipelineSettings
         rounds = settle_debits(con)
         yield dg.MaterializeResult(
             asset_key=["loyalty", "debits"],
-            metadata={**table_metadata(con, "loyalty.debits"), "settling_rounds": rounds,
-                      "rejected": con.execute("select count(*) from loyalty.debits where status = 'rejected'").fetchall()[0][0]},
+            metadata={
+                **table_metadata(con, "loyalty.debits"),
+                "settling_rounds": rounds,
+                "rejected": con.execute(
+                    "select count(*) from loyalty.debits where status = 'rejected'"
+                ).fetchall()[0][0],
+            },
         )
-        yield dg.MaterializeResult(asset_key=["loyalty", "lot_expiry"], metadata=table_metadata(con, "loyalty.lot_expiry"))
+        yield dg.MaterializeResult(
+            asset_key=["loyalty", "lot_expiry"], metadata=table_metadata(con, "loyalty.lot_expiry")
+        )
 
 
 ledger = sql_asset(
@@ -88,26 +111,43 @@ balances = sql_asset(
 )
 
 
-def _count(context: dg.AssetCheckExecutionContext, settings: PipelineSettings, invariant: str) -> int:
+def _count(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings, invariant: str
+) -> int:
     with settings.build(context.run.run_id) as con:
         return con.execute(INVARIANTS[invariant]).fetchall()[0][0]
 
 
 @dg.asset_check(asset=ledger, blocking=True, description="entry_id is unique.")
-def ledger_entry_ids_unique(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+def ledger_entry_ids_unique(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
     duplicates = _count(context, settings, "duplicate_entry_ids")
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_entry_ids": duplicates})
 
 
-@dg.asset_check(asset=ledger, blocking=True,
-                description="In time order (credits, expiries, then debits within a moment) no balance goes below zero.")
-def ledger_running_balance_never_negative(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=ledger,
+    blocking=True,
+    description="In time order (credits, expiries, then debits within a moment) no balance goes below zero.",
+)
+def ledger_running_balance_never_negative(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
     negative = _count(context, settings, "negative_running_balances")
-    return dg.AssetCheckResult(passed=negative == 0, metadata={"entries_with_a_negative_running_balance": negative})
+    return dg.AssetCheckResult(
+        passed=negative == 0, metadata={"entries_with_a_negative_running_balance": negative}
+    )
 
 
-@dg.asset_check(asset=balances, blocking=True, description="Every balance equals the sum of the customer's ledger.")
-def balances_reconcile_to_ledger(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=balances,
+    blocking=True,
+    description="Every balance equals the sum of the customer's ledger.",
+)
+def balances_reconcile_to_ledger(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
     off = _count(context, settings, "balances_off_their_ledger")
     missing = _count(context, settings, "ledger_customers_without_balance")
     return dg.AssetCheckResult(

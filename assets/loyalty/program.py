@@ -109,11 +109,15 @@ def _distinct_file_names(names: list[str], segmentation: str) -> None:
     for name in names:
         stem = segment_file_name(name)
         if not stem:
-            raise ValueError(f"segment name {name!r} needs a letter or digit: its export file is named after them")
+            raise ValueError(
+                f"segment name {name!r} needs a letter or digit: its export file is named after them"
+            )
         first = seen.setdefault(stem, name)
         if first != name:
-            raise ValueError(f"segments {first!r} and {name!r} would both be exported as "
-                             f"{segmentation}_{stem}.csv; rename one")
+            raise ValueError(
+                f"segments {first!r} and {name!r} would both be exported as "
+                f"{segmentation}_{stem}.csv; rename one"
+            )
 
 
 # --- The file's schema -------------------------------------------------------------------
@@ -151,7 +155,9 @@ def _at_least(minimum: float, *, whole: bool = False) -> BeforeValidator:
 def _share(*, up_to_one: bool) -> BeforeValidator:
     def check(value: object) -> float:
         if not _number(value) or not (0 < value <= 1 if up_to_one else 0 < value < 1):
-            raise ValueError(f"must be a number {'in (0, 1]' if up_to_one else 'between 0 and 1'}, got {value!r}")
+            raise ValueError(
+                f"must be a number {'in (0, 1]' if up_to_one else 'between 0 and 1'}, got {value!r}"
+            )
         return float(value)
 
     return BeforeValidator(check)
@@ -167,8 +173,12 @@ def _one_of(choices: tuple[str, ...], separator: str = ", ") -> BeforeValidator:
 
 
 def _score_range(value: object) -> tuple:
-    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_number, value))
-            and 1 <= value[0] <= value[1] <= 5):
+    if not (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(map(_number, value))
+        and 1 <= value[0] <= value[1] <= 5
+    ):
         raise ValueError(f"must be [min, max] within 1-5, got {value!r}")
     return tuple(value)
 
@@ -181,8 +191,10 @@ def _text(value: object) -> str:
 
 def _segment_column(value: object) -> str:
     if not isinstance(value, str) or value not in segment_columns():
-        raise ValueError(f"{value!r} is not a non-personal column of {' or '.join(SEGMENT_COLUMN_TABLES)} "
-                         "(see schemas/warehouse)")
+        raise ValueError(
+            f"{value!r} is not a non-personal column of {' or '.join(SEGMENT_COLUMN_TABLES)} "
+            "(see schemas/warehouse)"
+        )
     return value
 
 
@@ -260,15 +272,23 @@ class TiersFile(_Section):
         if not levels:
             raise ValueError("at least one tier is required")
         if levels[0].threshold != 0:
-            raise ValueError(f"the first tier ({levels[0].name}) must start at 0 so every customer has a tier")
+            raise ValueError(
+                f"the first tier ({levels[0].name}) must start at 0 so every customer has a tier"
+            )
         for i, (lower, tier) in enumerate(zip(levels, levels[1:]), start=1):
             if tier.threshold <= lower.threshold:
-                raise _At((i, "threshold"), f"must be greater than tiers.levels[{i - 1}].threshold "
-                                            f"({lower.name}, {lower.threshold:g})")
+                raise _At(
+                    (i, "threshold"),
+                    f"must be greater than tiers.levels[{i - 1}].threshold "
+                    f"({lower.name}, {lower.threshold:g})",
+                )
         first: dict[str, int] = {}
         for i, tier in enumerate(levels):
             if first.setdefault(tier.name, i) != i:
-                raise _At((i, "name"), f"tier names must be unique: {tier.name!r} is also tiers.levels[{first[tier.name]}]")
+                raise _At(
+                    (i, "name"),
+                    f"tier names must be unique: {tier.name!r} is also tiers.levels[{first[tier.name]}]",
+                )
         return levels
 
 
@@ -292,7 +312,9 @@ def _rfm_rules_cover_every_cell(rules: list[RfmRuleFile]) -> list[RfmRuleFile]:
 
 
 class LifecycleDaysFile(_Section):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)  # a stage the SQL does not know is a mistake
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True
+    )  # a stage the SQL does not know is a mistake
     new: Days
     active: Days
     at_risk: Days
@@ -302,7 +324,9 @@ class LifecycleDaysFile(_Section):
     def _increasing(self) -> LifecycleDaysFile:
         days = [getattr(self, stage) for stage in LIFECYCLE_STAGES]
         if days != sorted(set(days)):
-            raise ValueError(f"must increase from new to lapsed, got {dict(zip(LIFECYCLE_STAGES, days))}")
+            raise ValueError(
+                f"must increase from new to lapsed, got {dict(zip(LIFECYCLE_STAGES, days))}"
+            )
         return self
 
 
@@ -373,7 +397,10 @@ class SegmentsFile(_Section):
         first: dict[str, int] = {}
         for i, spec in enumerate(custom):
             if first.setdefault(spec.name, i) != i:
-                raise _At((i, "name"), f"segment names must be unique: {spec.name!r} is also segments.custom[{first[spec.name]}]")
+                raise _At(
+                    (i, "name"),
+                    f"segment names must be unique: {spec.name!r} is also segments.custom[{first[spec.name]}]",
+                )
         _distinct_file_names([spec.name for spec in custom], "custom")
         return custom
 
@@ -386,7 +413,9 @@ class ProgramFile(_Section):
     bonuses: BonusesFile
     expiry: ExpiryFile
     tiers: TiersFile
-    rfm_segments: Annotated[list[RfmRuleFile], _NONE_IS_EMPTY_LIST, AfterValidator(_rfm_rules_cover_every_cell)]
+    rfm_segments: Annotated[
+        list[RfmRuleFile], _NONE_IS_EMPTY_LIST, AfterValidator(_rfm_rules_cover_every_cell)
+    ]
     segments: SegmentsFile
 
     def program(self) -> Program:
@@ -402,16 +431,28 @@ class ProgramFile(_Section):
             qualify_on=self.tiers.qualify_on,
             window_months=self.tiers.window_months,
             downgrade_grace_months=self.tiers.downgrade_grace_months,
-            tiers=[Tier(tier.name, tier.threshold, tier.earn_multiplier) for tier in self.tiers.levels],
+            tiers=[
+                Tier(tier.name, tier.threshold, tier.earn_multiplier) for tier in self.tiers.levels
+            ],
             rfm_segments=[(rule.name, rule.r, rule.fm) for rule in self.rfm_segments],
             segmentation=Segmentation(
-                lifecycle_days={stage: getattr(segments.lifecycle_days, stage) for stage in LIFECYCLE_STAGES},
+                lifecycle_days={
+                    stage: getattr(segments.lifecycle_days, stage) for stage in LIFECYCLE_STAGES
+                },
                 value_bands=[(band.name, band.up_to_share) for band in segments.value_bands],
-                engagement_levels=[(level.name, level.min_events_90d) for level in segments.engagement_levels],
+                engagement_levels=[
+                    (level.name, level.min_events_90d) for level in segments.engagement_levels
+                ],
                 close_to_next_tier_share=segments.close_to_next_tier_share,
                 custom=[
-                    CustomSegment(spec.name, spec.channel, tuple(
-                        Condition(c.column, c.op, tuple(c.value) if c.op == "in" else c.value) for c in spec.where))
+                    CustomSegment(
+                        spec.name,
+                        spec.channel,
+                        tuple(
+                            Condition(c.column, c.op, tuple(c.value) if c.op == "in" else c.value)
+                            for c in spec.where
+                        ),
+                    )
                     for spec in segments.custom
                 ],
             ),
@@ -490,7 +531,10 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
                 "qualify_on": [program.qualify_on],
                 "window_months": [program.window_months],
                 "downgrade_grace_months": [program.downgrade_grace_months],
-                **{f"{stage}_days": [days] for stage, days in program.segmentation.lifecycle_days.items()},
+                **{
+                    f"{stage}_days": [days]
+                    for stage, days in program.segmentation.lifecycle_days.items()
+                },
                 "close_to_next_tier_share": [program.segmentation.close_to_next_tier_share],
             }
         ),
@@ -508,7 +552,10 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
             }
         ),
         "program_earn_rates": pd.DataFrame(
-            {"channel": list(program.earn_rates), "points_per_unit": list(program.earn_rates.values())}
+            {
+                "channel": list(program.earn_rates),
+                "points_per_unit": list(program.earn_rates.values()),
+            }
         ),
         "program_engagement": pd.DataFrame(
             {
@@ -542,6 +589,11 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
 
 
 PROGRAM_TABLES = [
-    "program_settings", "program_earn_rates", "program_engagement", "program_tiers", "program_rfm_segments",
-    "program_value_bands", "program_engagement_levels",
+    "program_settings",
+    "program_earn_rates",
+    "program_engagement",
+    "program_tiers",
+    "program_rfm_segments",
+    "program_value_bands",
+    "program_engagement_levels",
 ]

@@ -72,7 +72,9 @@ def settle_debits(con: duckdb.DuckDBPyConnection) -> int:
     run_model(con, "loyalty/debit_checks")
     con.execute(APPLY_DECISIONS)
     con.execute("alter table loyalty.lot_expiry rename to lot_expiry_round_one")
-    while _settling(con, "select distinct customer_id from loyalty.debits where status = 'pending'"):
+    while _settling(
+        con, "select distinct customer_id from loyalty.debits where status = 'pending'"
+    ):
         rounds += 1
         run_model(con, "loyalty/lot_expiry")
         run_model(con, "loyalty/debit_checks")

@@ -15,16 +15,27 @@ purchase_summary = sql_asset(
 )
 
 
-@dg.asset(key=["marts", "customer_value"], deps=[purchase_summary], group_name="marts",
-          kinds={"duckdb", "python"}, owners=["team:analytics"])
-def customer_value(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+@dg.asset(
+    key=["marts", "customer_value"],
+    deps=[purchase_summary],
+    group_name="marts",
+    kinds={"duckdb", "python"},
+    owners=["team:analytics"],
+)
+def customer_value(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """Predicted 12-month value per buying customer: BG/NBD with Gamma-Gamma, fitted on this run's data."""
     with settings.build(context.run_id) as con:
         fitted = write_customer_value(con)
         if not fitted["fitted"]:
             context.log.warning(f"customer value not predicted: {fitted['reason']}")
-        return dg.MaterializeResult(metadata={**table_metadata(con, "marts.customer_value"),
-                                              "model": dg.MetadataValue.json(fitted)})
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(con, "marts.customer_value"),
+                "model": dg.MetadataValue.json(fitted),
+            }
+        )
 
 
 segments = sql_asset(
@@ -35,9 +46,16 @@ segments = sql_asset(
 
 
 # Also reads the program file's custom segments, which is no asset (loyalty/program_* is its copy).
-@dg.asset(key=["marts", "custom_segment_members"], deps=[segments, ["loyalty", "balances"]], group_name="marts",
-          kinds={"duckdb", "sql"}, owners=["team:marketing"])
-def custom_segment_members(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+@dg.asset(
+    key=["marts", "custom_segment_members"],
+    deps=[segments, ["loyalty", "balances"]],
+    group_name="marts",
+    kinds={"duckdb", "sql"},
+    owners=["team:marketing"],
+)
+def custom_segment_members(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """Members of marketing's own segments, from the program file's conditions."""
     try:
         definitions = settings.program().segmentation.custom
@@ -45,8 +63,12 @@ def custom_segment_members(context: dg.AssetExecutionContext, settings: Pipeline
         raise dg.Failure(description=str(err)) from None
     with settings.build(context.run_id) as con:
         counts = write_custom_segment_members(con, definitions)
-        return dg.MaterializeResult(metadata={**table_metadata(con, "marts.custom_segment_members"),
-                                              "members": dg.MetadataValue.json(counts)})
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(con, "marts.custom_segment_members"),
+                "members": dg.MetadataValue.json(counts),
+            }
+        )
 
 
 segment_memberships = sql_asset(

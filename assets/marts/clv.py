@@ -60,15 +60,21 @@ def bgnbd_log_likelihood(params: BgNbd, frequency, recency, T) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         dropped = np.where(
             x > 0,
-            special.betaln(a + 1, np.maximum(b + x - 1, 1e-12)) - special.betaln(a, b) - (r + x) * np.log(alpha + t_x),
+            special.betaln(a + 1, np.maximum(b + x - 1, 1e-12))
+            - special.betaln(a, b)
+            - (r + x) * np.log(alpha + t_x),
             -np.inf,
         )
     return float(np.sum(common + np.logaddexp(still_alive, dropped)))
 
 
 def _fit(negative_log_likelihood, start: list[float]) -> np.ndarray:
-    result = optimize.minimize(negative_log_likelihood, np.log(start), method="Nelder-Mead",
-                               options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-9})
+    result = optimize.minimize(
+        negative_log_likelihood,
+        np.log(start),
+        method="Nelder-Mead",
+        options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-9},
+    )
     if not result.success or not np.all(np.isfinite(result.x)):
         raise ValueError(f"the model did not converge: {result.message}")
     return np.exp(result.x)
@@ -92,7 +98,10 @@ def probability_alive(params: BgNbd, frequency, recency, T) -> np.ndarray:
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         odds_dropped = np.where(
-            x > 0, (a / np.maximum(b + x - 1, 1e-12)) * np.exp((r + x) * np.log((alpha + T) / (alpha + t_x))), 0.0
+            x > 0,
+            (a / np.maximum(b + x - 1, 1e-12))
+            * np.exp((r + x) * np.log((alpha + T) / (alpha + t_x))),
+            0.0,
         )
     return 1.0 / (1.0 + odds_dropped)
 
@@ -118,10 +127,17 @@ def expected_purchases(params: BgNbd, t: float, frequency, recency, T) -> np.nda
 def gamma_gamma_log_likelihood(params: GammaGamma, frequency, monetary) -> float:
     x, m = _arrays(frequency, monetary)
     p, q, v = params.p, params.q, params.v
-    return float(np.sum(
-        special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q) + q * np.log(v)
-        + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(v + x * m)
-    ))
+    return float(
+        np.sum(
+            special.gammaln(p * x + q)
+            - special.gammaln(p * x)
+            - special.gammaln(q)
+            + q * np.log(v)
+            + (p * x - 1) * np.log(m)
+            + p * x * np.log(x)
+            - (p * x + q) * np.log(v + x * m)
+        )
+    )
 
 
 def fit_gamma_gamma(frequency, monetary) -> GammaGamma:
@@ -129,8 +145,10 @@ def fit_gamma_gamma(frequency, monetary) -> GammaGamma:
     x, m = _arrays(frequency, monetary)
     repeat = (x > 0) & (m > 0)
     if repeat.sum() < MIN_REPEAT_CUSTOMERS:
-        raise ValueError(f"Gamma-Gamma needs at least {MIN_REPEAT_CUSTOMERS} customers with repeat purchases, "
-                         f"found {int(repeat.sum())}")
+        raise ValueError(
+            f"Gamma-Gamma needs at least {MIN_REPEAT_CUSTOMERS} customers with repeat purchases, "
+            f"found {int(repeat.sum())}"
+        )
     x, m = x[repeat], m[repeat]
     scale = len(x)
 
@@ -140,7 +158,9 @@ def fit_gamma_gamma(frequency, monetary) -> GammaGamma:
 
     fitted = GammaGamma(*_fit(negative, [1.0, 1.0, float(np.mean(m))]))
     if fitted.q <= 1:
-        raise ValueError(f"Gamma-Gamma fit has q = {fitted.q:.3f} <= 1: the expected spend is not finite")
+        raise ValueError(
+            f"Gamma-Gamma fit has q = {fitted.q:.3f} <= 1: the expected spend is not finite"
+        )
     return fitted
 
 
@@ -152,6 +172,10 @@ def expected_average_value(params: GammaGamma, frequency, monetary) -> np.ndarra
     return np.where(x > 0, (p * (v + x * m)) / (p * x + q - 1), population)
 
 
-def predicted_value(bgnbd: BgNbd, gamma_gamma: GammaGamma, frequency, recency, T, monetary, horizon: float) -> np.ndarray:
+def predicted_value(
+    bgnbd: BgNbd, gamma_gamma: GammaGamma, frequency, recency, T, monetary, horizon: float
+) -> np.ndarray:
     """Expected spend over `horizon`: expected purchases times expected value (not discounted)."""
-    return expected_purchases(bgnbd, horizon, frequency, recency, T) * expected_average_value(gamma_gamma, frequency, monetary)
+    return expected_purchases(bgnbd, horizon, frequency, recency, T) * expected_average_value(
+        gamma_gamma, frequency, monetary
+    )

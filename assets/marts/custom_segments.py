@@ -36,9 +36,13 @@ def segment_query(segment: CustomSegment) -> tuple[str, list]:
     return sql, parameters
 
 
-def write_custom_segment_members(con: duckdb.DuckDBPyConnection, segments: list[CustomSegment]) -> dict[str, int]:
+def write_custom_segment_members(
+    con: duckdb.DuckDBPyConnection, segments: list[CustomSegment]
+) -> dict[str, int]:
     """marts.custom_segment_members for every custom segment; returns members per segment."""
-    con.execute(f"create or replace table {MEMBERS_TABLE} (customer_id varchar, segment varchar, channel varchar)")
+    con.execute(
+        f"create or replace table {MEMBERS_TABLE} (customer_id varchar, segment varchar, channel varchar)"
+    )
     counts = {}
     for segment in segments:
         sql, parameters = segment_query(segment)
@@ -46,5 +50,7 @@ def write_custom_segment_members(con: duckdb.DuckDBPyConnection, segments: list[
             f"insert into {MEMBERS_TABLE} select customer_id, ?, ? from ({sql}) order by customer_id",
             [segment.name, segment.channel, *parameters],
         )
-        counts[segment.name] = con.execute(f"select count(*) from {MEMBERS_TABLE} where segment = ?", [segment.name]).fetchall()[0][0]
+        counts[segment.name] = con.execute(
+            f"select count(*) from {MEMBERS_TABLE} where segment = ?", [segment.name]
+        ).fetchall()[0][0]
     return counts

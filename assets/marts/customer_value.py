@@ -16,7 +16,9 @@ HORIZON_WEEKS = 52
 TABLE = "marts.customer_value"
 
 
-def write_customer_value(con: duckdb.DuckDBPyConnection, horizon_weeks: float = HORIZON_WEEKS) -> dict:
+def write_customer_value(
+    con: duckdb.DuckDBPyConnection, horizon_weeks: float = HORIZON_WEEKS
+) -> dict:
     """Fit, predict and write marts.customer_value; returns the fitted parameters (or why not)."""
     summary = con.execute(
         "select customer_id, frequency, recency_weeks, age_weeks, coalesce(average_repeat_value, 0) as monetary "
@@ -40,7 +42,9 @@ def write_customer_value(con: duckdb.DuckDBPyConnection, horizon_weeks: float = 
         value = expected * average
         fitted = {"fitted": True, "bgnbd": vars(purchases_model), "gamma_gamma": vars(spend_model)}
     summary = summary[["customer_id"]].assign(
-        probability_alive=alive, expected_purchases_12m=expected, expected_average_value=average,
+        probability_alive=alive,
+        expected_purchases_12m=expected,
+        expected_average_value=average,
         predicted_value_12m=value,
     )
     con.register("customer_value_frame", summary)

@@ -19,8 +19,13 @@ import yaml
 from assets.ingest.contract import SCHEMAS_DIR, source_files
 
 CONTRACT_TYPES = {
-    "string": "varchar", "enum": "varchar", "integer": "bigint", "decimal": "decimal(18,2)",
-    "boolean": "boolean", "date": "date", "timestamp": "timestamp",
+    "string": "varchar",
+    "enum": "varchar",
+    "integer": "bigint",
+    "decimal": "decimal(18,2)",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
 }
 
 
@@ -47,16 +52,27 @@ def documented() -> dict[str, DocumentedTable]:
         schema = doc["schema"]
         for table, spec in (doc.get("tables") or {}).items():
             columns = tuple(_column(name, c) for name, c in spec["columns"].items())
-            tables[f"{schema}.{table}"] = DocumentedTable(" ".join(str(spec.get("description", "")).split()), columns)
+            tables[f"{schema}.{table}"] = DocumentedTable(
+                " ".join(str(spec.get("description", "")).split()), columns
+            )
         if "contract_tables" in doc:
-            bookkeeping = tuple(_column(name, c) for name, c in doc["contract_tables"]["columns"].items())
+            bookkeeping = tuple(
+                _column(name, c) for name, c in doc["contract_tables"]["columns"].items()
+            )
             for spec in source_files():
                 contract = tuple(
-                    DocumentedColumn(c.name, CONTRACT_TYPES[c.type], f"as delivered ({spec.source} {spec.entity})", c.pii)
+                    DocumentedColumn(
+                        c.name,
+                        CONTRACT_TYPES[c.type],
+                        f"as delivered ({spec.source} {spec.entity})",
+                        c.pii,
+                    )
                     for c in spec.columns
                 )
                 description = f"{spec.description} Every delivered row, as typed by the contract (schemas/sources/{spec.source}.yaml)."
-                tables[f"{schema}.{spec.table}"] = DocumentedTable(description, contract + bookkeeping)
+                tables[f"{schema}.{spec.table}"] = DocumentedTable(
+                    description, contract + bookkeeping
+                )
     return tables
 
 
@@ -66,7 +82,9 @@ def documented_tables() -> dict[str, tuple[DocumentedColumn, ...]]:
 
 
 def _column(name: str, spec: dict) -> DocumentedColumn:
-    return DocumentedColumn(name, str(spec["type"]).lower(), spec.get("description", ""), bool(spec.get("pii", False)))
+    return DocumentedColumn(
+        name, str(spec["type"]).lower(), spec.get("description", ""), bool(spec.get("pii", False))
+    )
 
 
 def comment_on_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -80,14 +98,20 @@ def comment_on_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
     if doc is None:
         return
     schema, name = table.split(".")
-    present = {c for (c,) in con.execute(
-        "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, name]
-    ).fetchall()}
+    present = {
+        c
+        for (c,) in con.execute(
+            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
     con.execute(f"comment on table {table} is {_literal(doc.description)}")
     for column in doc.columns:
         if column.name in present:
             marker = " [personal data]" if column.pii else ""
-            con.execute(f'comment on column {table}."{column.name}" is {_literal(column.description + marker)}')
+            con.execute(
+                f'comment on column {table}."{column.name}" is {_literal(column.description + marker)}'
+            )
 
 
 def _literal(text: str) -> str:

@@ -54,6 +54,7 @@ def _number_between(low: float, high: float):
         if not low <= value <= high:
             raise ValueError
         return value
+
     check.expects = f"a number from {low:g} to {high:g}"
     return check
 
@@ -64,6 +65,7 @@ def _whole_number_from(low: int):
         if value < low:
             raise ValueError
         return value
+
     check.expects = f"a whole number of at least {low}"
     return check
 
@@ -96,7 +98,9 @@ def _region_or_empty(text: str) -> str:
     return text
 
 
-_region_or_empty.expects = "a two-letter region such as GB or US, or empty to infer it from the data"
+_region_or_empty.expects = (
+    "a two-letter region such as GB or US, or empty to infer it from the data"
+)
 
 
 def _file(text: str) -> str:
@@ -142,7 +146,9 @@ def parsed(setting: str, value: object):
     except (ValueError, KeyError):
         variable = DEFAULTS[setting][0]
         source = f" (from {variable})" if os.environ.get(variable) == str(value) else ""
-        raise SettingsError(f"setting {setting}{source} must be {check.expects}, got {str(value)[:80]!r}") from None
+        raise SettingsError(
+            f"setting {setting}{source} must be {check.expects}, got {str(value)[:80]!r}"
+        ) from None
 
 
 def env_value(setting: str):

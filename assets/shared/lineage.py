@@ -41,7 +41,9 @@ def tables_read(sql: str, own_table: str | None = None) -> frozenset[str]:
         if not table.db:
             if name in ctes:
                 continue
-            raise LineageError(f"table {table.name!r} is neither schema-qualified nor a CTE: write schema.{table.name}")
+            raise LineageError(
+                f"table {table.name!r} is neither schema-qualified nor a CTE: write schema.{table.name}"
+            )
         read.add(f"{table.db.lower()}.{name}")
     read.discard((own_table or "").lower())
     return frozenset(read)
@@ -58,12 +60,16 @@ def step_reads(models: Sequence[str], built_in_step: Iterable[str] = ()) -> list
     `built_in_step` are the tables the step makes on the way (its outputs, and scratch
     tables such as a copy of the previous run's ids): reading them is no input of the step.
     """
-    built = {table.lower() for table in built_in_step} | {model.replace("/", ".") for model in models}
+    built = {table.lower() for table in built_in_step} | {
+        model.replace("/", ".") for model in models
+    }
     return sorted(set().union(*(model_reads(model) for model in models)) - built)
 
 
 def model_names() -> list[str]:
     """Every model file under assets/<stage>/sql/, as a model name such as 'quality/source_summary'."""
     stage_schemas = {stage: schema for schema, stage in SCHEMA_STAGES.items()}
-    return sorted(f"{stage_schemas.get(path.parent.parent.name, path.parent.parent.name)}/{path.stem}"
-                  for path in ASSETS_DIR.glob("*/sql/*.sql"))
+    return sorted(
+        f"{stage_schemas.get(path.parent.parent.name, path.parent.parent.name)}/{path.stem}"
+        for path in ASSETS_DIR.glob("*/sql/*.sql")
+    )

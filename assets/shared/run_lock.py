@@ -109,10 +109,14 @@ class RunLock:
                 if stale.host not in (socket.gethostname(), "unknown host"):
                     raise WarehouseLocked(
                         f"the warehouse lock {self.path} was left by {stale.describe()}, another host: "
-                        f"if that run is no longer running there, remove the file and run again")
+                        f"if that run is no longer running there, remove the file and run again"
+                    )
                 self.took_over = stale
-            owner = {"pid": os.getpid(), "host": socket.gethostname(),
-                     "started": datetime.now(UTC).isoformat(timespec="seconds")}
+            owner = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(owner) + "\n").encode("utf-8"), 0)
         except BaseException:
@@ -141,8 +145,10 @@ class RunLock:
     def _busy_message(self) -> str:
         owner = self.owner()
         who = owner.describe() if owner else "a run that is just starting"
-        return (f"the warehouse {self.path.with_suffix('')} is locked by another run ({who}); "
-                f"one run at a time writes a warehouse: try again when it has finished")
+        return (
+            f"the warehouse {self.path.with_suffix('')} is locked by another run ({who}); "
+            f"one run at a time writes a warehouse: try again when it has finished"
+        )
 
     def __enter__(self) -> RunLock:
         return self.acquire()

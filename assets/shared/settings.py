@@ -31,13 +31,23 @@ class PipelineSettings(dg.ConfigurableResource):
     reports_dir: str = env_default("reports_dir")
     program_file: str = env_default("program_file")
     as_of: str = env_default("as_of")  # YYYY-MM-DD; empty means today (UTC)
-    phone_region: str = env_default("phone_region")  # region of phones without a country code; empty: inferred
+    phone_region: str = env_default(
+        "phone_region"
+    )  # region of phones without a country code; empty: inferred
     max_bad_row_share: float = env_value("max_bad_row_share")  # a file above it fails the run
     keep_versions: int = env_value("keep_versions")  # published versions kept for rollback
-    identity_model: str = env_default("identity_model")  # a saved splink_model.json to reuse; empty: train
-    identity_overrides: str = env_default("identity_overrides")  # stewards' decisions CSV; empty: none
-    blocked_identifiers: str = env_default("blocked_identifiers")  # CSV kind,pattern,reason of values never used as evidence
-    max_people_per_identifier: int = env_value("max_people_per_identifier")  # more people on one phone/e-mail: blocked
+    identity_model: str = env_default(
+        "identity_model"
+    )  # a saved splink_model.json to reuse; empty: train
+    identity_overrides: str = env_default(
+        "identity_overrides"
+    )  # stewards' decisions CSV; empty: none
+    blocked_identifiers: str = env_default(
+        "blocked_identifiers"
+    )  # CSV kind,pattern,reason of values never used as evidence
+    max_people_per_identifier: int = env_value(
+        "max_people_per_identifier"
+    )  # more people on one phone/e-mail: blocked
     export_hashes: bool = env_value("export_hashes")  # SHA-256 ad-platform columns
     max_file_mb: int = env_value("max_file_mb")  # a delivery larger once decompressed fails the run
     max_line_kb: int = env_value("max_line_kb")  # a delivery with a longer line fails the run
@@ -70,7 +80,9 @@ class PipelineSettings(dg.ConfigurableResource):
         return self._program
 
     @contextmanager
-    def build(self, run_id: str, standardizers: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def build(
+        self, run_id: str, standardizers: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """This run's build of the warehouse, with the SQL models' variables and macros.
 
         With `standardizers`, the standardizing functions are registered for the SQL too,
@@ -80,7 +92,8 @@ class PipelineSettings(dg.ConfigurableResource):
         # Launchpad config bypasses the command line's checks: the same checks, here.
         check_settings({setting: getattr(self, setting) for setting in DEFAULTS})
         variables = {
-            "as_of": self.as_of_date(), "source_priority": list(source_priority()),
+            "as_of": self.as_of_date(),
+            "source_priority": list(source_priority()),
             "blocked_identifiers_file": self.blocked_identifiers,
             "max_people_per_identifier": self.max_people_per_identifier,
         }

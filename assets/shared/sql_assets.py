@@ -33,15 +33,17 @@ def column_schema(table: str, columns: list[tuple[str, str]]) -> dg.TableSchema:
     tag from schemas/warehouse/, for Dagster's catalog. A column schemas/ does not document
     has no description and is tagged personal, as previews treat it."""
     doc = {c.name: c for c in documented()[table].columns} if table in documented() else {}
-    return dg.TableSchema(columns=[
-        dg.TableColumn(
-            name,
-            type=type_,
-            description=doc[name].description if name in doc else None,
-            tags={"pii": "true"} if name not in doc or doc[name].pii else None,
-        )
-        for name, type_ in columns
-    ])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name,
+                type=type_,
+                description=doc[name].description if name in doc else None,
+                tags={"pii": "true"} if name not in doc or doc[name].pii else None,
+            )
+            for name, type_ in columns
+        ]
+    )
 
 
 def preview(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> str:
@@ -65,11 +67,22 @@ def preview(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> s
     return "\n".join(lines)
 
 
-def table_spec(key: dg.AssetKey | Sequence[str], description: str, deps: Sequence[Sequence[str]] = (), kinds: Sequence[str] = ("duckdb",),
-               owners: Sequence[str] = ("team:data-engineering",)) -> dg.AssetSpec:
+def table_spec(
+    key: dg.AssetKey | Sequence[str],
+    description: str,
+    deps: Sequence[Sequence[str]] = (),
+    kinds: Sequence[str] = ("duckdb",),
+    owners: Sequence[str] = ("team:data-engineering",),
+) -> dg.AssetSpec:
     """The spec of one table built by a multi-asset, with the project's owners and kinds."""
     key = key if isinstance(key, dg.AssetKey) else dg.AssetKey(list(key))
-    return dg.AssetSpec(key, description=description, deps=[list(d) for d in deps], kinds=set(kinds), owners=list(owners))
+    return dg.AssetSpec(
+        key,
+        description=description,
+        deps=[list(d) for d in deps],
+        kinds=set(kinds),
+        owners=list(owners),
+    )
 
 
 def table_key(table: str) -> dg.AssetKey:
@@ -99,7 +112,9 @@ def sql_asset(
         kinds={"duckdb", "sql"},
         owners=["team:data-engineering"],
     )
-    def _build(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
+    def _build(
+        context: dg.AssetExecutionContext, settings: PipelineSettings
+    ) -> dg.MaterializeResult:
         with settings.build(context.run_id, standardizers=standardizers) as con:
             run_model(con, model)
             metadata = table_metadata(con, f"{schema}.{table}")

@@ -55,7 +55,9 @@ class Warehouse:
     def __init__(self, published_path: str | Path, keep_versions: int = 5):
         if keep_versions < 0:
             # -1 once pruned every earlier version: rollback needs keep_versions >= 0.
-            raise ValueError(f"keep_versions must be 0 or more (earlier versions kept in previous/), got {keep_versions}")
+            raise ValueError(
+                f"keep_versions must be 0 or more (earlier versions kept in previous/), got {keep_versions}"
+            )
         self.published_path = Path(published_path)
         self.keep_versions = keep_versions
 
@@ -71,7 +73,9 @@ class Warehouse:
         return self.builds_dir / f"{run_id}.duckdb"
 
     @contextmanager
-    def build(self, run_id: str, variables: Mapping[str, object] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def build(
+        self, run_id: str, variables: Mapping[str, object] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to this run's build file, created from the published warehouse on first use."""
         path = self.build_path(run_id)
         if not path.exists():
@@ -101,12 +105,18 @@ class Warehouse:
                 shutil.copyfileobj(published, copy, 16 << 20)
                 if file_identity(os.fstat(published.fileno())) != source:
                     partial.unlink()
-                    raise WarehouseError(f"{self.published_path} was written while this run copied it; "
-                                         f"nothing was changed: run again")
-            self.source_path(run_id).write_text(json.dumps({"published": source}) + "\n", encoding="utf-8")
+                    raise WarehouseError(
+                        f"{self.published_path} was written while this run copied it; "
+                        f"nothing was changed: run again"
+                    )
+            self.source_path(run_id).write_text(
+                json.dumps({"published": source}) + "\n", encoding="utf-8"
+            )
             os.replace(partial, path)
         else:
-            self.source_path(run_id).write_text(json.dumps({"published": None}) + "\n", encoding="utf-8")
+            self.source_path(run_id).write_text(
+                json.dumps({"published": None}) + "\n", encoding="utf-8"
+            )
 
     def publish(self, run_id: str) -> Path:
         """Atomically replace the published warehouse by this run's build; keep the old one.
@@ -121,20 +131,28 @@ class Warehouse:
         try:
             copied = json.loads(self.source_path(run_id).read_text(encoding="utf-8"))["published"]
         except (FileNotFoundError, ValueError, KeyError):
-            raise WarehouseError(f"{self.source_path(run_id)}: no record of the file run {run_id} copied; "
-                                 f"nothing was replaced") from None
-        current = file_identity(self.published_path.stat()) if self.published_path.exists() else None
+            raise WarehouseError(
+                f"{self.source_path(run_id)}: no record of the file run {run_id} copied; "
+                f"nothing was replaced"
+            ) from None
+        current = (
+            file_identity(self.published_path.stat()) if self.published_path.exists() else None
+        )
         if current != copied:
             raise WarehouseError(
                 f"{self.published_path} changed since this run copied it (another run or process published or wrote it); "
-                f"nothing was replaced, so nothing it holds is lost: run again to build on it")
+                f"nothing was replaced, so nothing it holds is lost: run again to build on it"
+            )
         self.published_path.parent.mkdir(parents=True, exist_ok=True)
         if self.published_path.exists():
             self.previous_dir.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             # A hard link keeps the old version without copying it; readers that hold the
             # published file open keep reading the old inode after the rename below.
-            os.link(self.published_path, self.previous_dir / f"{self.published_path.stem}-{stamp}.duckdb")
+            os.link(
+                self.published_path,
+                self.previous_dir / f"{self.published_path.stem}-{stamp}.duckdb",
+            )
         os.replace(build, self.published_path)
         self.source_path(run_id).unlink(missing_ok=True)
         self._prune()
@@ -149,14 +167,16 @@ class Warehouse:
             who = f"pid {writer}" if writer > 0 else "another process"
             raise WarehouseError(
                 f"{self.published_path} is open for writing by {who}, so a run cannot {action} it; {done}. "
-                f"Close that connection (readers should open it read_only) and run again")
+                f"Close that connection (readers should open it read_only) and run again"
+            )
         wal = self.published_path.with_name(self.published_path.name + ".wal")
         if wal.exists():
             # The log of a writer that did not close: it holds writes the published file does
             # not, and would be replayed into whatever file has this name next.
             raise WarehouseError(
                 f"{wal}: the published warehouse has a write-ahead log nobody holds (a writer did not close); {done}. "
-                f"Open it once read-write with duckdb and close it to apply the log, then run again")
+                f"Open it once read-write with duckdb and close it to apply the log, then run again"
+            )
 
     def previous_versions(self) -> list[Path]:
         return sorted(self.previous_dir.glob("*.duckdb"))
@@ -234,7 +254,9 @@ DEFAULT_VARIABLES = {
 }
 
 
-def connect(path: str | Path, variables: Mapping[str, object] | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | Path, variables: Mapping[str, object] | None = None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """Open a warehouse file with the schemas created and the run's variables set."""
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("set TimeZone = 'UTC'")

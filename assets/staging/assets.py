@@ -27,13 +27,17 @@ def expectations_check(table: str) -> dg.AssetChecksDefinition:
         blocking=True,
         description=f"expectations/staging.{table}.json: structure and keys block; distributions warn.",
     )
-    def _check(context: dg.AssetCheckExecutionContext, settings: PipelineSettings) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+    ) -> dg.AssetCheckResult:
         with settings.build(context.run.run_id) as con:
             outcome = validate_table(con, f"staging.{table}")
         failed = [o for o in outcome.outcomes if not o.success]
         return dg.AssetCheckResult(
             passed=not failed,
-            severity=dg.AssetCheckSeverity.ERROR if outcome.blocking_failures else dg.AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.ERROR
+            if outcome.blocking_failures
+            else dg.AssetCheckSeverity.WARN,
             metadata={
                 "rows": outcome.rows,
                 "expectations": len(outcome.outcomes),

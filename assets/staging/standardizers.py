@@ -43,19 +43,34 @@ MAX_INPUT = 500  # longer "names" are garbage; cut before parsing so nothing get
 
 # Street-type words folded to one abbreviation, so "High Street" = "High St".
 STREET_TYPES = {
-    "street": "st", "st": "st",
-    "road": "rd", "rd": "rd",
-    "avenue": "ave", "ave": "ave", "av": "ave",
-    "lane": "ln", "ln": "ln",
-    "drive": "dr", "dr": "dr",
-    "close": "cl", "cl": "cl",
-    "crescent": "cres", "cres": "cres",
-    "place": "pl", "pl": "pl",
-    "square": "sq", "sq": "sq",
-    "court": "ct", "ct": "ct",
-    "terrace": "ter", "terr": "ter", "ter": "ter",
-    "gardens": "gdns", "gdns": "gdns",
-    "grove": "gr", "gr": "gr",
+    "street": "st",
+    "st": "st",
+    "road": "rd",
+    "rd": "rd",
+    "avenue": "ave",
+    "ave": "ave",
+    "av": "ave",
+    "lane": "ln",
+    "ln": "ln",
+    "drive": "dr",
+    "dr": "dr",
+    "close": "cl",
+    "cl": "cl",
+    "crescent": "cres",
+    "cres": "cres",
+    "place": "pl",
+    "pl": "pl",
+    "square": "sq",
+    "sq": "sq",
+    "court": "ct",
+    "ct": "ct",
+    "terrace": "ter",
+    "terr": "ter",
+    "ter": "ter",
+    "gardens": "gdns",
+    "gdns": "gdns",
+    "grove": "gr",
+    "gr": "gr",
 }
 
 # Providers that ignore parts of the local part: gmail ignores dots and "+tag";
@@ -63,8 +78,20 @@ STREET_TYPES = {
 # separate mailboxes and are left alone.
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 PLUS_TAG_DOMAINS = GMAIL_DOMAINS | {
-    "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com", "live.co.uk", "msn.com",
-    "icloud.com", "me.com", "mac.com", "yahoo.com", "yahoo.co.uk", "fastmail.com", "protonmail.com", "proton.me",
+    "outlook.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "live.com",
+    "live.co.uk",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "fastmail.com",
+    "protonmail.com",
+    "proton.me",
 }
 
 # Plain ASCII addresses that email-validator accepts whatever their provider; anything
@@ -117,7 +144,9 @@ def standardize_name(text: str | None) -> str | None:
     if text is None:
         return None
     parts = NAME_PART.split(text)
-    return "".join(part if NAME_PART.fullmatch(part) else part[:1].upper() + part[1:].lower() for part in parts)
+    return "".join(
+        part if NAME_PART.fullmatch(part) else part[:1].upper() + part[1:].lower() for part in parts
+    )
 
 
 def name_match_key(text: str | None) -> str | None:
@@ -257,7 +286,9 @@ def _read_phone(text: str, region: str) -> tuple[str, bool] | None:
     if digits and not text.lstrip().startswith(("+", "0")):
         candidates.append("+" + digits)
     elif digits.startswith("00") and not text.lstrip().startswith("+"):
-        candidates.append("+" + digits[2:])  # 00 before the country code, where the region dials 011
+        candidates.append(
+            "+" + digits[2:]
+        )  # 00 before the country code, where the region dials 011
     possible = None
     for candidate in candidates:
         try:
@@ -284,7 +315,11 @@ def _dialling_codes(region: str) -> tuple[str, str | None, re.Pattern | None] | 
     if metadata is None or metadata.country_code is None or metadata.national_prefix_transform_rule:
         return None
     pattern = metadata.national_prefix_for_parsing or metadata.national_prefix
-    return str(metadata.country_code), metadata.national_prefix or None, re.compile(pattern) if pattern else None
+    return (
+        str(metadata.country_code),
+        metadata.national_prefix or None,
+        re.compile(pattern) if pattern else None,
+    )
 
 
 def _e164_without_parsing(compact: str, region: str) -> str | None:
@@ -340,7 +375,9 @@ def standardize_street(text: str | None) -> str | None:
 # ---------------------------------------------------------------- DuckDB functions
 
 
-def _per_distinct_value(function: Callable[[str | None], str | None]) -> Callable[[pa.Array], pa.Array]:
+def _per_distinct_value(
+    function: Callable[[str | None], str | None],
+) -> Callable[[pa.Array], pa.Array]:
     """An Arrow batch function computing `function` once per distinct value.
 
     Values repeat across the batches DuckDB hands over more than within one, so results
@@ -357,7 +394,9 @@ def _per_distinct_value(function: Callable[[str | None], str | None]) -> Callabl
     return apply
 
 
-def _per_distinct_phone(function: Callable[[str | None, str], object], result_type: pa.DataType) -> Callable[[pa.Array, pa.Array], pa.Array]:
+def _per_distinct_phone(
+    function: Callable[[str | None, str], object], result_type: pa.DataType
+) -> Callable[[pa.Array, pa.Array], pa.Array]:
     """An Arrow batch function of (phone, country) computing `function` once per distinct pair.
 
     Most calls pass no country (every row null): then only the distinct phones count.
@@ -368,7 +407,9 @@ def _per_distinct_phone(function: Callable[[str | None, str], object], result_ty
 
     def apply(values: pa.Array, countries: pa.Array) -> pa.Array:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        countries = countries.combine_chunks() if isinstance(countries, pa.ChunkedArray) else countries
+        countries = (
+            countries.combine_chunks() if isinstance(countries, pa.ChunkedArray) else countries
+        )
         if countries.null_count == len(countries):
             distinct = pc.unique(values)
             results = pa.array([remembered(v, "--") for v in distinct.to_pylist()], result_type)
@@ -377,7 +418,10 @@ def _per_distinct_phone(function: Callable[[str | None, str], object], result_ty
         codes = pc.fill_null(pc.if_else(pc.equal(pc.utf8_length(codes), 2), codes, "--"), "--")
         keys = pc.binary_join_element_wise(codes, values, "")  # null when the phone is null
         distinct = pc.unique(keys)
-        results = pa.array([None if k is None else remembered(k[2:], k[:2]) for k in distinct.to_pylist()], result_type)
+        results = pa.array(
+            [None if k is None else remembered(k[2:], k[:2]) for k in distinct.to_pylist()],
+            result_type,
+        )
         return pc.take(results, pc.index_in(keys, value_set=distinct))
 
     return apply
@@ -404,11 +448,21 @@ def udf_functions(phone_region: str = "GB") -> dict[str, Callable[[str | None], 
     }
 
 
-def phone_udf_functions(phone_region: str = "GB") -> dict[str, tuple[Callable[[str | None, str], object], str]]:
+def phone_udf_functions(
+    phone_region: str = "GB",
+) -> dict[str, tuple[Callable[[str | None, str], object], str]]:
     """The (phone, country) functions behind the SQL macros of the same name, with their result type."""
     return {
-        "standardize_phone": (lambda text, country: standardize_phone(text, region_for_country(country, phone_region)), "VARCHAR"),
-        "is_valid_phone": (lambda text, country: is_valid_phone(text, region_for_country(country, phone_region)), "BOOLEAN"),
+        "standardize_phone": (
+            lambda text, country: standardize_phone(
+                text, region_for_country(country, phone_region)
+            ),
+            "VARCHAR",
+        ),
+        "is_valid_phone": (
+            lambda text, country: is_valid_phone(text, region_for_country(country, phone_region)),
+            "BOOLEAN",
+        ),
     }
 
 
@@ -431,17 +485,25 @@ def register_udfs(con: duckdb.DuckDBPyConnection, phone_region: str = "") -> Pho
         region = phone_region.strip().upper()
         region = REGION_ALIASES.get(region, region)
         if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"phone_region must be a two-letter region code such as GB or US, got {phone_region!r}")
+            raise ValueError(
+                f"phone_region must be a two-letter region code such as GB or US, got {phone_region!r}"
+            )
         chosen = PhoneRegion(region, "the phone_region setting")
     else:
         chosen = infer_phone_region(con)
     set_variable(con, "phone_region", chosen.region)
     set_variable(con, "phone_region_inferred_from", chosen.inferred_from)
 
-    functions = {name: (_per_distinct_value(f), ["VARCHAR"], "VARCHAR") for name, f in udf_functions(chosen.region).items()}
+    functions = {
+        name: (_per_distinct_value(f), ["VARCHAR"], "VARCHAR")
+        for name, f in udf_functions(chosen.region).items()
+    }
     for name, (function, result_type) in phone_udf_functions(chosen.region).items():
-        functions[name] = (_per_distinct_phone(function, pa.bool_() if result_type == "BOOLEAN" else pa.string()),
-                           ["VARCHAR", "VARCHAR"], result_type)
+        functions[name] = (
+            _per_distinct_phone(function, pa.bool_() if result_type == "BOOLEAN" else pa.string()),
+            ["VARCHAR", "VARCHAR"],
+            result_type,
+        )
     # DuckDB has no overloading of Python functions: the phone functions are registered
     # under `<name>_in_region` and called through macros taking one or two arguments.
     for name in PHONE_MACROS:
@@ -491,9 +553,13 @@ def infer_phone_region(con: duckdb.DuckDBPyConnection) -> PhoneRegion:
             )
         if "country" in spec.column_names:
             parts.append(f"select null as code, country from {table} where country is not null")
-    counted = con.execute(
-        f"select code, country, count(*) from ({' union all '.join(parts)}) group by all"
-    ).fetchall() if parts else []
+    counted = (
+        con.execute(
+            f"select code, country, count(*) from ({' union all '.join(parts)}) group by all"
+        ).fetchall()
+        if parts
+        else []
+    )
     by_code: dict[str, int] = {}
     by_country: dict[str, int] = {}
     numbers = countries = 0
@@ -508,14 +574,21 @@ def infer_phone_region(con: duckdb.DuckDBPyConnection) -> PhoneRegion:
             bucket = by_code
         if region:
             bucket[region] = bucket.get(region, 0) + n
-    totals = {r: by_code.get(r, 0) + by_country.get(r, 0) for r in by_code.keys() | by_country.keys()}
+    totals = {
+        r: by_code.get(r, 0) + by_country.get(r, 0) for r in by_code.keys() | by_country.keys()
+    }
     ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
     seen = f"{numbers:,} phone numbers with a country code and {countries:,} country values"
     shown = ", ".join(f"{r} {n:,}" for r, n in ranked[:5])
     if not ranked:
-        return PhoneRegion(FALLBACK_PHONE_REGION, f"no country in the data ({seen}): fallback {FALLBACK_PHONE_REGION}")
+        return PhoneRegion(
+            FALLBACK_PHONE_REGION,
+            f"no country in the data ({seen}): fallback {FALLBACK_PHONE_REGION}",
+        )
     if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return PhoneRegion(FALLBACK_PHONE_REGION, f"a tie ({shown}) in {seen}: fallback {FALLBACK_PHONE_REGION}")
+        return PhoneRegion(
+            FALLBACK_PHONE_REGION, f"a tie ({shown}) in {seen}: fallback {FALLBACK_PHONE_REGION}"
+        )
     return PhoneRegion(ranked[0][0], f"most common in {seen} ({shown})")
 
 
@@ -525,5 +598,7 @@ def _region_of_calling_code(digits: str) -> str | None:
         if len(digits) >= length:
             region = phonenumbers.region_code_for_country_code(int(digits[:length]))
             if region != phonenumbers.UNKNOWN_REGION:
-                return region if region in phonenumbers.SUPPORTED_REGIONS else None  # '001': non-geographic
+                return (
+                    region if region in phonenumbers.SUPPORTED_REGIONS else None
+                )  # '001': non-geographic
     return None

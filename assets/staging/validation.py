@@ -80,7 +80,10 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: str) -> SuiteOutcome:
         .get_batch(batch_parameters={"dataframe": frame})
     )
     suite = gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"])
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES_SHOWN})
+    result = batch.validate(
+        suite,
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES_SHOWN},
+    )
     outcome = SuiteOutcome(table=table, rows=len(frame))
     personal = personal_columns(table)
     for item in result.results:
@@ -96,7 +99,10 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: str) -> SuiteOutcome:
                 success=bool(item.success),
                 unexpected_count=int(details.get("unexpected_count") or 0),
                 unexpected_percent=float(details.get("unexpected_percent") or 0.0),
-                examples=[shown(v) for v in (details.get("partial_unexpected_list") or [])[:EXAMPLES_SHOWN]],
+                examples=[
+                    shown(v)
+                    for v in (details.get("partial_unexpected_list") or [])[:EXAMPLES_SHOWN]
+                ],
             )
         )
     return outcome

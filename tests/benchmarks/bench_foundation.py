@@ -18,7 +18,9 @@ from tests.benchmarks.common import BIN, median, reference_seconds, run_timed
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--big-people", type=int, default=540_000, help="about 1.2M customer records")
+    parser.add_argument(
+        "--big-people", type=int, default=540_000, help="about 1.2M customer records"
+    )
     args = parser.parse_args()
     omniloyal = str(BIN / "omniloyal")
     work = Path(tempfile.mkdtemp(prefix="omniloyal-bench-"))
@@ -26,15 +28,42 @@ def main() -> None:
     try:
         cases = {
             f"generate {args.big_people:,} people": lambda run: [
-                omniloyal, "generate", "--people", str(args.big_people), "--seed", str(900 + run),
-                "--out", str(work / f"big{run}"), "--end-date", "2026-11-24",
+                omniloyal,
+                "generate",
+                "--people",
+                str(args.big_people),
+                "--seed",
+                str(900 + run),
+                "--out",
+                str(work / f"big{run}"),
+                "--end-date",
+                "2026-11-24",
             ],
             "generate 5,000 people (demo inbox)": lambda run: [
-                omniloyal, "generate", "--people", "5000", "--seed", "7", "--out", str(work / f"demo{run}"), "--end-date", "2026-11-24",
+                omniloyal,
+                "generate",
+                "--people",
+                "5000",
+                "--seed",
+                "7",
+                "--out",
+                str(work / f"demo{run}"),
+                "--end-date",
+                "2026-11-24",
             ],
             "run the whole graph on the demo inbox": lambda run: [
-                omniloyal, "run", "--inbox", str(work / "demo0"), "--warehouse", str(work / f"w{run}" / "omniloyal.duckdb"),
-                "--exports", str(work / f"x{run}"), "--reports", str(work / f"r{run}"), "--as-of", "2026-11-24",
+                omniloyal,
+                "run",
+                "--inbox",
+                str(work / "demo0"),
+                "--warehouse",
+                str(work / f"w{run}" / "omniloyal.duckdb"),
+                "--exports",
+                str(work / f"x{run}"),
+                "--reports",
+                str(work / f"r{run}"),
+                "--as-of",
+                "2026-11-24",
             ],
         }
         for name, command in cases.items():

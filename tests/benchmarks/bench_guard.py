@@ -58,7 +58,9 @@ def main() -> None:
     from assets.identity.matching import match_records
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--datasets", nargs="+", default=["febrl1", "febrl2", "febrl3", "uk:20000", "us:20000"])
+    parser.add_argument(
+        "--datasets", nargs="+", default=["febrl1", "febrl2", "febrl3", "uk:20000", "us:20000"]
+    )
     parser.add_argument("--seed", type=int, default=1001)
     parser.add_argument("--work", type=Path, required=True)
     args = parser.parse_args()
@@ -82,16 +84,23 @@ def main() -> None:
     print("|---|" + "---:|" * (len(args.datasets) + 1))
     for variant in VARIANTS:
         cells = [results[(name, variant)] for name in args.datasets]
-        print(f"| {variant} | " + " | ".join(f"P {p:.3f} R {r:.3f} F1 **{f:.3f}**" for p, r, f in cells)
-              + f" | {min(f for _, _, f in cells):.3f} |")
+        print(
+            f"| {variant} | "
+            + " | ".join(f"P {p:.3f} R {r:.3f} F1 **{f:.3f}**" for p, r, f in cells)
+            + f" | {min(f for _, _, f in cells):.3f} |"
+        )
     print()
-    print("| data set | A: evident pairs | A: would split | A enforced | B: evident pairs | B: would split | B enforced |")
+    print(
+        "| data set | A: evident pairs | A: would split | A enforced | B: evident pairs | B: would split | B enforced |"
+    )
     print("|---|---:|---:|---|---:|---:|---|")
     for name, rule in measured.items():
         a, b = rule.evidence["birth_dates"], rule.evidence["first_names"]
-        print(f"| {name} | {a['evident_pairs']:,} | {a['contradicted_pairs']:,} ({a['contradicted_pairs'] / max(a['evident_pairs'], 1):.1%}) "
-              f"| {'yes' if a['enforced'] else 'no'} | {b['evident_pairs']:,} | {b['contradicted_pairs']:,} "
-              f"({b['contradicted_pairs'] / max(b['evident_pairs'], 1):.1%}) | {'yes' if b['enforced'] else 'no'} |")
+        print(
+            f"| {name} | {a['evident_pairs']:,} | {a['contradicted_pairs']:,} ({a['contradicted_pairs'] / max(a['evident_pairs'], 1):.1%}) "
+            f"| {'yes' if a['enforced'] else 'no'} | {b['evident_pairs']:,} | {b['contradicted_pairs']:,} "
+            f"({b['contradicted_pairs'] / max(b['evident_pairs'], 1):.1%}) | {'yes' if b['enforced'] else 'no'} |"
+        )
 
 
 if __name__ == "__main__":

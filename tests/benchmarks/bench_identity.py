@@ -96,10 +96,14 @@ def stage_plain_splink(warehouse: Path) -> None:
         [block_on("first_name", "surname", "dob"), block_on("email")], recall=0.7
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e7)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "surname"))
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("first_name", "surname")
+    )
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
     predictions = linker.inference.predict(threshold_match_probability=0.9)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95).as_pandas_dataframe()
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        predictions, 0.95
+    ).as_pandas_dataframe()
     con.register("found", clusters[["unique_id", "cluster_id"]])
     con.execute("create or replace schema plain")
     con.execute(
@@ -120,8 +124,12 @@ def stage_score(warehouse: Path, truth: Path, schema: str) -> None:
         con = duckdb.connect(str(copy))
         con.execute(f"attach '{warehouse}' as src (read_only)")
         con.execute("create schema if not exists identity")
-        con.execute("create or replace table identity.source_records as select * from src.plain.source_records")
-        con.execute("create or replace table identity.match_input as select * from src.identity.match_input")
+        con.execute(
+            "create or replace table identity.source_records as select * from src.plain.source_records"
+        )
+        con.execute(
+            "create or replace table identity.match_input as select * from src.identity.match_input"
+        )
         con.close()
         warehouse = copy
     figures = evaluate(warehouse, truth).as_dict()
@@ -150,29 +158,62 @@ def write_dataset(name: str, folder: Path, seed: int) -> tuple[Path, Path]:
         write_inbox(int(name[-1]), inbox, truth)
     else:
         profile, people = name.split(":")
-        subprocess.run([str(BIN / "omniloyal"), "generate", "--people", people, "--seed", str(seed), "--profile", profile,
-                        "--out", str(inbox), "--truth", str(truth), "--end-date", AS_OF.isoformat()],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(BIN / "omniloyal"),
+                "generate",
+                "--people",
+                people,
+                "--seed",
+                str(seed),
+                "--profile",
+                profile,
+                "--out",
+                str(inbox),
+                "--truth",
+                str(truth),
+                "--end-date",
+                AS_OF.isoformat(),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return inbox, truth
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--datasets", nargs="+", default=["febrl1", "febrl2", "febrl3", "uk:20000", "us:20000",
-                                                          "uk:100000", "us:100000"],
-                        help="febrl1-3, or PROFILE:PEOPLE for the generator (uk or us)")
-    parser.add_argument("--seed", type=int, default=1001, help="generator seed (never used while tuning)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of omniloyal's identity stage per data set (median)")
-    parser.add_argument("--skip-plain", nargs="*", default=[], help="data sets not to run plain Splink on")
-    parser.add_argument("--work", type=Path, help="keep inboxes here and reuse them (default: a temporary folder)")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["febrl1", "febrl2", "febrl3", "uk:20000", "us:20000", "uk:100000", "us:100000"],
+        help="febrl1-3, or PROFILE:PEOPLE for the generator (uk or us)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1001, help="generator seed (never used while tuning)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of omniloyal's identity stage per data set (median)",
+    )
+    parser.add_argument(
+        "--skip-plain", nargs="*", default=[], help="data sets not to run plain Splink on"
+    )
+    parser.add_argument(
+        "--work", type=Path, help="keep inboxes here and reuse them (default: a temporary folder)"
+    )
     parser.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         name, *rest = args.stage
-        {"prepare": lambda: stage_prepare(Path(rest[0]), Path(rest[1])),
-         "omniloyal": lambda: stage_omniloyal(Path(rest[0])),
-         "plain": lambda: stage_plain_splink(Path(rest[0])),
-         "score": lambda: stage_score(Path(rest[0]), Path(rest[1]), rest[2])}[name]()
+        {
+            "prepare": lambda: stage_prepare(Path(rest[0]), Path(rest[1])),
+            "omniloyal": lambda: stage_omniloyal(Path(rest[0])),
+            "plain": lambda: stage_plain_splink(Path(rest[0])),
+            "score": lambda: stage_score(Path(rest[0]), Path(rest[1]), rest[2]),
+        }[name]()
         return
 
     import subprocess
@@ -195,31 +236,65 @@ def main() -> None:
                 references.append(reference_seconds())
                 runs.append(run_timed(child("omniloyal", str(warehouse))))
             ours = (median([seconds for seconds, _ in runs]), max(peak for _, peak in runs))
-            print(f"{name}: omniloyal identity runs {sorted(round(s, 1) for s, _ in runs)} s", file=sys.stderr)
+            print(
+                f"{name}: omniloyal identity runs {sorted(round(s, 1) for s, _ in runs)} s",
+                file=sys.stderr,
+            )
             reference = median(references)
-            records = int(subprocess.run(
-                [str(BIN / "python"), "-c", f"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
-                 ".execute('select count(*) from identity.match_input').fetchall()[0][0])"],
-                check=True, capture_output=True, text=True).stdout)
-            score = json.loads(subprocess.run(child("score", str(warehouse), str(truth), "identity"),
-                                              check=True, capture_output=True, text=True).stdout)
+            records = int(
+                subprocess.run(
+                    [
+                        str(BIN / "python"),
+                        "-c",
+                        f"import duckdb; print(duckdb.connect('{warehouse}', read_only=True)"
+                        ".execute('select count(*) from identity.match_input').fetchall()[0][0])",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+            score = json.loads(
+                subprocess.run(
+                    child("score", str(warehouse), str(truth), "identity"),
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
             lines.append((name, records, "omniloyal", ours, score, prepare, reference))
             if name not in args.skip_plain:
                 plain = run_timed(child("plain", str(warehouse)))
-                plain_score = json.loads(subprocess.run(child("score", str(warehouse), str(truth), "plain"),
-                                                        check=True, capture_output=True, text=True).stdout)
-                lines.append((name, records, "plain Splink", plain, plain_score, prepare, reference))
-            print(f"done: {name} " + json.dumps({k: score[k] for k in ("precision", "recall", "f1")}), file=sys.stderr, flush=True)
+                plain_score = json.loads(
+                    subprocess.run(
+                        child("score", str(warehouse), str(truth), "plain"),
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                )
+                lines.append(
+                    (name, records, "plain Splink", plain, plain_score, prepare, reference)
+                )
+            print(
+                f"done: {name} " + json.dumps({k: score[k] for k in ("precision", "recall", "f1")}),
+                file=sys.stderr,
+                flush=True,
+            )
             for path in (prepared, warehouse, warehouse.with_name("plain.duckdb")):
                 path.unlink(missing_ok=True)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    print("| data set | records | method | precision | recall | F1 | B-cubed F1 | identity s | ratio to reference | identity peak GB | prepare s | prepare peak GB |")
+    print(
+        "| data set | records | method | precision | recall | F1 | B-cubed F1 | identity s | ratio to reference | identity peak GB | prepare s | prepare peak GB |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, records, method, (seconds, peak), score, (p_seconds, p_peak), reference in lines:
-        print(f"| {name} | {records:,} | {method} | {score['precision']:.4f} | {score['recall']:.4f} | "
-              f"{score['f1']:.4f} | {score['bcubed_f1']:.4f} | {seconds:.1f} | {seconds / reference:.1f}x | {peak:.2f} | {p_seconds:.1f} | {p_peak:.2f} |")
+        print(
+            f"| {name} | {records:,} | {method} | {score['precision']:.4f} | {score['recall']:.4f} | "
+            f"{score['f1']:.4f} | {score['bcubed_f1']:.4f} | {seconds:.1f} | {seconds / reference:.1f}x | {peak:.2f} | {p_seconds:.1f} | {p_peak:.2f} |"
+        )
     print()
     generated = [line for line in lines if ":" in line[0]]
     if generated:
@@ -227,7 +302,10 @@ def main() -> None:
         print("| data set | method | " + " | ".join(cases) + " |")
         print("|---|---|" + "---:|" * len(cases))
         for name, _, method, _, score, _, _ in generated:
-            shares = [f"{score['hard_cases'][case][1]:.3f} of {score['hard_cases'][case][0]:,}" for case in cases]
+            shares = [
+                f"{score['hard_cases'][case][1]:.3f} of {score['hard_cases'][case][0]:,}"
+                for case in cases
+            ]
             print(f"| {name} | {method} | " + " | ".join(shares) + " |")
 
 

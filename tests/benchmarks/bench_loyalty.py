@@ -88,8 +88,14 @@ select
 from typed;
 """
 
-MODELS = ["loyalty/qualifying_events", "loyalty/tier_history", "loyalty/point_movements", "settle",
-          "loyalty/ledger", "loyalty/balances"]
+MODELS = [
+    "loyalty/qualifying_events",
+    "loyalty/tier_history",
+    "loyalty/point_movements",
+    "settle",
+    "loyalty/ledger",
+    "loyalty/balances",
+]
 
 
 def stage_inputs(warehouse: Path, customers: int, events: int) -> None:
@@ -116,8 +122,13 @@ def stage_loyalty(warehouse: Path, report: Path) -> None:
         else:
             run_model(con, model)
         steps[model] = round(time.perf_counter() - started, 2)
-    sizes = {table: row_count(con, table) for table in ("core.events", "loyalty.ledger", "loyalty.debits")}
-    report.write_text(json.dumps({"steps": steps, "sizes": sizes, "broken": broken_invariants(con)}))
+    sizes = {
+        table: row_count(con, table)
+        for table in ("core.events", "loyalty.ledger", "loyalty.debits")
+    }
+    report.write_text(
+        json.dumps({"steps": steps, "sizes": sizes, "broken": broken_invariants(con)})
+    )
     con.close()
 
 
@@ -145,23 +156,33 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="omniloyal-loyalty-"))
     try:
         inputs, warehouse = work / "inputs.duckdb", work / "w.duckdb"
-        subprocess.run(child("inputs", str(inputs), str(args.customers), str(args.events)), check=True)
+        subprocess.run(
+            child("inputs", str(inputs), str(args.customers), str(args.events)), check=True
+        )
         runs = []
         for _ in range(args.runs):
             shutil.copy(inputs, warehouse)
             reference = reference_seconds()
             seconds, peak = run_timed(child("loyalty", str(warehouse), str(work / "report.json")))
             runs.append((seconds, peak, reference, json.loads((work / "report.json").read_text())))
-            print(f"run: {seconds:.1f} s, {peak:.2f} GB, reference {reference:.2f} s", file=sys.stderr, flush=True)
+            print(
+                f"run: {seconds:.1f} s, {peak:.2f} GB, reference {reference:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = [r[0] for r in runs]
     detail = runs[-1][3]
-    print("| events | ledger entries | debits | median s | min-max s | median ratio to reference | peak GB |")
+    print(
+        "| events | ledger entries | debits | median s | min-max s | median ratio to reference | peak GB |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {detail['sizes']['core.events']:,} | {detail['sizes']['loyalty.ledger']:,} | {detail['sizes']['loyalty.debits']:,} | "
-          f"{median(seconds):.1f} | {min(seconds):.1f}-{max(seconds):.1f} | "
-          f"{median([s / r for s, _, r, _ in runs]):.1f}x | {max(r[1] for r in runs):.2f} |")
+    print(
+        f"| {detail['sizes']['core.events']:,} | {detail['sizes']['loyalty.ledger']:,} | {detail['sizes']['loyalty.debits']:,} | "
+        f"{median(seconds):.1f} | {min(seconds):.1f}-{max(seconds):.1f} | "
+        f"{median([s / r for s, _, r, _ in runs]):.1f}x | {max(r[1] for r in runs):.2f} |"
+    )
     print()
     print("Steps of one run (s): " + ", ".join(f"{k} {v}" for k, v in detail["steps"].items()))
     print("Broken invariants: " + json.dumps(detail["broken"]))

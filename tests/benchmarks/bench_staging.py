@@ -57,7 +57,9 @@ def main() -> None:
     for step in ("ingest", "staging"):
         times = [r[step] for r in runs]
         ratios = [r[step] / r["reference"] for r in runs]
-        print(f"| {step} | {median(times):.1f} | {min(times):.1f}-{max(times):.1f} | {median(ratios):.1f}x |")
+        print(
+            f"| {step} | {median(times):.1f} | {min(times):.1f}-{max(times):.1f} | {median(ratios):.1f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,12 @@ def run_timed(command: list[str], cwd: Path = PROJECT) -> tuple[float, float]:
     """Wall seconds and peak resident memory (GB) of a command, measured by GNU time."""
     started = time.perf_counter()
     result = subprocess.run(
-        ["/usr/bin/time", "-f", "peak_kb=%M", *command], cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
+        ["/usr/bin/time", "-f", "peak_kb=%M", *command],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     elapsed = time.perf_counter() - started
     peak_kb = int(result.stderr.rsplit("peak_kb=", 1)[1].split()[0])
@@ -33,7 +37,10 @@ def run_timed(command: list[str], cwd: Path = PROJECT) -> tuple[float, float]:
 
 def reference_seconds() -> float:
     started = time.perf_counter()
-    subprocess.run([str(BIN / "python"), "-c", f"import duckdb; duckdb.sql('{REFERENCE_SQL}').fetchall()"], check=True)
+    subprocess.run(
+        [str(BIN / "python"), "-c", f"import duckdb; duckdb.sql('{REFERENCE_SQL}').fetchall()"],
+        check=True,
+    )
     return time.perf_counter() - started
 
 

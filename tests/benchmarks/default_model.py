@@ -30,10 +30,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         warehouse = Path(work) / "w.duckdb"
         stage_prepare(args.inbox, warehouse, args.phone_region)
-        records = duckdb.connect(str(warehouse), read_only=True).sql("select * from identity.match_input").to_arrow_table()
+        records = (
+            duckdb.connect(str(warehouse), read_only=True)
+            .sql("select * from identity.match_input")
+            .to_arrow_table()
+        )
     result = match_records(records)
-    DEFAULT_MODEL.write_text(json.dumps(result.model_json, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    print(f"{DEFAULT_MODEL}: trained on {records.num_rows} records, {result.training.as_metadata()}")
+    DEFAULT_MODEL.write_text(
+        json.dumps(result.model_json, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    print(
+        f"{DEFAULT_MODEL}: trained on {records.num_rows} records, {result.training.as_metadata()}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,10 @@ def load(number: int) -> pd.DataFrame:
 
 def _iso_date(text: pd.Series) -> pd.Series:
     """YYYYMMDD as YYYY-MM-DD, kept as written (typos included) when it has 8 digits."""
-    return text.where(~text.str.fullmatch(r"\d{8}").fillna(False), text.str[:4] + "-" + text.str[4:6] + "-" + text.str[6:])
+    return text.where(
+        ~text.str.fullmatch(r"\d{8}").fillna(False),
+        text.str[:4] + "-" + text.str[4:6] + "-" + text.str[6:],
+    )
 
 
 def write_inbox(number: int, inbox: Path, truth: Path) -> int:
@@ -47,7 +50,9 @@ def write_inbox(number: int, inbox: Path, truth: Path) -> int:
     frame["source"] = [SOURCES[i % 3] for i in range(len(frame))]
     frame["record_id"] = frame["rec_id"].str.replace("-", "_")
     frame["phone"] = ("041" + frame["soc_sec_id"]).where(frame["soc_sec_id"].notna())
-    frame["street"] = (frame["street_number"].fillna("") + " " + frame["address_1"].fillna("")).str.strip()
+    frame["street"] = (
+        frame["street_number"].fillna("") + " " + frame["address_1"].fillna("")
+    ).str.strip()
     frame["birth_iso"] = _iso_date(frame["date_of_birth"])
     by_source = {source: frame[frame["source"] == source] for source in SOURCES}
 
@@ -55,31 +60,62 @@ def write_inbox(number: int, inbox: Path, truth: Path) -> int:
     store = by_source["store"]
     call = by_source["callcenter"]
     files = {
-        "web/customers": pd.DataFrame({
-            "account_id": web["record_id"], "email": None, "first_name": web["given_name"],
-            "last_name": web["surname"], "phone": web["phone"], "birth_date": web["birth_iso"], "street": web["street"],
-            "city": web["suburb"], "postcode": web["postcode"], "country": "AU",
-            "created_at": "2026-01-01T00:00:00Z", "marketing_opt_in": "false",
-        }),
-        "store/members": pd.DataFrame({
-            "card_number": store["record_id"], "first_name": store["given_name"], "last_name": store["surname"],
-            "phone": store["phone"], "postcode": store["postcode"],
-            "date_of_birth": store["birth_iso"].str[8:] + "/" + store["birth_iso"].str[5:7] + "/" + store["birth_iso"].str[:4],
-            "enrolled_on": "2026-01-01", "store_id": "ST001",
-        }),
-        "callcenter/contacts": pd.DataFrame({
-            "contact_id": call["record_id"],
-            "caller_name": (call["given_name"].fillna("") + " " + call["surname"].fillna("")).str.strip(),
-            "phone": call["phone"], "email": None, "contacted_at": "2026-01-01T00:00:00Z",
-            "reason": None, "resolution": None, "csat": None, "goodwill_points": None,
-        }),
+        "web/customers": pd.DataFrame(
+            {
+                "account_id": web["record_id"],
+                "email": None,
+                "first_name": web["given_name"],
+                "last_name": web["surname"],
+                "phone": web["phone"],
+                "birth_date": web["birth_iso"],
+                "street": web["street"],
+                "city": web["suburb"],
+                "postcode": web["postcode"],
+                "country": "AU",
+                "created_at": "2026-01-01T00:00:00Z",
+                "marketing_opt_in": "false",
+            }
+        ),
+        "store/members": pd.DataFrame(
+            {
+                "card_number": store["record_id"],
+                "first_name": store["given_name"],
+                "last_name": store["surname"],
+                "phone": store["phone"],
+                "postcode": store["postcode"],
+                "date_of_birth": store["birth_iso"].str[8:]
+                + "/"
+                + store["birth_iso"].str[5:7]
+                + "/"
+                + store["birth_iso"].str[:4],
+                "enrolled_on": "2026-01-01",
+                "store_id": "ST001",
+            }
+        ),
+        "callcenter/contacts": pd.DataFrame(
+            {
+                "contact_id": call["record_id"],
+                "caller_name": (
+                    call["given_name"].fillna("") + " " + call["surname"].fillna("")
+                ).str.strip(),
+                "phone": call["phone"],
+                "email": None,
+                "contacted_at": "2026-01-01T00:00:00Z",
+                "reason": None,
+                "resolution": None,
+                "csat": None,
+                "goodwill_points": None,
+            }
+        ),
     }
     for name, data in files.items():
         path = inbox / f"{name}_{DELIVERED_ON}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         data.to_csv(path, index=False)
     truth.parent.mkdir(parents=True, exist_ok=True)
-    frame.rename(columns={"record_id": "source_record_id"})[["source", "source_record_id", "person_id"]].to_csv(truth, index=False)
+    frame.rename(columns={"record_id": "source_record_id"})[
+        ["source", "source_record_id", "person_id"]
+    ].to_csv(truth, index=False)
     return len(frame)
 
 

@@ -22,7 +22,8 @@ CLOCK_COLUMNS = ("ingested_at", "seen_at", "quarantined_at", "found_at")
 def tables(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, list[str]]:
     rows = con.execute(
         "select table_schema || '.' || table_name, list(column_name order by ordinal_position) "
-        "from information_schema.columns where table_catalog = ? group by all", [alias]
+        "from information_schema.columns where table_catalog = ? group by all",
+        [alias],
     ).fetchall()
     return dict(rows)
 
@@ -49,15 +50,21 @@ def main() -> int:
             added = [c for c in after[table] if c not in before[table]]
             note = f" (columns removed: {removed or 'none'}, added: {added or 'none'}; rows compared on the others)"
             differing += 1
-        columns = ", ".join(f'"{c}"' for c in before[table] if c in after[table] and c not in args.clock_columns)
+        columns = ", ".join(
+            f'"{c}"' for c in before[table] if c in after[table] and c not in args.clock_columns
+        )
         counts = []
         for first, second in (("before", "after"), ("after", "before")):
-            counts.append(con.execute(
-                f"select count(*) from (select {columns} from {first}.{table} except all select {columns} from {second}.{table})"
-            ).fetchall()[0][0])
+            counts.append(
+                con.execute(
+                    f"select count(*) from (select {columns} from {first}.{table} except all select {columns} from {second}.{table})"
+                ).fetchall()[0][0]
+            )
         rows = con.execute(f"select count(*) from before.{table}").fetchall()[0][0]
         if any(counts):
-            print(f"{table}: {counts[0]} rows only before, {counts[1]} only after (of {rows}){note}")
+            print(
+                f"{table}: {counts[0]} rows only before, {counts[1]} only after (of {rows}){note}"
+            )
             differing += 0 if note else 1
         else:
             print(f"{table}: same {rows} rows{note}")

@@ -120,23 +120,37 @@ def main() -> None:
     result = match_records(records)
     # Every candidate pair's probability under the final model, for the ones the threshold dropped.
     linker = Linker(DuckDBAPI().register(records), result.model_json, log_level=logging.ERROR)
-    scored = linker.inference.predict().as_duckdbpyrelation().select("unique_id_l, unique_id_r, match_probability").to_arrow_table()
+    scored = (
+        linker.inference.predict()
+        .as_duckdbpyrelation()
+        .select("unique_id_l, unique_id_r, match_probability")
+        .to_arrow_table()
+    )
     con = duckdb.connect()
-    for name, table in (("records", records), ("evidence", result.evidence), ("clusters", result.clusters), ("scored", scored)):
+    for name, table in (
+        ("records", records),
+        ("evidence", result.evidence),
+        ("clusters", result.clusters),
+        ("scored", scored),
+    ):
         con.register(name, table)
     print("| outcome | true pairs |\n|---|---:|")
     for outcome, pairs in con.execute(OUTCOMES.format(truth=truth)).fetchall():
         print(f"| {outcome} | {pairs:,} |")
     predicted, true, correct = con.execute(FOUND.format(truth=truth)).fetchall()[0]
     print(f"\nNow: precision {correct / predicted:.4f}, recall {correct / true:.4f}.\n")
-    print("| records with the name | name-only pairs | one person | true pairs to gain | false pairs to add "
-          "| linking these and all above: precision | recall | F1 |")
+    print(
+        "| records with the name | name-only pairs | one person | true pairs to gain | false pairs to add "
+        "| linking these and all above: precision | recall | F1 |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for bucket, pairs, share, gain, add in con.execute(NAME_ONLY.format(truth=truth)).fetchall():
         correct, predicted = correct + gain, predicted + gain + add
         precision, recall = correct / predicted, correct / true
-        print(f"| {bucket} | {pairs:,} | {share:.1%} | {gain:,} | {add:,} | {precision:.4f} | {recall:.4f} "
-              f"| {2 * precision * recall / (precision + recall):.4f} |")
+        print(
+            f"| {bucket} | {pairs:,} | {share:.1%} | {gain:,} | {add:,} | {precision:.4f} | {recall:.4f} "
+            f"| {2 * precision * recall / (precision + recall):.4f} |"
+        )
 
 
 if __name__ == "__main__":
