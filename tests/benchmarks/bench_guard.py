@@ -91,16 +91,19 @@ def main() -> None:
         )
     print()
     print(
-        "| data set | A: evident pairs | A: would split | A enforced | B: evident pairs | B: would split | B enforced |"
+        "| data set | part | evident pairs | would split | evident identifiers | would split | "
+        "share's lower bound | enforced |"
     )
-    print("|---|---:|---:|---|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, rule in measured.items():
-        a, b = rule.evidence["birth_dates"], rule.evidence["first_names"]
-        print(
-            f"| {name} | {a['evident_pairs']:,} | {a['contradicted_pairs']:,} ({a['contradicted_pairs'] / max(a['evident_pairs'], 1):.1%}) "
-            f"| {'yes' if a['enforced'] else 'no'} | {b['evident_pairs']:,} | {b['contradicted_pairs']:,} "
-            f"({b['contradicted_pairs'] / max(b['evident_pairs'], 1):.1%}) | {'yes' if b['enforced'] else 'no'} |"
-        )
+        for part, label in (("birth_dates", "A: birth dates"), ("first_names", "B: first names")):
+            e = rule.evidence[part]
+            print(
+                f"| {name} | {label} | {e['evident_pairs']:,} | {e['contradicted_pairs']:,} "
+                f"| {e['evident_identifiers']:,} | {e['contradicted_identifiers']:,} "
+                f"({e['contradicted_identifiers'] / max(e['evident_identifiers'], 1):.1%}) "
+                f"| {e['share_lower_bound']:.1%} | {'yes' if e['enforced'] else 'no'} |"
+            )
 
 
 if __name__ == "__main__":
