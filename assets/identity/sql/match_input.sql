@@ -1,8 +1,10 @@
 -- Every customer record of every source, in the shape the matching model compares:
 -- identity.record_keys without the blocked identifier values (identity.blocked_identifiers).
--- An identifier (phone, mailbox, address) is flagged shared when two of its records are
--- two people by the conflict guard's rule: a household's phone or a family's mailbox joins
--- different people, so the model gives agreeing on it less weight.
+-- A phone is flagged shared when two of its records are two people by the conflict guard's
+-- rule: a household's phone joins different people, so the model gives agreeing on it less
+-- weight. Mailboxes and addresses are not flagged (is_shared_email and is_shared_address are
+-- false): flagging them too measured slightly worse on every profile (docs/identity.md,
+-- "Known limits"), and the model's levels for them wait to be revisited.
 with
 
 record_keys as (select * from identity.record_keys),
@@ -21,25 +23,31 @@ keyed as (
         on blocked_phone.kind = 'phone' and blocked_phone.value = record_keys.phone_e164
 ),
 
+-- The identifiers that can be flagged shared, one row per record and identifier: written
+-- once here, paired on below and flagged by at the end.
+identifiers as (
+    select unique_id, 'phone' as kind, phone_e164 as value from keyed where phone_e164 is not null
+),
+
 -- Records carrying the same identifier, and whether two of them are two people by the
 -- conflict guard's rule (macro are_two_people). Compared pairwise within an identifier up
 -- to 50 records; an identifier carried by more is shared by definition.
 carriers as (
-    select 'phone' as kind, phone_e164 as value, * exclude (phone_e164) from keyed where phone_e164 is not null
-    union all by name
-    select 'email', email_key, * exclude (email_key) from keyed where email_key is not null
-    union all by name
-    select 'address', postcode || '|' || street_key, * from keyed where postcode is not null and street_key is not null
-),
-
-carriers_sized as (
-    select *, count(*) over (partition by kind, value) as carried_by from carriers
+    select
+        identifiers.*,
+        keyed.first_name_key,
+        keyed.canonical_first_name,
+        keyed.last_name_key,
+        keyed.birth_on,
+        count(*) over (partition by identifiers.kind, identifiers.value) as carried_by
+    from identifiers
+    join keyed using (unique_id)
 ),
 
 shared_by_conflict as (
     select distinct a.kind, a.value
-    from carriers_sized a
-    join carriers_sized b
+    from carriers a
+    join carriers b
         on a.kind = b.kind and a.value = b.value and a.unique_id < b.unique_id
     where a.carried_by <= 50
         and are_two_people(a.first_name_key, a.canonical_first_name, a.last_name_key, a.birth_on,
@@ -49,31 +57,27 @@ shared_by_conflict as (
 shared as (
     select kind, value from shared_by_conflict
     union
-    select distinct kind, value from carriers_sized where carried_by > 50
+    select distinct kind, value from carriers where carried_by > 50
 ),
 
-people_behind_phone as (
-    select value as phone_e164, true as is_shared_phone from shared where kind = 'phone'
-),
-
-people_behind_email as (
-    select value as email_key, true as is_shared_email from shared where kind = 'email'
-),
-
-people_behind_address as (
-    select value as address_value, true as is_shared_address from shared where kind = 'address'
+-- Which kinds of a record's identifiers are shared; records with none are not here.
+shared_kinds as (
+    select
+        identifiers.unique_id,
+        bool_or(identifiers.kind = 'phone') as is_shared_phone
+    from identifiers
+    join shared using (kind, value)
+    group by identifiers.unique_id
 ),
 
 flagged as (
     select
         keyed.*,
-        coalesce(people_behind_phone.is_shared_phone, false) as is_shared_phone,
-        coalesce(people_behind_email.is_shared_email, false) as is_shared_email,
-        coalesce(people_behind_address.is_shared_address, false) as is_shared_address
+        coalesce(shared_kinds.is_shared_phone, false) as is_shared_phone,
+        false as is_shared_email,
+        false as is_shared_address
     from keyed
-    left join people_behind_phone using (phone_e164)
-    left join people_behind_email using (email_key)
-    left join people_behind_address on people_behind_address.address_value = keyed.postcode || '|' || keyed.street_key
+    left join shared_kinds using (unique_id)
 )
 
 select * from flagged
