@@ -189,3 +189,26 @@ def test_help_and_argument_errors_answer_without_importing_dagster():
     )
     assert result.stderr.splitlines()[-1] == "[0, 0, 2, 2] False False"
     assert "usage: omniloyal run" in result.stdout
+
+
+def test_settings_are_read_when_the_resource_is_made_not_at_import():
+    import subprocess
+    import sys
+
+    # A bad value in the environment does not break importing the asset modules...
+    code = (
+        "import assets.shared.settings, assets.loyalty.assets\n"
+        "from assets.shared.defaults import SettingsError\n"
+        "try:\n"
+        "    assets.shared.settings.PipelineSettings()\n"
+        "except SettingsError as err:\n"
+        "    print(err)\n"
+    )
+    env = {"OMNILOYAL_KEEP_VERSIONS": "-1", "PATH": "", "DAGSTER_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    # ...and making the resource names the setting in one line.
+    assert done.stdout.strip() == (
+        "setting keep_versions (from OMNILOYAL_KEEP_VERSIONS) must be a whole number of at least 0, got '-1'"
+    )

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from functools import partial
 
 import dagster as dg
 import duckdb
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from assets.ingest.contract import source_priority
 from assets.loyalty.program import Program, load_program
@@ -22,35 +23,39 @@ from assets.shared.defaults import DEFAULTS, check_settings, env_default, env_va
 from assets.shared.warehouse import MACROS_FILE, Warehouse
 
 
+def _from_env(setting: str):
+    """A field whose default is the setting's environment variable or built-in default."""
+    return Field(default_factory=partial(env_value, setting))
+
+
 class PipelineSettings(dg.ConfigurableResource):
     """Where data lives and how a run behaves."""
 
-    inbox_dir: str = env_default("inbox_dir")
-    warehouse_path: str = env_default("warehouse_path")
-    exports_dir: str = env_default("exports_dir")
-    reports_dir: str = env_default("reports_dir")
-    program_file: str = env_default("program_file")
-    as_of: str = env_default("as_of")  # YYYY-MM-DD; empty means today (UTC)
-    phone_region: str = env_default(
-        "phone_region"
-    )  # region of phones without a country code; empty: inferred
-    max_bad_row_share: float = env_value("max_bad_row_share")  # a file above it fails the run
-    keep_versions: int = env_value("keep_versions")  # published versions kept for rollback
-    identity_model: str = env_default(
-        "identity_model"
-    )  # a saved splink_model.json to reuse; empty: train
-    identity_overrides: str = env_default(
+    # Each default is read from the environment when the resource is made (when Dagster
+    # loads the definitions or a run starts), not when this module is imported, and is
+    # checked as the command line checks it (assets/shared/defaults.py CHECKS).
+    inbox_dir: str = _from_env("inbox_dir")
+    warehouse_path: str = _from_env("warehouse_path")
+    exports_dir: str = _from_env("exports_dir")
+    reports_dir: str = _from_env("reports_dir")
+    program_file: str = _from_env("program_file")
+    as_of: str = _from_env("as_of")  # YYYY-MM-DD; empty means today (UTC)
+    # Region of phones without a country code; empty: inferred from the data.
+    phone_region: str = _from_env("phone_region")
+    max_bad_row_share: float = _from_env("max_bad_row_share")  # a file above it fails the run
+    keep_versions: int = _from_env("keep_versions")  # published versions kept for rollback
+    # A saved splink_model.json to reuse; empty: train.
+    identity_model: str = _from_env("identity_model")
+    identity_overrides: str = _from_env(
         "identity_overrides"
     )  # stewards' decisions CSV; empty: none
-    blocked_identifiers: str = env_default(
-        "blocked_identifiers"
-    )  # CSV kind,pattern,reason of values never used as evidence
-    max_people_per_identifier: int = env_value(
-        "max_people_per_identifier"
-    )  # more people on one phone/e-mail: blocked
-    export_hashes: bool = env_value("export_hashes")  # SHA-256 ad-platform columns
-    max_file_mb: int = env_value("max_file_mb")  # a delivery larger once decompressed fails the run
-    max_line_kb: int = env_value("max_line_kb")  # a delivery with a longer line fails the run
+    # CSV kind,pattern,reason of values never used as matching evidence.
+    blocked_identifiers: str = _from_env("blocked_identifiers")
+    # More people on one phone or e-mail: it is blocked.
+    max_people_per_identifier: int = _from_env("max_people_per_identifier")
+    export_hashes: bool = _from_env("export_hashes")  # SHA-256 ad-platform columns
+    max_file_mb: int = _from_env("max_file_mb")  # a delivery larger once decompressed fails the run
+    max_line_kb: int = _from_env("max_line_kb")  # a delivery with a longer line fails the run
 
     # The program as read at the start of the run: every asset gets this one, so marketing
     # saving the file mid-run cannot give the ledger one program and the segments another.
