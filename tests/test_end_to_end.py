@@ -155,7 +155,9 @@ def test_exports_written_with_manifest(workspace):
     for entry in manifest["files"]:
         ids = [
             row["customer_id"]
-            for row in csv.DictReader((folder / entry["files"]["csv"]["file"]).open(newline=""))
+            for row in csv.DictReader(
+                (folder / entry["files"]["csv"]["file"]).open(newline="", encoding="utf-8-sig")
+            )
         ]
         assert len(ids) == entry["rows"]
         if ids:
@@ -166,6 +168,33 @@ def test_exports_written_with_manifest(workspace):
                 f"({', '.join(repr(i) for i in ids)}) and not {consent}",
             )[0][0]
             assert refused == 0, entry
+
+
+def test_every_file_the_bundled_program_writes_reads_back(workspace):
+    # As marketing's tools read them: each column once, the same columns and rows in the CSV
+    # (pandas) and the Parquet file (pyarrow), as the manifest says.
+    import json
+
+    import pandas as pd
+
+    folder = workspace / "exports" / AS_OF
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "Gold Nearly Platinum" in {entry["segment"] for entry in manifest["files"]}
+    for entry in manifest["files"]:
+        columns = entry["columns"]
+        assert len(columns) == len(set(columns)), (entry["segment"], columns)
+        frame = pd.read_csv(
+            folder / entry["files"]["csv"]["file"], dtype=str, keep_default_na=False
+        )
+        assert list(frame.columns) == columns and len(frame) == entry["rows"], entry["segment"]
+        table = pq.read_table(folder / entry["files"]["parquet"]["file"])
+        assert table.column_names == columns and table.num_rows == entry["rows"], entry["segment"]
+        for column in table.schema:
+            if str(column.type) == "bool":  # written true/false in the CSV, never Python's True
+                assert set(frame[column.name]) <= {"true", "false", ""}, (
+                    entry["segment"],
+                    column.name,
+                )
 
 
 def test_the_report_shows_the_kpis(workspace):

@@ -6,6 +6,7 @@ import json
 import os
 from datetime import date
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -92,7 +93,7 @@ def warehouse(tmp_path):
 
 
 def read_csv(path):
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # the BOM Excel needs
         return list(csv.DictReader(handle))
 
 
@@ -301,3 +302,73 @@ def test_a_run_killed_between_the_two_swaps_has_its_exports_put_in_place_by_the_
     assert (folder / "manifest.json").read_text() != old_manifest
     assert [p.name for p in clean_export_staging(exports)] == ["refused"]
     assert finish_interrupted_publish(exports, file_identity(published.stat())) == []
+
+
+def test_every_file_reads_back_in_pandas_pyarrow_and_duckdb_with_each_column_once(
+    tmp_path, warehouse
+):
+    import codecs
+
+    import pandas as pd
+
+    con, program = warehouse  # "Push Gold" is defined on tier, a column every file has already
+    write_segment_exports(con, program, tmp_path, date(2026, 6, 30))
+    folder = tmp_path / "2026-06-30"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["written_at"] and {entry["segment"] for entry in manifest["files"]} >= {
+        "Push Gold"
+    }
+    for entry in manifest["files"]:
+        columns = entry["columns"]
+        assert len(columns) == len(set(columns)), columns
+        assert entry["hashed_identifiers"] is False and entry["written_at"]
+        csv_path, parquet_path = (
+            folder / entry["files"][kind]["file"] for kind in ("csv", "parquet")
+        )
+        assert csv_path.read_bytes().startswith(codecs.BOM_UTF8)
+        frame = pd.read_csv(csv_path, dtype=str)
+        assert list(frame.columns) == columns and len(frame) == entry["rows"]
+        assert pq.read_table(parquet_path).column_names == columns
+        assert pd.read_parquet(parquet_path).shape == (entry["rows"], len(columns))
+        read_back = duckdb.sql(f"select * from read_csv('{csv_path}', all_varchar = true)")
+        assert read_back.columns == columns
+    push = next(entry for entry in manifest["files"] if entry["segment"] == "Push Gold")
+    assert push["columns"] == [
+        "customer_id",
+        "first_name",
+        "email",
+        "phone_e164",
+        "tier",
+        "points_balance",
+    ]
+
+
+def test_csv_cells_for_spreadsheets():
+    from assets.exports.segment_files import csv_cell
+
+    assert (csv_cell(True), csv_cell(False), csv_cell(None), csv_cell(3)) == (
+        "true",
+        "false",
+        None,
+        3,
+    )
+    assert csv_cell("=1+1") == "'=1+1"
+
+
+def test_a_re_export_of_one_format_leaves_the_manifest_describing_the_files_on_disk(
+    tmp_path, warehouse
+):
+    con, program = warehouse
+    folder = tmp_path / "2026-06-30"
+    write_segment_exports(con, program, tmp_path, date(2026, 6, 30))
+    assert (folder / "rfm_lost.parquet").exists()
+    write_segment_exports(
+        con, program, tmp_path, date(2026, 6, 30), formats=("csv",), hashes=True, only="Lost"
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    lost = next(entry for entry in manifest["files"] if entry["segment"] == "Lost")
+    assert list(lost["files"]) == ["csv"] and lost["hashed_identifiers"] is True
+    assert "email_sha256" in lost["columns"]
+    assert not (folder / "rfm_lost.parquet").exists()  # no stale file of another shape beside it
+    listed = {f["file"] for entry in manifest["files"] for f in entry["files"].values()}
+    assert {p.name for p in folder.iterdir()} == listed | {"manifest.json"}

@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -55,6 +55,9 @@ CONSENT = {
     "email": "customers.has_email_consent and customers.email is not null",
     "push": "customers.has_push_consent",
 }
+
+# The columns every audience file starts with, in this order (audience_query).
+BASE_COLUMNS = ("customer_id", "first_name", "email", "phone_e164", "tier", "points_balance")
 
 # Why a customer is in a segment, per segmentation (columns of marts.segments).
 REASON_COLUMNS = {
@@ -101,6 +104,14 @@ def neutralize_formula(value: object) -> object:
     return value
 
 
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell: booleans as true/false (as DuckDB and most tools write and
+    read them, not Python's True), text safe from spreadsheet formulas."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return neutralize_formula(value)
+
+
 def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience]:
     """Every exported segment: those present in marts.segment_memberships, and every custom one."""
     found = con.execute(
@@ -116,8 +127,12 @@ def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience
 
 def audience_query(audience: Audience, hashes: bool) -> str:
     # Reason columns come from the program's validated definitions or REASON_COLUMNS;
-    # quoted as identifiers, and the segment name is a bound parameter.
-    reasons = "".join(f',\n    "{column}"' for column in audience.reasons)
+    # quoted as identifiers, and the segment name is a bound parameter. A condition on a
+    # column every file has already (tier, points_balance) adds nothing: written twice, the
+    # name would break every reader (pandas shifts columns, pyarrow refuses the file).
+    reasons = "".join(
+        f',\n    "{column}"' for column in audience.reasons if column not in BASE_COLUMNS
+    )
     return f"""
 select
     customers.customer_id,
@@ -153,6 +168,9 @@ def write_audience(
         "segment": audience.segment,
         "channel": audience.channel,
         "rows": table.num_rows,
+        "columns": table.column_names,
+        "hashed_identifiers": hashes,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {},
     }
     for kind in formats:
@@ -161,11 +179,13 @@ def write_audience(
         # reader must find the old file or the new one, never half of one.
         partial = folder / f".{path.name}.partial"
         if kind == "csv":
-            with partial.open("w", newline="", encoding="utf-8") as handle:
+            # With a byte-order mark, Excel reads the file as UTF-8 (José, not JosÃ©); every
+            # CSV reader of note skips it (pandas, DuckDB and Python's utf-8-sig).
+            with partial.open("w", newline="", encoding="utf-8-sig") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(table.column_names)
                 writer.writerows(
-                    [neutralize_formula(cell) for cell in row.values()] for row in table.to_pylist()
+                    [csv_cell(cell) for cell in row.values()] for row in table.to_pylist()
                 )
         else:
             pq.write_table(table, partial)
@@ -174,6 +194,10 @@ def write_audience(
             "sha256": hashlib.sha256(partial.read_bytes()).hexdigest(),
         }
         os.replace(partial, path)
+    # A format not written now is removed, so the manifest entry describes every file of the
+    # segment on disk (a csv-only re-export must not leave an older Parquet file beside it).
+    for kind in set(FORMATS) - set(formats):
+        (folder / f"{audience.file_stem}.{kind}").unlink(missing_ok=True)
     return entry
 
 
@@ -218,6 +242,7 @@ def write_segment_exports(
     manifest["files"] = sorted(
         manifest["files"] + entries, key=lambda f: (f["segmentation"], f["segment"])
     )
+    manifest["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     # Written beside and renamed: a reader never finds half a manifest.
     partial = manifest_path.with_name(".manifest.json.partial")
     partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
