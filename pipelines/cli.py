@@ -24,6 +24,26 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value}")
+    return value
+
+
 def _date(text: str) -> str:
     try:
         return date.fromisoformat(text).isoformat()
@@ -106,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="write a realistic messy inbox in the export contract's format"
     )
     generate.add_argument(
-        "--people", type=int, default=5000, help="number of people (default: %(default)s)"
+        "--people", type=_at_least_one, default=5000, help="number of people (default: %(default)s)"
     )
     generate.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
     generate.add_argument(
@@ -120,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--days",
-        type=int,
+        type=_at_least_one,
         default=1,
         help="spread deliveries over this many daily files (default: %(default)s)",
     )
@@ -129,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument(
         "--bad-row-rate",
-        type=float,
+        type=_share,
         default=0.001,
         help="share of deliberately broken rows (default: %(default)s)",
     )
@@ -414,6 +434,23 @@ def command_evaluate(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"omniloyal evaluate: {path} does not exist", file=sys.stderr)
             return 2
+    import duckdb
+
+    try:
+        found = duckdb.connect().execute(
+            "select * from read_csv(?, all_varchar = true) limit 0", [str(args.truth)]
+        )
+        header = [column[0] for column in found.description]
+    except duckdb.Error:
+        header = []
+    missing = [c for c in ("source", "source_record_id", "person_id") if c not in header]
+    if missing:
+        print(
+            f"omniloyal evaluate: {args.truth}: a truth file has the columns source, source_record_id "
+            f"and person_id (as `omniloyal generate --truth` writes it); missing {', '.join(missing)}",
+            file=sys.stderr,
+        )
+        return 2
     result = evaluate(args.warehouse, args.truth)
     cases = hard_cases(args.warehouse, args.truth)
     if args.json:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import difflib
 import errno
 import hashlib
 import json
@@ -125,6 +126,35 @@ def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience
     return listed
 
 
+def named_audience(listed: list[Audience], name: str) -> Audience:
+    """The audience a person means by `name`: its segment name in any case, or its file stem
+    (rfm_at_risk). ValueError, one line, when none or several match: the known names by
+    segmentation, and the closest one."""
+    wanted = name.strip().casefold()
+    matches = [a for a in listed if wanted in (a.segment.casefold(), a.file_stem.casefold())]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        both = ", ".join(f"{a.segmentation} {a.segment!r} ({a.file_stem})" for a in matches)
+        raise ValueError(
+            f"{name!r} names {len(matches)} segments: {both}; give its file name instead"
+        )
+    by_segmentation: dict[str, list[str]] = {}
+    for a in listed:
+        by_segmentation.setdefault(a.segmentation, []).append(a.segment)
+    known = "; ".join(f"{seg}: {', '.join(names)}" for seg, names in by_segmentation.items())
+    close = difflib.get_close_matches(wanted, [a.segment.casefold() for a in listed], n=1)
+    hint = next(
+        (
+            f" Did you mean {a.segment!r}?"
+            for a in listed
+            if close and a.segment.casefold() == close[0]
+        ),
+        "",
+    )
+    raise ValueError(f"no segment named {name!r}.{hint} Known: {known}")
+
+
 def audience_query(audience: Audience, hashes: bool) -> str:
     # Reason columns come from the program's validated definitions or REASON_COLUMNS;
     # quoted as identifiers, and the segment name is a bound parameter. A condition on a
@@ -212,12 +242,8 @@ def write_segment_exports(
 ) -> list[dict]:
     """Files per segment under <exports>/<as-of>/ and manifest.json; `only` names one segment."""
     folder = Path(exports_dir) / as_of.isoformat()
-    chosen = [
-        a for a in audiences(con, program) if only is None or only in (a.segment, a.file_stem)
-    ]
-    if only is not None and not chosen:
-        known = ", ".join(a.segment for a in audiences(con, program))
-        raise ValueError(f"no segment named {only!r} (known: {known})")
+    listed = audiences(con, program)
+    chosen = listed if only is None else [named_audience(listed, only)]
     stems: dict[str, Audience] = {}
     for audience in chosen:
         first = stems.setdefault(audience.file_stem, audience)
