@@ -31,9 +31,16 @@ lock:
 	test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv; }
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 $(LOCK_FLAGS) -o requirements.lock
 
-demo: install
+# The demo runs against the same Dagster instance as `make ui`, so the UI shows its runs.
+DAGSTER_HOME_DIR := data/dagster_home
+
+$(DAGSTER_HOME_DIR)/dagster.yaml: pipelines/dagster.yaml
+	mkdir -p $(DAGSTER_HOME_DIR)
+	cp pipelines/dagster.yaml $@
+
+demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
-	$(BIN)/omniloyal run --inbox $(INBOX)
+	DAGSTER_HOME=$(abspath $(DAGSTER_HOME_DIR)) $(BIN)/omniloyal run --inbox $(INBOX)
 
 # Test files run in parallel, one per core (a file's module fixtures are built once).
 test: install
@@ -44,11 +51,9 @@ test-fast: install
 	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e"
 
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
-ui: install
+ui: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
-	mkdir -p data/dagster_home
-	test -f data/dagster_home/dagster.yaml || cp pipelines/dagster.yaml data/dagster_home/dagster.yaml
-	DAGSTER_HOME=$(abspath data/dagster_home) $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(abspath $(DAGSTER_HOME_DIR)) $(BIN)/dagster dev -w workspace.yaml
 
 # Benchmarks are scripts, not tests: they print Markdown tables for docs/benchmarks.md.
 bench: install
@@ -70,4 +75,4 @@ lint: install
 	$(BIN)/ruff format --check assets pipelines tests
 
 clean:
-	rm -rf data/inbox data/warehouse data/exports data/reports data/truth.csv data/bench
+	rm -rf data/inbox data/warehouse data/exports data/reports data/truth.csv data/bench $(DAGSTER_HOME_DIR)
