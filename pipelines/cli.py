@@ -339,7 +339,13 @@ def command_run(args: argparse.Namespace) -> int:
             print(f"  {step}: {message}", file=sys.stderr)
     as_of = PipelineSettings(as_of=args.as_of or "").as_of_date().isoformat()
     try:
-        print_summary(Path(args.warehouse), Path(args.exports) / as_of, time.monotonic() - started)
+        print_summary(
+            Path(args.warehouse),
+            Path(args.exports) / as_of,
+            time.monotonic() - started,
+            report=Path(args.reports) / f"{as_of}.html",
+            new_deliveries=_new_deliveries(result),
+        )
     except (
         Exception
     ) as err:  # the run is published: a summary that cannot be read is not a failed run
@@ -349,6 +355,14 @@ def command_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _new_deliveries(result) -> int | None:
+    """How many deliveries this run ingested (the raw/deliveries materialization's metadata)."""
+    for materialization in result.asset_materializations_for_node("raw_deliveries"):
+        if materialization.asset_key.path == ["raw", "deliveries"]:
+            return materialization.metadata["new_deliveries"].value
+    return None
 
 
 def _published(result) -> bool:

@@ -7,7 +7,13 @@ from pathlib import Path
 from assets.shared.warehouse import connect
 
 
-def print_summary(warehouse_path: Path, exports_folder: Path, elapsed_s: float) -> None:
+def print_summary(
+    warehouse_path: Path,
+    exports_folder: Path,
+    elapsed_s: float,
+    report: Path | None = None,
+    new_deliveries: int | None = None,
+) -> None:
     con = connect(warehouse_path, read_only=True)
     try:
 
@@ -15,6 +21,12 @@ def print_summary(warehouse_path: Path, exports_folder: Path, elapsed_s: float) 
             return con.execute(sql).fetchall()
 
         print(f"omniloyal run finished in {elapsed_s:.1f} s")
+        if new_deliveries == 0:
+            print(
+                "no new delivery in the inbox: every table rebuilt from what earlier runs ingested"
+            )
+        elif new_deliveries is not None:
+            print(f"{new_deliveries:,} new deliveries ingested")
         print("\nrecords read per source (all deliveries)")
         for source, read, loaded, quarantined in rows(
             "select source, sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.deliveries group by 1 order by 1"
@@ -42,5 +54,7 @@ def print_summary(warehouse_path: Path, exports_folder: Path, elapsed_s: float) 
             print(f"  {segment:<22} {n:>8,}")
         print(f"\nwarehouse  {warehouse_path}")
         print(f"exports    {exports_folder}")
+        if report is not None:
+            print(f"report     {report}")
     finally:
         con.close()

@@ -319,14 +319,18 @@ def test_export_command_re_exports_one_segment(own_workspace, tmp_path, capsys):
         holder.wait()
 
 
-def test_rerun_on_unchanged_inbox_changes_nothing(own_workspace):
+def test_rerun_on_unchanged_inbox_changes_nothing(own_workspace, capsys):
     before = query(
         own_workspace,
         "select source, source_record_id, customer_id from identity.source_records order by all",
     )
     balances = query(own_workspace, "select * from loyalty.balances order by all")
     deliveries = query(own_workspace, "select count(*) from raw.deliveries")
+    capsys.readouterr()
     assert run(own_workspace) == 0
+    printed = capsys.readouterr().out
+    assert "no new delivery in the inbox" in printed
+    assert f"report     {own_workspace / 'reports' / AS_OF}.html" in printed
     assert (
         query(
             own_workspace,

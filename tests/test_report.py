@@ -75,3 +75,14 @@ def test_report_escapes_what_it_shows_and_is_self_contained(con, tmp_path):
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "http://" not in page and "https://" not in page and " src=" not in page
+
+
+def test_latest_is_the_newest_date_not_the_last_run(con, tmp_path):
+    from datetime import timedelta
+
+    write_report(con, tmp_path, AS_OF)
+    newest = (tmp_path / "latest.html").read_text()
+    write_report(con, tmp_path, AS_OF - timedelta(days=30))  # a run for a past date
+    assert (tmp_path / "latest.html").read_text() == newest
+    assert AS_OF.isoformat() in newest and (AS_OF - timedelta(days=30)).isoformat() not in newest
+    assert (tmp_path / f"{(AS_OF - timedelta(days=30)).isoformat()}.html").exists()

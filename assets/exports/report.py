@@ -224,11 +224,15 @@ def render_report(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
 
 
 def write_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, as_of: date) -> Path:
-    """Write <reports>/<as-of>.html and latest.html; returns the dated file."""
+    """Write <reports>/<as-of>.html, and latest.html unless a later date has a report; returns
+    the dated file."""
     page = render_report(con, as_of)
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / f"{as_of.isoformat()}.html"
     path.write_text(page, encoding="utf-8")
-    shutil.copyfile(path, reports_dir / "latest.html")
+    # latest.html is the newest as-of date's report: a run for a past date does not replace it.
+    dated = [p.stem for p in reports_dir.glob("????-??-??.html")]
+    if as_of.isoformat() >= max(dated):
+        shutil.copyfile(path, reports_dir / "latest.html")
     return path
