@@ -73,7 +73,7 @@ def steward_decisions(
             kinds=("duckdb", "splink"),
             key=["identity", "clusters"],
             deps=[["identity", "match_input"], ["identity", "steward_decisions"]],
-            description="Cluster of every matched record (records matching nothing are absent).",
+            description="The cluster of every customer record (a record that matches nothing is a cluster of its own).",
         ),
         table_spec(
             kinds=("duckdb", "splink"),
