@@ -161,7 +161,7 @@ def test_omniloyal_run_never_fails_after_publishing(
         if outcome == "refused":
             raise dg.Failure(description="changed since this run copied it")
 
-    def unreadable(*args):
+    def unreadable(*args, **kwargs):
         raise duckdb.IOException(
             'IO Error: Could not set lock on file "x": Conflicting lock is held (PID 1)'
         )
