@@ -66,6 +66,19 @@ def warehouse(tmp_path):
         """
     )
     con.execute(
+        "alter table core.customers add column email_consent_stated_at timestamp "
+        "default timestamp '2026-01-02 03:04:05'"
+    )
+    con.execute(
+        "alter table core.customers add column push_consent_stated_at timestamp "
+        "default timestamp '2026-02-03 04:05:06'"
+    )
+    # C2 has two app accounts, C3 one; push audiences carry the account push tools address.
+    con.execute(
+        "create table identity.source_records as select * from (values ('app', 'U7', 'C2'), "
+        "('app', 'U9', 'C2'), ('app', 'U3', 'C3'), ('web', 'W1', 'C1')) t(source, source_record_id, customer_id)"
+    )
+    con.execute(
         "create table loyalty.balances as select * from (values ('C1', 'Gold', 10), ('C2', 'Gold', 0), "
         "('C3', 'Gold', 0), ('C4', 'Silver', 5)) t(customer_id, tier, points_balance)"
     )
@@ -106,7 +119,9 @@ def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path, wa
     assert [(r["customer_id"], r["first_name"], r["phone_e164"], r["tier"]) for r in rows] == [
         ("C1", '\'=HYPERLINK("http://x")', "+447911123456", "Gold")
     ]
-    assert list(rows[0])[6:] == [
+    # An e-mail audience says when each customer consented; then why they are in the segment.
+    assert rows[0]["consent_stated_at"] == "2026-01-02 03:04:05"
+    assert list(rows[0])[7:] == [
         "rfm_segment",
         "r_score",
         "f_score",
@@ -116,7 +131,13 @@ def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path, wa
         "monetary",
     ]
     # Push audience of the custom segment: the Gold customers whose latest push statement is consent.
-    assert [r["customer_id"] for r in read_csv(folder / "custom_push_gold.csv")] == ["C2", "C3"]
+    push_rows = read_csv(folder / "custom_push_gold.csv")
+    assert [r["customer_id"] for r in push_rows] == ["C2", "C3"]
+    # ...with the app account push tools address, and when they consented to push.
+    assert [(r["app_user_id"], r["consent_stated_at"]) for r in push_rows] == [
+        ("U9", "2026-02-03 04:05:06"),
+        ("U3", "2026-02-03 04:05:06"),
+    ]
     # Parquet holds the same rows, typed and without the spreadsheet guard.
     parquet = pq.read_table(folder / "rfm_champions.parquet").to_pylist()
     assert [(r["customer_id"], r["first_name"], r["points_balance"]) for r in parquet] == [
@@ -340,6 +361,8 @@ def test_every_file_reads_back_in_pandas_pyarrow_and_duckdb_with_each_column_onc
         "phone_e164",
         "tier",
         "points_balance",
+        "app_user_id",
+        "consent_stated_at",
     ]
 
 

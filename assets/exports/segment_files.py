@@ -60,6 +60,23 @@ CONSENT = {
 # The columns every audience file starts with, in this order (audience_query).
 BASE_COLUMNS = ("customer_id", "first_name", "email", "phone_e164", "tier", "points_balance")
 
+# What each channel's tools need beside the base columns, and where it comes from: when the
+# customer consented (proof for the e-mail platform); for push, the app account push tools
+# address (the highest app user_id when a person has several).
+CHANNEL_COLUMNS = {
+    "email": (",\n    customers.email_consent_stated_at as consent_stated_at", ""),
+    "push": (
+        ",\n    app_accounts.app_user_id,\n    customers.push_consent_stated_at as consent_stated_at",
+        """
+left join (
+    select customer_id, max(source_record_id) as app_user_id
+    from identity.source_records
+    where source = 'app'
+    group by customer_id
+) as app_accounts using (customer_id)""",
+    ),
+}
+
 # Why a customer is in a segment, per segmentation (columns of marts.segments).
 REASON_COLUMNS = {
     "rfm": [
@@ -163,6 +180,7 @@ def audience_query(audience: Audience, hashes: bool) -> str:
     reasons = "".join(
         f',\n    "{column}"' for column in audience.reasons if column not in BASE_COLUMNS
     )
+    channel_columns, channel_join = CHANNEL_COLUMNS[audience.channel]
     return f"""
 select
     customers.customer_id,
@@ -170,11 +188,11 @@ select
     customers.email,
     customers.phone_e164,
     balances.tier,
-    balances.points_balance{reasons}{HASH_COLUMNS if hashes else ""}
+    balances.points_balance{channel_columns}{reasons}{HASH_COLUMNS if hashes else ""}
 from marts.segment_memberships as memberships
 join marts.segments using (customer_id)
 join loyalty.balances as balances using (customer_id)
-join core.customers as customers using (customer_id)
+join core.customers as customers using (customer_id){channel_join}
 where memberships.segmentation = ? and memberships.segment = ?
     and {CONSENT[audience.channel]}
 order by customers.customer_id
