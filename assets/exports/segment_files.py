@@ -160,15 +160,9 @@ def named_audience(listed: list[Audience], name: str) -> Audience:
     for a in listed:
         by_segmentation.setdefault(a.segmentation, []).append(a.segment)
     known = "; ".join(f"{seg}: {', '.join(names)}" for seg, names in by_segmentation.items())
-    close = difflib.get_close_matches(wanted, [a.segment.casefold() for a in listed], n=1)
-    hint = next(
-        (
-            f" Did you mean {a.segment!r}?"
-            for a in listed
-            if close and a.segment.casefold() == close[0]
-        ),
-        "",
-    )
+    by_folded = {a.segment.casefold(): a.segment for a in listed}
+    close = difflib.get_close_matches(wanted, list(by_folded), n=1)
+    hint = f" Did you mean {by_folded[close[0]]!r}?" if close else ""
     raise ValueError(f"no segment named {name!r}.{hint} Known: {known}")
 
 
