@@ -345,6 +345,7 @@ def command_run(args: argparse.Namespace) -> int:
             time.monotonic() - started,
             report=Path(args.reports) / f"{as_of}.html",
             new_deliveries=_new_deliveries(result),
+            timings=_stage_timings(instance, result.run_id, defs),
         )
     except (
         Exception
@@ -363,6 +364,25 @@ def _new_deliveries(result) -> int | None:
         if materialization.asset_key.path == ["raw", "deliveries"]:
             return materialization.metadata["new_deliveries"].value
     return None
+
+
+def _stage_timings(instance, run_id: str, defs) -> list[tuple[str, float]]:
+    """Seconds per stage (asset group) of the run, read from its event log."""
+    from pipelines.summary import stage_timings
+
+    asset_graph = defs.resolve_asset_graph()
+    stage_of_step = {}
+    for assets_def in defs.assets:
+        stage_of_step[assets_def.node_def.name] = next(iter(assets_def.group_names_by_key.values()))
+    for check_def in defs.asset_checks:
+        asset_key = next(iter(check_def.check_keys)).asset_key
+        stage_of_step[check_def.node_def.name] = asset_graph.get(asset_key).group_name
+    events = [
+        (entry.timestamp, entry.dagster_event.event_type_value, entry.dagster_event.step_key)
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is not None and entry.dagster_event.step_key
+    ]
+    return stage_timings(events, stage_of_step)
 
 
 def _published(result) -> bool:

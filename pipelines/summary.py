@@ -2,9 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from assets.shared.warehouse import connect
+
+STEP_ENDS = ("STEP_SUCCESS", "STEP_FAILURE")
+# The stages in pipeline order (the asset groups); the program tables of loyalty load first,
+# but a reader looks for the stages in the order data flows through them.
+STAGE_ORDER = ("ingest", "staging", "identity", "core", "loyalty", "marts", "exports")
+
+
+def stage_timings(
+    step_events: Iterable[tuple[float, str, str]], stage_of_step: Mapping[str, str]
+) -> list[tuple[str, float]]:
+    """Seconds spent per stage, in pipeline order (unknown stages after, as they started).
+
+    `step_events` are (timestamp, event type, step key) from the run's event log; a step's
+    time runs from its STEP_START to its STEP_SUCCESS or STEP_FAILURE. Steps run one after
+    another in this project (one DuckDB writer), so a stage's time is the sum of its steps'.
+    A step missing from `stage_of_step` counts under "other".
+    """
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    first_start: dict[str, float] = {}
+    for timestamp, event_type, step in step_events:
+        stage = stage_of_step.get(step, "other")
+        if event_type == "STEP_START":
+            started[step] = timestamp
+            first_start.setdefault(stage, timestamp)
+        elif event_type in STEP_ENDS and step in started:
+            seconds[stage] = seconds.get(stage, 0.0) + timestamp - started.pop(step)
+
+    def position(stage: str) -> tuple[int, float]:
+        known = STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+        return known, first_start[stage]
+
+    return [(stage, seconds.get(stage, 0.0)) for stage in sorted(first_start, key=position)]
 
 
 def print_summary(
@@ -13,6 +47,7 @@ def print_summary(
     elapsed_s: float,
     report: Path | None = None,
     new_deliveries: int | None = None,
+    timings: list[tuple[str, float]] | None = None,
 ) -> None:
     con = connect(warehouse_path, read_only=True)
     try:
@@ -52,6 +87,11 @@ def print_summary(
             "select rfm_segment, count(*) from marts.segments group by 1 order by 2 desc, 1"
         ):
             print(f"  {segment:<22} {n:>8,}")
+        if timings:
+            print("\nseconds per stage")
+            for stage, seconds in timings:
+                print(f"  {stage:<22} {seconds:>8.1f}")
+            print(f"  {'all steps':<22} {sum(s for _, s in timings):>8.1f}")
         print(f"\nwarehouse  {warehouse_path}")
         print(f"exports    {exports_folder}")
         if report is not None:

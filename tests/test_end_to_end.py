@@ -1,7 +1,9 @@
 """The whole asset graph on a small generated inbox, through the `omniloyal` command line."""
 
+import contextlib
 import csv
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
@@ -73,7 +75,10 @@ def workspace(tmp_path_factory) -> Path:
         end_date=date.fromisoformat(AS_OF),
         bad_row_rate=0.002,
     )
-    assert run(workspace) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert run(workspace) == 0
+    (workspace / "run_output.txt").write_text(printed.getvalue())  # what the user read
     return workspace
 
 
@@ -84,6 +89,21 @@ def own_workspace(workspace, tmp_path) -> Path:
     copy = tmp_path / "workspace"
     shutil.copytree(workspace, copy)
     return copy
+
+
+def test_the_run_says_where_the_report_is_and_how_long_each_stage_took(workspace):
+    printed = (workspace / "run_output.txt").read_text()
+    assert f"report     {workspace / 'reports' / (AS_OF + '.html')}" in printed
+    assert (workspace / "reports" / f"{AS_OF}.html").is_file()
+    stages = printed.split("seconds per stage\n")[1].split("\n\n")[0].splitlines()
+    seconds = {
+        line.split()[0]: float(line.split()[-1]) for line in stages if "all steps" not in line
+    }
+    assert list(seconds) == ["ingest", "staging", "identity", "core", "loyalty", "marts", "exports"]
+    assert all(s > 0 for s in seconds.values())
+    total = float(stages[-1].split()[-1])
+    run_seconds = float(printed.split("finished in ")[1].split()[0])
+    assert abs(total - sum(seconds.values())) < 0.2 and total <= run_seconds
 
 
 def test_public_tables_exist_and_are_filled(workspace):

@@ -71,3 +71,54 @@ def test_personal_values_are_masked_in_examples():
     warned = {o.column: o for o in outcome.warnings}
     assert warned["email"].unexpected_count == 9
     assert warned["has_invalid_phone"].examples == ["True"]
+
+
+def test_failed_expectations_reach_the_ui_as_a_table_with_a_summary_line():
+    from assets.staging.assets import failed_expectations_table, suite_summary
+    from assets.staging.validation import ExpectationOutcome
+
+    failed = [
+        ExpectationOutcome(
+            "expect_column_values_to_be_unique", "source_event_id", "critical", False, 2, 66.667, []
+        ),
+        ExpectationOutcome(
+            "expect_column_values_to_not_be_null",
+            "email",
+            "warning",
+            False,
+            9,
+            90.0,
+            ["a***@x.com"],
+        ),
+    ]
+    table = failed_expectations_table(failed)
+    assert [column.name for column in table.schema.columns] == [
+        "severity",
+        "expectation",
+        "column",
+        "failing_rows",
+        "failing_percent",
+        "examples",
+    ]
+    assert [record.data for record in table.records] == [
+        {
+            "severity": "critical",
+            "expectation": "expect_column_values_to_be_unique",
+            "column": "source_event_id",
+            "failing_rows": 2,
+            "failing_percent": 66.67,
+            "examples": "-",
+        },
+        {
+            "severity": "warning",
+            "expectation": "expect_column_values_to_not_be_null",
+            "column": "email",
+            "failing_rows": 9,
+            "failing_percent": 90.0,
+            "examples": "a***@x.com",
+        },
+    ]
+    assert suite_summary(8, failed) == (
+        "2 of 8 expectations failed (1 critical, 1 warning): see failed_expectations"
+    )
+    assert suite_summary(8, []) == "all 8 expectations met"

@@ -1,0 +1,36 @@
+"""The run summary's seconds per stage, from a hand-written event log."""
+
+from pipelines.summary import stage_timings
+
+
+def test_stage_time_is_the_sum_of_its_steps_in_pipeline_order():
+    stage_of_step = {
+        "program": "loyalty",
+        "raw_deliveries": "ingest",
+        "check_raw": "ingest",
+        "ledger": "loyalty",
+        "run_report": "exports",
+    }
+    events = [
+        (100.0, "STEP_START", "program"),  # loyalty starts first, but is listed in its place
+        (100.5, "STEP_SUCCESS", "program"),
+        (100.5, "STEP_START", "raw_deliveries"),
+        (102.5, "STEP_SUCCESS", "raw_deliveries"),
+        (102.5, "STEP_START", "check_raw"),
+        (103.0, "STEP_SUCCESS", "check_raw"),
+        (103.0, "STEP_START", "ledger"),
+        (104.0, "STEP_FAILURE", "ledger"),  # a failed step's time counts too
+        (104.0, "STEP_START", "mystery"),
+        (104.25, "STEP_SUCCESS", "mystery"),
+        (104.25, "STEP_START", "run_report"),  # never ended: no time, but the stage is listed
+    ]
+    assert stage_timings(events, stage_of_step) == [
+        ("ingest", 2.5),
+        ("loyalty", 1.5),
+        ("exports", 0.0),
+        ("other", 0.25),
+    ]
+
+
+def test_no_steps_no_stages():
+    assert stage_timings([], {"a": "ingest"}) == []
