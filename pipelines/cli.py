@@ -3,7 +3,9 @@
     omniloyal run       materialize every asset in-process (the job the UI and schedule run)
     omniloyal generate  write a realistic messy inbox, and its truth file
     omniloyal evaluate  measure identity resolution against a truth file
-    omniloyal export    re-export one segment from the published warehouse
+    omniloyal export    re-export one segment from the published warehouse, or its
+                        hashed-only file for an ad platform (--for google|meta)
+    omniloyal find NAME rank customers by how closely they match a name, phone or e-mail
     omniloyal identity explain CUSTOMER_ID
                         why a customer's records are one customer: links, cut links, stewards' decisions
 
@@ -189,10 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="file format; repeat for both (default: csv and parquet)",
     )
-    export.add_argument(
+    hashing = export.add_mutually_exclusive_group()
+    hashing.add_argument(
         "--hashes",
         action="store_true",
-        help="add SHA-256 e-mail and phone columns for ad platforms",
+        help="add SHA-256 e-mail and phone columns beside the plain ones",
+    )
+    hashing.add_argument(
+        "--for",
+        dest="platform",
+        choices=["google", "meta"],
+        help="instead, a hashed-only file in the ad platform's upload template: Google Customer "
+        "Match or Meta custom audience, marketing consent only (default format: csv)",
     )
     export.add_argument(
         "--warehouse",
@@ -546,9 +556,11 @@ def command_export(args: argparse.Namespace) -> int:
             program,
             Path(args.exports),
             as_of,
-            formats=tuple(args.format or FORMATS),
+            # An ad platform's uploader takes CSV; Parquet only when asked for.
+            formats=tuple(args.format or (FORMATS if args.platform is None else ("csv",))),
             hashes=args.hashes,
             only=args.segment,
+            platform=args.platform,
         )
     except (ValueError, duckdb.Error) as err:
         # duckdb.Error: a warehouse published before the segments existed, or not a warehouse.
@@ -558,9 +570,14 @@ def command_export(args: argparse.Namespace) -> int:
         con.close()
         lock.release()
     for entry in written:
+        consent = (
+            f"{entry['channel']} consent"
+            if entry["platform"] is None
+            else f"marketing consent, hashed for {entry['platform']}"
+        )
         for kind in entry["files"].values():
             print(
-                f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({entry['channel']} consent)"
+                f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({consent})"
             )
     return 0
 
