@@ -220,6 +220,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="loyalty program file (default: the bundled one)",
     )
 
+    find = commands.add_parser(
+        "find",
+        help="rank customers by how closely they match a name, narrowed by phone or e-mail",
+    )
+    find.add_argument(
+        "name", nargs="?", default="", help="a name as typed, e.g. 'Jon Smyth' (fuzzy)"
+    )
+    find.add_argument("--phone", help="only customers with this phone, in any common format")
+    find.add_argument("--email", help="only customers with this e-mail")
+    find.add_argument(
+        "--limit",
+        type=_at_least_one,
+        default=10,
+        help="show at most this many (default: %(default)s)",
+    )
+    find.add_argument(
+        "--unmasked",
+        action="store_true",
+        help="show names, e-mails and phones unmasked",
+    )
+    find.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
+    )
+
     identity = commands.add_parser(
         "identity", help="inspect identity resolution in the published warehouse"
     )
@@ -582,6 +608,46 @@ def command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_find(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipelines.find import FindError, describe, find_customers, phone_ending
+
+    try:
+        # The query first: a bad one is refused before the warehouse is opened.
+        if not (args.name.strip() or args.phone or (args.email or "").strip()):
+            raise FindError("give a name, --phone or --email to search for")
+        if args.phone is not None:
+            phone_ending(args.phone)
+    except FindError as err:
+        print(f"omniloyal find: {err}", file=sys.stderr)
+        return 2
+    if not Path(args.warehouse).is_file():
+        print(
+            f"omniloyal find: {args.warehouse} does not exist (run `omniloyal run` first)",
+            file=sys.stderr,
+        )
+        return 2
+    con = open_published(args.warehouse, "omniloyal find")
+    if con is None:
+        return 2
+    try:
+        matches = find_customers(
+            con, args.name, phone=args.phone, email=args.email, limit=args.limit
+        )
+    except FindError as err:
+        print(f"omniloyal find: {err}", file=sys.stderr)
+        return 2
+    except duckdb.Error as err:
+        # Not a warehouse, or one without core.customers.
+        print(f"omniloyal find: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    print("\n".join(describe(matches, unmasked=args.unmasked)))
+    return 0
+
+
 def command_identity(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -621,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         "generate": command_generate,
         "evaluate": command_evaluate,
         "export": command_export,
+        "find": command_find,
         "identity": command_identity,
     }
     return handlers[args.command](args)
