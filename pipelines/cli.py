@@ -3,7 +3,9 @@
     omniloyal run       materialize every asset in-process (the job the UI and schedule run)
     omniloyal generate  write a realistic messy inbox, and its truth file
     omniloyal evaluate  measure identity resolution against a truth file
-    omniloyal export    re-export one segment from the published warehouse
+    omniloyal export    re-export one segment from the published warehouse, or its
+                        hashed-only file for an ad platform (--for google|meta)
+    omniloyal find NAME rank customers by how closely they match a name, phone or e-mail
     omniloyal identity explain CUSTOMER_ID
                         why a customer's records are one customer: links, cut links, stewards' decisions
 
@@ -189,10 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="file format; repeat for both (default: csv and parquet)",
     )
-    export.add_argument(
+    hashing = export.add_mutually_exclusive_group()
+    hashing.add_argument(
         "--hashes",
         action="store_true",
-        help="add SHA-256 e-mail and phone columns for ad platforms",
+        help="add SHA-256 e-mail and phone columns beside the plain ones",
+    )
+    hashing.add_argument(
+        "--for",
+        dest="platform",
+        choices=["google", "meta"],
+        help="instead, a hashed-only file in the ad platform's upload template: Google Customer "
+        "Match or Meta custom audience, marketing consent only (default format: csv)",
     )
     export.add_argument(
         "--warehouse",
@@ -208,6 +218,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--program",
         default=env_default("program_file"),
         help="loyalty program file (default: the bundled one)",
+    )
+
+    find = commands.add_parser(
+        "find",
+        help="rank customers by how closely they match a name, narrowed by phone or e-mail",
+    )
+    find.add_argument(
+        "name", nargs="?", default="", help="a name as typed, e.g. 'Jon Smyth' (fuzzy)"
+    )
+    find.add_argument("--phone", help="only customers with this phone, in any common format")
+    find.add_argument("--email", help="only customers with this e-mail")
+    find.add_argument(
+        "--limit",
+        type=_at_least_one,
+        default=10,
+        help="show at most this many (default: %(default)s)",
+    )
+    find.add_argument(
+        "--unmasked",
+        action="store_true",
+        help="show names, e-mails and phones unmasked",
+    )
+    find.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
     )
 
     identity = commands.add_parser(
@@ -566,9 +602,11 @@ def command_export(args: argparse.Namespace) -> int:
             program,
             Path(args.exports),
             as_of,
-            formats=tuple(args.format or FORMATS),
+            # An ad platform's uploader takes CSV; Parquet only when asked for.
+            formats=tuple(args.format or (FORMATS if args.platform is None else ("csv",))),
             hashes=args.hashes,
             only=args.segment,
+            platform=args.platform,
         )
     except (ValueError, duckdb.Error) as err:
         # duckdb.Error: a warehouse published before the segments existed, or not a warehouse.
@@ -578,10 +616,55 @@ def command_export(args: argparse.Namespace) -> int:
         con.close()
         lock.release()
     for entry in written:
+        consent = (
+            f"{entry['channel']} consent"
+            if entry["platform"] is None
+            else f"marketing consent, hashed for {entry['platform']}"
+        )
         for kind in entry["files"].values():
             print(
-                f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({entry['channel']} consent)"
+                f"{Path(args.exports) / as_of.isoformat() / kind['file']}  {entry['rows']:,} customers ({consent})"
             )
+    return 0
+
+
+def command_find(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipelines.find import FindError, describe, find_customers, phone_ending
+
+    try:
+        # The query first: a bad one is refused before the warehouse is opened.
+        if not (args.name.strip() or args.phone or (args.email or "").strip()):
+            raise FindError("give a name, --phone or --email to search for")
+        if args.phone is not None:
+            phone_ending(args.phone)
+    except FindError as err:
+        print(f"omniloyal find: {err}", file=sys.stderr)
+        return 2
+    if not Path(args.warehouse).is_file():
+        print(
+            f"omniloyal find: {args.warehouse} does not exist (run `omniloyal run` first)",
+            file=sys.stderr,
+        )
+        return 2
+    con = open_published(args.warehouse, "omniloyal find")
+    if con is None:
+        return 2
+    try:
+        matches = find_customers(
+            con, args.name, phone=args.phone, email=args.email, limit=args.limit
+        )
+    except FindError as err:
+        print(f"omniloyal find: {err}", file=sys.stderr)
+        return 2
+    except duckdb.Error as err:
+        # Not a warehouse, or one without core.customers.
+        print(f"omniloyal find: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    print("\n".join(describe(matches, unmasked=args.unmasked)))
     return 0
 
 
@@ -624,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         "generate": command_generate,
         "evaluate": command_evaluate,
         "export": command_export,
+        "find": command_find,
         "identity": command_identity,
     }
     return handlers[args.command](args)

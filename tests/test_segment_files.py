@@ -342,7 +342,7 @@ def test_every_file_reads_back_in_pandas_pyarrow_and_duckdb_with_each_column_onc
     for entry in manifest["files"]:
         columns = entry["columns"]
         assert len(columns) == len(set(columns)), columns
-        assert entry["hashed_identifiers"] is False and entry["written_at"]
+        assert entry["hashing"] == "none" and entry["written_at"]
         csv_path, parquet_path = (
             folder / entry["files"][kind]["file"] for kind in ("csv", "parquet")
         )
@@ -390,7 +390,7 @@ def test_a_re_export_of_one_format_leaves_the_manifest_describing_the_files_on_d
     )
     manifest = json.loads((folder / "manifest.json").read_text())
     lost = next(entry for entry in manifest["files"] if entry["segment"] == "Lost")
-    assert list(lost["files"]) == ["csv"] and lost["hashed_identifiers"] is True
+    assert list(lost["files"]) == ["csv"] and lost["hashing"] == "added"
     assert "email_sha256" in lost["columns"]
     assert not (folder / "rfm_lost.parquet").exists()  # no stale file of another shape beside it
     listed = {f["file"] for entry in manifest["files"] for f in entry["files"].values()}

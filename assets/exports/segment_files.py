@@ -13,6 +13,10 @@ e-mail and phone for ad platforms' customer-match uploads. Every CSV cell is saf
 in a spreadsheet: text a spreadsheet would run as a formula is prefixed with a quote,
 while numbers and E.164 phones stay readable.
 
+With `platform` (google or meta) a segment is written instead as a hashed-only file for that
+ad platform, <stem>.<platform>.csv, in its upload template's columns and without a plain
+e-mail, phone or name (assets/exports/ad_platforms.py).
+
 A run writes its files to a staging folder, <exports>/.staging/<run_id>/<as-of>/, and
 its publish step moves that folder into place as <exports>/<as-of>/ right after the
 warehouse, in one rename (publish_segment_exports): the folder, manifest.json included,
@@ -41,6 +45,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from assets.exports import ad_platforms
 from assets.loyalty.program import Program, segment_file_name
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -193,37 +198,58 @@ order by customers.customer_id
 """
 
 
+def hashing_mode(hashes: bool, platform: str | None) -> str:
+    """What the manifest says of a file's identifiers: `none` (plain), `added` (plain, and their
+    SHA-256 beside them) or `only` (an ad platform's hashed-only file)."""
+    if platform is not None:
+        return "only"
+    return "added" if hashes else "none"
+
+
+def file_stem(audience: Audience, platform: str | None) -> str:
+    """rfm_champions, or rfm_champions.google for an ad platform: segment_file_name never
+    writes a dot, so no segment's plain file can take an ad-platform file's name."""
+    return audience.file_stem if platform is None else f"{audience.file_stem}.{platform}"
+
+
 def write_audience(
     con: duckdb.DuckDBPyConnection,
     audience: Audience,
     folder: Path,
     formats: tuple[str, ...] = FORMATS,
     hashes: bool = False,
+    platform: str | None = None,
 ) -> dict:
     """The audience's files in `folder`; its manifest entry."""
-    table = con.sql(
-        audience_query(audience, hashes), params=[audience.segmentation, audience.segment]
-    ).to_arrow_table()
+    if platform is not None and hashes:
+        raise ValueError("an ad platform's file is hashed-only: it takes no added hash columns")
+    query = audience_query(audience, hashes) if platform is None else platform_query(platform)
+    table = con.sql(query, params=[audience.segmentation, audience.segment]).to_arrow_table()
     folder.mkdir(parents=True, exist_ok=True)
+    stem = file_stem(audience, platform)
     entry = {
         "segmentation": audience.segmentation,
         "segment": audience.segment,
         "channel": audience.channel,
+        "platform": platform,
         "rows": table.num_rows,
         "columns": table.column_names,
-        "hashed_identifiers": hashes,
+        "hashing": hashing_mode(hashes, platform),
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {},
     }
     for kind in formats:
-        path = folder / f"{audience.file_stem}.{kind}"
+        path = folder / f"{stem}.{kind}"
         # Written beside and renamed: `omniloyal export` rewrites a published folder, and a
         # reader must find the old file or the new one, never half of one.
         partial = folder / f".{path.name}.partial"
         if kind == "csv":
             # With a byte-order mark, Excel reads the file as UTF-8 (José, not JosÃ©); every
-            # CSV reader of note skips it (pandas, DuckDB and Python's utf-8-sig).
-            with partial.open("w", newline="", encoding="utf-8-sig") as handle:
+            # CSV reader of note skips it (pandas, DuckDB and Python's utf-8-sig). An ad
+            # platform's file goes to its uploader, not Excel: plain UTF-8, so the first
+            # header is `Email`, not a BOM and `Email`, and its values are ASCII anyway.
+            encoding = "utf-8-sig" if platform is None else "utf-8"
+            with partial.open("w", newline="", encoding=encoding) as handle:
                 writer = csv.writer(handle)
                 writer.writerow(table.column_names)
                 writer.writerows(
@@ -239,8 +265,29 @@ def write_audience(
     # A format not written now is removed, so the manifest entry describes every file of the
     # segment on disk (a csv-only re-export must not leave an older Parquet file beside it).
     for kind in set(FORMATS) - set(formats):
-        (folder / f"{audience.file_stem}.{kind}").unlink(missing_ok=True)
+        (folder / f"{stem}.{kind}").unlink(missing_ok=True)
     return entry
+
+
+def platform_query(platform: str) -> str:
+    if platform not in ad_platforms.PLATFORMS:
+        raise ValueError(
+            f"no ad platform {platform!r}: known are {', '.join(ad_platforms.PLATFORMS)}"
+        )
+    return ad_platforms.platform_query(platform)
+
+
+def _entry_key(entry: dict) -> tuple:
+    """What a manifest entry is of: one segment, plain or for one ad platform (a manifest written
+    before ad-platform files had no `platform`)."""
+    return (entry["segmentation"], entry["segment"], entry.get("platform"))
+
+
+def _still_on_disk(entry: dict, folder: Path) -> dict | None:
+    """A kept manifest entry without the files no longer in `folder` (removed by hand); None when
+    none is left. The manifest never lists a file that is not there."""
+    files = {kind: f for kind, f in entry["files"].items() if (folder / f["file"]).is_file()}
+    return {**entry, "files": files} if files else None
 
 
 def write_segment_exports(
@@ -251,8 +298,12 @@ def write_segment_exports(
     formats: tuple[str, ...] = FORMATS,
     hashes: bool = False,
     only: str | None = None,
+    platform: str | None = None,
 ) -> list[dict]:
-    """Files per segment under <exports>/<as-of>/ and manifest.json; `only` names one segment."""
+    """Files per segment under <exports>/<as-of>/ and manifest.json; `only` names one segment,
+    `platform` (google, meta) writes hashed-only files for that ad platform instead."""
+    if platform is not None:
+        platform_query(platform)  # an unknown platform fails before any file is written
     folder = Path(exports_dir) / as_of.isoformat()
     listed = audiences(con, program)
     chosen = listed if only is None else [named_audience(listed, only)]
@@ -265,20 +316,21 @@ def write_segment_exports(
                 f"segments {first.segment!r} and {audience.segment!r} would both be exported as "
                 f"{audience.file_stem}.*: rename one"
             )
-    entries = [write_audience(con, audience, folder, formats, hashes) for audience in chosen]
+    entries = [
+        write_audience(con, audience, folder, formats, hashes, platform) for audience in chosen
+    ]
     manifest_path = folder / "manifest.json"
     manifest = {"as_of": as_of.isoformat(), "files": []}
-    if only is not None and manifest_path.exists():
-        # Re-exporting one segment keeps the other segments' entries.
+    if (only is not None or platform is not None) and manifest_path.exists():
+        # Re-exporting one segment, or exporting for an ad platform, keeps the entries of the
+        # other files in the folder (those still on disk).
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        manifest["files"] = [
-            f
-            for f in manifest["files"]
-            if (f["segmentation"], f["segment"])
-            not in {(e["segmentation"], e["segment"]) for e in entries}
-        ]
+        rewritten = {_entry_key(e) for e in entries}
+        kept = (_still_on_disk(f, folder) for f in manifest["files"])
+        manifest["files"] = [f for f in kept if f is not None and _entry_key(f) not in rewritten]
     manifest["files"] = sorted(
-        manifest["files"] + entries, key=lambda f: (f["segmentation"], f["segment"])
+        manifest["files"] + entries,
+        key=lambda f: (f["segmentation"], f["segment"], f.get("platform") or ""),
     )
     manifest["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     # Written beside and renamed: a reader never finds half a manifest.
