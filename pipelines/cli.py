@@ -410,7 +410,7 @@ def _stage_timings(instance, run_id: str, defs) -> list[tuple[str, float]]:
     stage_of_step = {}
     for assets_def in defs.assets:
         stage_of_step[assets_def.node_def.name] = next(iter(assets_def.group_names_by_key.values()))
-    for check_def in defs.asset_checks:
+    for check_def in defs.asset_checks or ():
         asset_key = next(iter(check_def.check_keys)).asset_key
         stage_of_step[check_def.node_def.name] = asset_graph.get(asset_key).group_name
     events = [
