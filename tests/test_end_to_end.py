@@ -243,12 +243,15 @@ def test_the_report_shows_the_kpis(workspace):
     }
     assert parser.found == kpis
     for title in (
-        "Tier funnel",
-        "Customers per RFM segment",
+        "Key figures",
+        "Members per tier",
+        "RFM segments",
         "RFM grid",
-        "Monthly active members",
-        "Monthly revenue",
-        "Points per month",
+        "Active members per month",
+        "Revenue per month",
+        "Points issued, redeemed and expired per month",
+        "Redemption and breakage",
+        "Reachable audiences",
         "Match rate per source",
         "Data quality",
     ):
@@ -261,6 +264,24 @@ def test_the_report_shows_the_kpis(workspace):
         )
     ]
     assert not any(email in page for email in emails)
+
+
+def test_the_report_renders_in_a_browser_and_the_kpi_history_holds_the_run(workspace, tmp_path):
+    # The pipeline's own report, in chromium (tests/report_helpers.py): every chart shows.
+    from report_helpers import assert_every_chart_shows, render_in_chromium
+
+    measures, pixels, _ = render_in_chromium(
+        workspace / "reports" / f"{AS_OF}.html", tmp_path, "report.png"
+    )
+    assert_every_chart_shows(measures, pixels)
+    # The run recorded its snapshot KPIs, once, under its as-of date.
+    assert query(
+        workspace,
+        "select as_of_on::varchar, kpi, dimension, value from marts.kpi_history order by all",
+    ) == query(
+        workspace,
+        f"select '{AS_OF}', kpi, dimension, value from marts.kpis where period = 'as_of' order by all",
+    )
 
 
 def test_export_command_re_exports_one_segment(own_workspace, tmp_path, capsys):

@@ -108,8 +108,10 @@ def test_a_step_does_not_depend_on_what_it_builds_itself():
 STEP_SCRATCH = {
     "identity": ["identity.previous_source_records"],
     "loyalty": ["loyalty.customers_to_settle"],
+    "marts": [],
 }
 STEP_MODELS = {
+    "marts/kpi_history": ("marts/kpi_history", ["marts/kpi_history"]),
     "identity/source_records": ("identity/source_records", ["identity/source_records"]),
     "identity/id_changes": (
         "identity/id_history",

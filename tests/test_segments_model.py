@@ -342,6 +342,7 @@ def test_snapshot_kpis_by_hand(kpis):
         ("revenue_per_member_12m", "all"): 130.278,
         ("purchase_frequency_12m", "all"): round(4 / 3, 6),
         ("points_outstanding", "all"): 530,
+        ("points_liability", "all"): 5.3,  # 530 points at the bundled program's point_value 0.01
         ("points_issued", "all"): 600,
         ("points_redeemed", "all"): 50,
         ("points_expired", "all"): 20,

@@ -65,12 +65,22 @@ def segment_exports(
     )
 
 
+# Every table the report reads (assets/exports/report.py).
 @dg.asset(
     deps=[
         ["marts", "kpis"],
+        ["marts", "kpi_history"],
         ["marts", "segments"],
-        ["quality", "source_summary"],
+        ["marts", "segment_memberships"],
+        ["core", "customers"],
+        ["identity", "source_records"],
+        ["loyalty", "balances"],
+        ["loyalty", "program_settings"],
         ["loyalty", "program_tiers"],
+        ["loyalty", "program_rfm_segments"],
+        ["quality", "source_summary"],
+        ["quality", "quarantine"],
+        ["quality", "field_issues"],
     ],
     group_name="exports",
     kinds={"html"},
@@ -79,7 +89,8 @@ def segment_exports(
 def run_report(
     context: dg.AssetExecutionContext, settings: PipelineSettings
 ) -> dg.MaterializeResult:
-    """The run's HTML report: KPIs, tier funnel, segments, RFM grid, activity, identity and data quality."""
+    """The run's HTML report: key figures with their change, members and segments, reachable audiences,
+    monthly activity, points liability and breakage, identity resolution and data quality."""
     with settings.build(context.run_id) as con:
         path = write_report(con, Path(settings.reports_dir), settings.as_of_date())
     return dg.MaterializeResult(

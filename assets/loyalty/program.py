@@ -75,6 +75,9 @@ class Segmentation:
 @dataclass(frozen=True)
 class Program:
     currency: str
+    # What one point is worth in the currency (points liability = points outstanding x this);
+    # None when the program file does not say, and then no figure is shown in currency.
+    point_value: float | None
     earn_rates: dict[str, float]
     enrolment_points: int
     birthday_multiplier: float
@@ -148,6 +151,17 @@ def _at_least(minimum: float, *, whole: bool = False) -> BeforeValidator:
         if not _number(value) or value < minimum or (whole and value != int(value)):
             raise ValueError(f"must be {kind} >= {minimum:g}, got {value!r}")
         return int(value) if whole else float(value)
+
+    return BeforeValidator(check)
+
+
+def _positive() -> BeforeValidator:
+    def check(value: object) -> float | None:
+        if value is None:  # not set: liabilities are shown in points only
+            return None
+        if not _number(value) or value <= 0:
+            raise ValueError(f"must be a number > 0, got {value!r}")
+        return float(value)
 
     return BeforeValidator(check)
 
@@ -409,6 +423,7 @@ class ProgramFile(_Section):
     """The program file as written; load_program turns it into a Program."""
 
     currency: Annotated[str, BeforeValidator(lambda value: str(value))] = ""
+    point_value: Annotated[float | None, _positive()] = None
     earning: EarningFile
     bonuses: BonusesFile
     expiry: ExpiryFile
@@ -422,6 +437,7 @@ class ProgramFile(_Section):
         segments = self.segments
         return Program(
             currency=self.currency,
+            point_value=self.point_value,
             earn_rates=dict(self.earning.points_per_currency_unit),
             enrolment_points=self.bonuses.enrolment_points,
             birthday_multiplier=self.bonuses.birthday_multiplier,
@@ -524,6 +540,8 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
         "program_settings": pd.DataFrame(
             {
                 "currency": [program.currency],
+                # Nullable: a program without point_value has null here (and no liability in currency).
+                "point_value": pd.array([program.point_value], dtype="Float64"),
                 "enrolment_points": [program.enrolment_points],
                 "birthday_multiplier": [program.birthday_multiplier],
                 "engagement_daily_cap": [program.engagement_daily_cap],

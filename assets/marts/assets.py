@@ -1,10 +1,12 @@
-"""Stage marts: customer value, segments, segment memberships and programme KPIs."""
+"""Stage marts: customer value, segments, segment memberships, programme KPIs and their history."""
 
 import dagster as dg
 
 from assets.loyalty.program import ProgramError
 from assets.marts.custom_segments import write_custom_segment_members
 from assets.marts.customer_value import write_customer_value
+from assets.marts.kpi_history import record_kpi_history
+from assets.shared.lineage import step_reads
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata
 
@@ -82,3 +84,25 @@ kpis = sql_asset(
     group="marts",
     description="Programme KPIs as a long table (kpi, period, dimension, value).",
 )
+
+
+# Not a sql_asset: the model reads its own table (the history published so far), which a
+# warehouse's first run must create empty first (assets/marts/kpi_history.py).
+@dg.asset(
+    key=["marts", "kpi_history"],
+    deps=[t.split(".") for t in step_reads(["marts/kpi_history"])],
+    group_name="marts",
+    description="Every run's snapshot KPIs (as-of date, kpi, dimension, value), kept across runs.",
+    kinds={"duckdb", "sql"},
+    owners=["team:analytics"],
+)
+def kpi_history(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
+    """Add this run's snapshot KPIs to the history published so far; a rerun for the same as-of date replaces its rows."""
+    with settings.build(context.run_id) as con:
+        record_kpi_history(con)
+        dates = con.execute("select count(distinct as_of_on) from marts.kpi_history").fetchall()
+        return dg.MaterializeResult(
+            metadata={**table_metadata(con, "marts.kpi_history"), "as_of_dates": dates[0][0]}
+        )

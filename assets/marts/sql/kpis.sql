@@ -13,6 +13,7 @@ tier_history as (select * from loyalty.tier_history),
 segments as (select * from marts.segments),
 source_records as (select * from identity.source_records),
 match_input as (select * from identity.match_input),
+settings as (select * from loyalty.program_settings),
 
 -- What each KPI's value measures, for readers such as the report: 'rate' is a share
 -- between 0 and 1 (shown as a percentage), 'count' a number of customers, records, orders
@@ -32,6 +33,7 @@ units (kpi, unit) as (
         ('revenue_per_member_12m', 'currency'),
         ('purchase_frequency_12m', 'number'),
         ('points_outstanding', 'points'),
+        ('points_liability', 'currency'),
         ('points_issued', 'points'),
         ('points_redeemed', 'points'),
         ('points_expired', 'points'),
@@ -117,6 +119,10 @@ snapshot as (
     select 'purchase_frequency_12m', 'all', count(*)::double / nullif(count(distinct customer_id), 0) from recent_purchases
     union all
     select 'points_outstanding', 'all', coalesce(sum(points_balance), 0) from balances
+    union all
+    -- What the outstanding points are worth (program file's point_value); null when it is not set.
+    select 'points_liability', 'all', coalesce(sum(points_balance), 0) * any_value(settings.point_value)
+    from settings left join balances on true
     union all
     select 'points_issued', 'all', coalesce(sum(points), 0) from ledger where points > 0
     union all
