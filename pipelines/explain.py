@@ -48,15 +48,18 @@ def explain_customer(
             f"no customer {customer_id} in the warehouse (customer_ids are in identity.source_records)"
         )
     ids = [row[0] for row in records]
-    since = records[0][-1]
+    assigned = records[0][-1]
     lines = [
-        f"customer {customer_id}: {len(records)} record{'s' if len(records) != 1 else ''}, customer since {since}",
+        f"customer {customer_id}: {len(records)} record{'s' if len(records) != 1 else ''}, "
+        f"customer since {_text(_customer_since(con, customer_id))}, id assigned on {assigned}",
         "personal data shown"
         if show_personal_data
         else "personal data masked (--show-personal-data shows it)",
         "",
         "records",
         *_table(["source", "record id", *RECORD_FIELDS.values()], [row[1:-1] for row in records]),
+        f"  (their matching keys; every value beside the profile's: "
+        f"select * from core.customer_records where customer_id = '{customer_id}')",
     ]
     joined, cut = _links(con, ids)
     lines += ["", f"links that joined them ({len(joined)})"]
@@ -99,9 +102,15 @@ def explain_customer(
 
 
 def _records(con: duckdb.DuckDBPyConnection, customer_id: str, show: bool) -> list[tuple]:
-    """(unique_id, source, record id, *fields, customer_since) per record of the customer."""
+    """(unique_id, source, record id, *fields, id_assigned_on) per record of the customer."""
     personal = set() if show else personal_columns("identity.match_input")
     fields = ", ".join(f"match_input.{c}" for c in RECORD_FIELDS)
+    # Warehouses published before the rename call the id's assignment date customer_since.
+    assigned = (
+        "id_assigned_on"
+        if "id_assigned_on" in _columns(con, "identity.source_records")
+        else "customer_since"
+    )
     rows = con.execute(
         f"""
         select
@@ -109,7 +118,7 @@ def _records(con: duckdb.DuckDBPyConnection, customer_id: str, show: bool) -> li
             source_records.source,
             source_records.source_record_id,
             {fields},
-            source_records.customer_since
+            source_records.{assigned}
         from identity.source_records
         left join identity.match_input using (source, source_record_id)
         where source_records.customer_id = ?
@@ -127,9 +136,24 @@ def _records(con: duckdb.DuckDBPyConnection, customer_id: str, show: bool) -> li
     return shown
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {row[0] for row in con.execute(f"describe {table}").fetchall()}
+
+
+def _customer_since(con: duckdb.DuckDBPyConnection, customer_id: str) -> object:
+    """When the person joined (core.customers.customer_since); None in warehouses published
+    before core.customers had it."""
+    if "customer_since" not in _columns(con, "core.customers"):
+        return None
+    rows = con.execute(
+        "select customer_since from core.customers where customer_id = ?", [customer_id]
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
 def _links(con: duckdb.DuckDBPyConnection, ids: list[str]) -> tuple[list[tuple], list[tuple]]:
     """Rows for the links between the records (kept), and the cut links touching them."""
-    columns = {row[0] for row in con.execute("describe identity.match_evidence").fetchall()}
+    columns = _columns(con, "identity.match_evidence")
     # Warehouses published before stewards' decisions have no link_source or cut_by.
     link_source = "evidence.link_source" if "link_source" in columns else "'model'"
     cut_by = (

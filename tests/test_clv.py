@@ -2,13 +2,17 @@
 integral over the posterior, hand-computed values, and fits that recover the parameters of
 data simulated from the models."""
 
+from datetime import date
+
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, special
 
 from assets.marts.clv import (
     BgNbd,
     GammaGamma,
+    bgnbd_degeneracy,
     expected_average_value,
     expected_purchases,
     fit_bgnbd,
@@ -16,6 +20,8 @@ from assets.marts.clv import (
     predicted_value,
     probability_alive,
 )
+from assets.marts.customer_value import write_customer_value
+from assets.shared.warehouse import connect
 
 # Fader, Hardie & Lee (2005), fitted to the CDNOW data, in weeks.
 CDNOW = BgNbd(r=0.243, alpha=4.414, a=0.793, b=2.426)
@@ -160,3 +166,145 @@ def test_gamma_gamma_needs_repeat_customers():
         fit_gamma_gamma([0, 0, 0], [0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="recency <= T"):
         fit_bgnbd([1], [10.0], [5.0])
+
+
+# --- degenerate fits (bgnbd_degeneracy) and what marts.customer_value makes of them ------
+
+
+def regular_buyers_who_never_stop(customers: int, seed: int):
+    """Histories without any drop-out, bought at regular intervals (gamma gaps of shape 4,
+    less spread than Poisson's): the BG/NBD fit runs off to b -> infinity, a -> 0, as it
+    does on the demo data."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(2.0, 1 / 8.0, customers)  # purchases a week
+    T = rng.uniform(20, 104, customers)  # weeks since the first purchase
+    repeats, last, now = np.zeros(customers), np.zeros(customers), np.zeros(customers)
+    going = np.ones(customers, dtype=bool)
+    while going.any():
+        now = now + rng.gamma(4.0, 1 / (4.0 * rate))
+        going = now < T
+        repeats += going
+        last = np.where(going, now, last)
+    return repeats, last, T
+
+
+def test_a_fit_that_finds_no_drop_out_is_degenerate():
+    x, t_x, T = regular_buyers_who_never_stop(1000, seed=0)
+    fitted = fit_bgnbd(x, t_x, T)
+    assert fitted.a / (fitted.a + fitted.b) < 1e-6  # the optimizer converged, to the edge
+    reason = bgnbd_degeneracy(fitted, x, t_x, T)
+    assert reason is not None and reason.startswith(
+        "degenerate BG/NBD fit: mean drop-out probability a / (a + b) = "
+    )
+    # The demo's own fit: probability_alive 1.0 for every buyer.
+    demo = BgNbd(r=1.03, alpha=6.08, a=0.00056, b=3.7e11)
+    assert "a / (a + b) = 1.51e-15" in bgnbd_degeneracy(demo, [5, 5], [1.0, 90.0], [100.0, 100.0])
+    # The other edge: everybody drops out right after a purchase.
+    assert "a / (a + b) = 1" in bgnbd_degeneracy(
+        BgNbd(r=1.0, alpha=6.0, a=1e9, b=1.0), [1], [1.0], [10.0]
+    )
+
+
+def test_a_flat_probability_alive_across_different_recencies_is_degenerate():
+    # E[p] = 1e-4 / 10 = 1e-5: off the edge. But with one repeat purchase each, the odds of
+    # having dropped out are 1e-5 * ((6 + 52) / (6 + t_x)) ** 2: 6.865e-4 at t_x = 1 and
+    # 1.590e-5 at t_x = 40, so probability_alive is 1 / (1 + odds) = 0.999314 and 0.999984
+    # for buyers silent 51 and 12 weeks: a spread of 0.00067, under 0.01.
+    params = BgNbd(r=1.0, alpha=6.0, a=1e-4, b=10.0)
+    reason = bgnbd_degeneracy(params, [1, 1, 1], [1.0, 20.0, 40.0], [52.0, 52.0, 52.0])
+    assert reason == (
+        "degenerate BG/NBD fit: probability_alive spans only 0.00067 across repeat buyers "
+        "whose weeks since their last purchase differ by up to 39"
+    )
+    # Buyers equally long silent may well be equally alive: no verdict from them.
+    assert bgnbd_degeneracy(params, [1, 1], [20.0, 30.0], [52.0, 62.0]) is None
+    # The published CDNOW fit tells recent from lapsed buyers: not degenerate.
+    assert bgnbd_degeneracy(CDNOW, [2, 2], [38.0, 2.0], [38.86, 38.86]) is None
+
+
+def customer_value_warehouse(frequency, recency, T, average_repeat_value):
+    con = connect(":memory:", {"as_of": date(2026, 6, 30)})
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(len(frequency))],
+            "frequency": np.asarray(frequency, dtype=int),
+            "recency_weeks": recency,
+            "age_weeks": T,
+            "average_repeat_value": average_repeat_value,
+        }
+    )
+    con.register("summary_frame", frame)
+    con.execute("create table marts.purchase_summary as select * from summary_frame")
+    con.unregister("summary_frame")
+    return con
+
+
+def spend_per_purchase(frequency, seed: int):
+    rng = np.random.default_rng(seed)
+    return np.where(np.asarray(frequency) > 0, rng.gamma(6.0, 5.0, len(frequency)), np.nan)
+
+
+def test_a_healthy_fit_predicts_and_tells_recent_from_lapsed_buyers():
+    x, t_x, T = simulate_bgnbd(BgNbd(r=0.5, alpha=5.0, a=0.8, b=2.5), 3000, 52.0, seed=3)
+    # Two customers of our own, each with 10 repeat purchases in 52 weeks: one bought
+    # last in week 51, the other has been silent since week 10.
+    x, t_x, T = np.append(x, [10, 10]), np.append(t_x, [51.0, 10.0]), np.append(T, [52.0, 52.0])
+    con = customer_value_warehouse(x, t_x, T, spend_per_purchase(x, seed=1))
+    fits = write_customer_value(con)
+    assert {model: fit["status"] for model, fit in fits.items()} == {
+        "bg_nbd": "fitted",
+        "gamma_gamma": "fitted",
+    }
+    assert con.execute(
+        "select model, status, reason, parameters['a'] > 0, buyers, as_of_on from marts.clv_fit"
+    ).fetchall() == [
+        ("bg_nbd", "fitted", None, True, 3002, date(2026, 6, 30)),
+        ("gamma_gamma", "fitted", None, None, 3002, date(2026, 6, 30)),
+    ]
+    recent, lapsed = con.execute(
+        "select probability_alive from marts.customer_value "
+        "where customer_id in ('C03000', 'C03001') order by customer_id"
+    ).fetchall()
+    assert recent[0] > 0.9 and lapsed[0] < 0.01
+    ((nulls,),) = con.execute(
+        "select count(*) from marts.customer_value where predicted_value_12m is null"
+    ).fetchall()
+    assert nulls == 0
+
+
+def test_a_degenerate_fit_leaves_its_predictions_empty_and_says_why():
+    x, t_x, T = regular_buyers_who_never_stop(1000, seed=1)
+    con = customer_value_warehouse(x, t_x, T, spend_per_purchase(x, seed=2))
+    fits = write_customer_value(con)
+    assert fits["bg_nbd"]["status"] == "degenerate"
+    assert fits["bg_nbd"]["reason"].startswith("degenerate BG/NBD fit: mean drop-out probability")
+    assert fits["gamma_gamma"]["status"] == "fitted"
+    ((status, reason, b, repeat_buyers),) = con.execute(
+        "select status, reason, parameters['b'], repeat_buyers from marts.clv_fit where model = 'bg_nbd'"
+    ).fetchall()
+    assert (status, reason) == ("degenerate", fits["bg_nbd"]["reason"])
+    assert b == fits["bg_nbd"]["parameters"]["b"] > 1e5  # kept, to show why
+    assert repeat_buyers == int((x > 0).sum())
+    # Nothing predicted from the purchases model; the spend model's own column stays.
+    assert con.execute(
+        "select count(*), count(probability_alive), count(expected_purchases_12m), "
+        "count(predicted_value_12m), count(expected_average_value) from marts.customer_value"
+    ).fetchall() == [(1000, 0, 0, 0, 1000)]
+
+
+def test_too_few_repeat_buyers_is_not_fitted_with_the_reason():
+    con = customer_value_warehouse(
+        [0, 0, 1], [0.0, 0.0, 3.0], [10.0, 20.0, 30.0], [None, None, 5.0]
+    )
+    fits = write_customer_value(con)
+    assert fits["gamma_gamma"] == {
+        "status": "not fitted",
+        "reason": "Gamma-Gamma needs at least 10 customers with repeat purchases, found 1",
+        "parameters": None,
+    }
+    assert con.execute(
+        "select model, status, cardinality(parameters) from marts.clv_fit"
+    ).fetchall()[1] == ("gamma_gamma", "not fitted", 0)
+    assert con.execute(
+        "select count(expected_average_value), count(predicted_value_12m) from marts.customer_value"
+    ).fetchall() == [(0, 0)]

@@ -29,7 +29,7 @@ def test_merges_splits_and_new_customers():
         "('web', 'r1', 'A', date '2026-01-01', 2), ('web', 'r2', 'A', date '2026-01-01', 2), "
         "('app', 'r3', 'B', date '2026-02-01', 1), ('store', 'r4', 'D', date '2026-01-15', 3), "
         "('store', 'r5', 'D', date '2026-01-15', 3), ('store', 'r6', 'D', date '2026-01-15', 3)) "
-        "t(source, source_record_id, customer_id, customer_since, records_in_customer)"
+        "t(source, source_record_id, customer_id, id_assigned_on, records_in_customer)"
     )
     # Now r3 joins A's records (a merge), r6 leaves D (a split), r7 is new.
     setup(con, {"web:r1": "x", "web:r2": "x", "app:r3": "x", "store:r4": "y", "store:r5": "y"})
@@ -48,7 +48,7 @@ def test_merges_splits_and_new_customers():
     ]
     since = dict(
         con.execute(
-            "select customer_id, any_value(customer_since) from identity.source_records group by 1"
+            "select customer_id, any_value(id_assigned_on) from identity.source_records group by 1"
         ).fetchall()
     )
     assert since["A"] == date(2026, 1, 1) and since[ids["r7"]] == date(2026, 3, 1)

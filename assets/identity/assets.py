@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.identity.charts import file_uri
 from assets.identity.matching import match_records
 from assets.identity.stable_ids import assign_stable_ids
 from assets.identity.steward_decisions import StewardDecisionsError, applied_pairs, load_decisions
@@ -130,14 +131,14 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
             asset_key=["identity", "clusters"],
             metadata={
                 **table_metadata(con, "identity.clusters"),
-                "model": dg.MetadataValue.path(str(model_path))
+                "model": dg.MetadataValue.url(file_uri(model_path))
                 if result.model_json is not None
                 else "none",
                 "training": dg.MetadataValue.json(result.training.as_metadata()),
                 "conflict_guard": dg.MetadataValue.json(result.guard.as_metadata()),
                 "model_reused": model is not None,
                 **{
-                    f"chart_{name}": dg.MetadataValue.path(str(path))
+                    f"chart_{name}": dg.MetadataValue.url(file_uri(path))
                     for name, path in result.charts.items()
                 },
             },

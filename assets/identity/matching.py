@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
+from assets.identity.charts import write_offline_chart
 from assets.identity.conflict_guard import (
     GuardRule,
     ensure_steward_tables,
@@ -666,7 +667,8 @@ def write_charts(
     """Splink's model charts, a waterfall of sample pairs and the cluster studio, as HTML.
 
     The waterfall hides record values; the cluster studio shows records, so the folder
-    holds personal data like the warehouse does.
+    holds personal data like the warehouse does. Every file carries its JavaScript, so
+    the charts show without a network (assets/identity/charts.py).
     """
     folder.mkdir(parents=True, exist_ok=True)
     charts = {
@@ -679,7 +681,7 @@ def write_charts(
     paths = {}
     for name, chart in charts.items():
         paths[name] = folder / f"{name}.html"
-        chart.save(str(paths[name]))
+        write_offline_chart(chart, paths[name])
     paths["cluster_studio"] = folder / "cluster_studio.html"
     linker.visualisations.cluster_studio_dashboard(
         predictions,

@@ -17,16 +17,20 @@ PREVIOUS = "identity.previous_source_records"
 def assign_stable_ids(con: duckdb.DuckDBPyConnection) -> None:
     if table_exists(con, "identity.source_records"):
         columns = {row[0] for row in con.execute("describe identity.source_records").fetchall()}
-        # Warehouses built before ids were stable have no customer_since: their ids date from now.
-        since = "customer_since" if "customer_since" in columns else "getvariable('as_of')"
+        # Warehouses built before ids were stable have no assignment date: their ids date from
+        # now; those built before it was named id_assigned_on call it customer_since.
+        assigned = next(
+            (c for c in ("id_assigned_on", "customer_since") if c in columns),
+            "getvariable('as_of')",
+        )
         con.execute(
             f"create or replace table {PREVIOUS} as "
-            f"select source, source_record_id, customer_id, {since} as customer_since from identity.source_records"
+            f"select source, source_record_id, customer_id, {assigned} as id_assigned_on from identity.source_records"
         )
     else:
         con.execute(
             f"create or replace table {PREVIOUS} (source varchar, source_record_id varchar, "
-            "customer_id varchar, customer_since date)"
+            "customer_id varchar, id_assigned_on date)"
         )
     run_model(con, "identity/source_records")
     ensure_table(con)  # a steward's change is its own reason in id_changes

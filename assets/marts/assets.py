@@ -8,7 +8,7 @@ from assets.marts.customer_value import write_customer_value
 from assets.marts.kpi_history import record_kpi_history
 from assets.shared.lineage import step_reads
 from assets.shared.settings import PipelineSettings
-from assets.shared.sql_assets import sql_asset, table_metadata
+from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
 purchase_summary = sql_asset(
     "marts/purchase_summary",
@@ -17,26 +17,50 @@ purchase_summary = sql_asset(
 )
 
 
-@dg.asset(
-    key=["marts", "customer_value"],
-    deps=[purchase_summary],
+@dg.multi_asset(
+    specs=[
+        table_spec(
+            ["marts", "customer_value"],
+            description="Predicted 12-month value per buying customer: BG/NBD with Gamma-Gamma, "
+            "fitted on this run's data; empty where a fit is degenerate or failed (marts.clv_fit).",
+            deps=[["marts", "purchase_summary"]],
+            kinds=("duckdb", "python"),
+            owners=("team:analytics",),
+        ),
+        table_spec(
+            ["marts", "clv_fit"],
+            description="Each lifetime-value model's fit: fitted, degenerate or not fitted, why, "
+            "and its parameters.",
+            deps=[["marts", "purchase_summary"]],
+            kinds=("duckdb", "python"),
+            owners=("team:analytics",),
+        ),
+    ],
     group_name="marts",
-    kinds={"duckdb", "python"},
-    owners=["team:analytics"],
+    can_subset=False,
 )
-def customer_value(
-    context: dg.AssetExecutionContext, settings: PipelineSettings
-) -> dg.MaterializeResult:
-    """Predicted 12-month value per buying customer: BG/NBD with Gamma-Gamma, fitted on this run's data."""
+def customer_value(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    """Fit BG/NBD and Gamma-Gamma on this run's purchases; predict each buyer's 12-month value
+    where the fits can be trusted (assets/marts/customer_value.py)."""
     with settings.build(context.run_id) as con:
-        fitted = write_customer_value(con)
-        if not fitted["fitted"]:
-            context.log.warning(f"customer value not predicted: {fitted['reason']}")
-        return dg.MaterializeResult(
+        fits = write_customer_value(con)
+        for model, fit in fits.items():
+            if fit["status"] != "fitted":
+                context.log.warning(
+                    f"customer value: {model} {fit['status']}, its predictions left empty: {fit['reason']}"
+                )
+        statuses = {model: fit["status"] for model, fit in fits.items()}
+        yield dg.MaterializeResult(
+            asset_key=["marts", "customer_value"],
             metadata={
                 **table_metadata(con, "marts.customer_value"),
-                "model": dg.MetadataValue.json(fitted),
-            }
+                "fit_status": dg.MetadataValue.json(statuses),
+                "model": dg.MetadataValue.json(fits),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=["marts", "clv_fit"],
+            metadata={**table_metadata(con, "marts.clv_fit"), "model": dg.MetadataValue.json(fits)},
         )
 
 

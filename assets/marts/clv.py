@@ -30,6 +30,14 @@ from scipy import optimize, special
 
 MIN_REPEAT_CUSTOMERS = 10
 
+# When a BG/NBD fit is degenerate (bgnbd_degeneracy): the mean drop-out probability per
+# purchase pinned this close to 0 or 1, or probability_alive spread over less than
+# FLAT_ALIVE_SPREAD across repeat buyers whose weeks since their last purchase differ by
+# at least DIFFERENT_RECENCY_WEEKS.
+DROPOUT_MEAN_EDGE = 1e-6
+FLAT_ALIVE_SPREAD = 0.01
+DIFFERENT_RECENCY_WEEKS = 13.0
+
 
 @dataclass(frozen=True)
 class BgNbd:
@@ -104,6 +112,48 @@ def probability_alive(params: BgNbd, frequency, recency, T) -> np.ndarray:
             0.0,
         )
     return 1.0 / (1.0 + odds_dropped)
+
+
+def bgnbd_degeneracy(params: BgNbd, frequency, recency, T) -> str | None:
+    """Why a converged BG/NBD fit is no use for telling active customers from lapsed ones,
+    or None when it is.
+
+    Maximum likelihood can run off to the edge of the parameter space when the data hold
+    no evidence of drop-out (or of survival): b grows without bound while a shrinks, and
+    the optimizer stops somewhere along that ridge (a = 0.0005, b = 3e11 on the demo data).
+    The model there is the NBD without drop-out: probability_alive is 1 for everyone, so
+    a buyer silent for a year is "alive" and still predicted to buy. Two criteria, each
+    sufficient:
+
+    - the drop-out process is pinned: E[p] = a / (a + b), the mean probability of dropping
+      out after a purchase, is within DROPOUT_MEAN_EDGE of 0 (nobody ever leaves) or of 1
+      (everybody leaves at once). The bound is on the ratio, not on a or b alone: large a
+      and b with a moderate ratio only say everyone has the same p, a fine model.
+    - the fit cannot tell recencies apart: across the repeat buyers (only they can have
+      dropped out), probability_alive spreads over less than FLAT_ALIVE_SPREAD although
+      their weeks since the last purchase differ by DIFFERENT_RECENCY_WEEKS or more. This
+      checks the symptom itself, whatever parameters cause it.
+    """
+    x, t_x, T = _arrays(frequency, recency, T)
+    dropout_mean = params.a / (params.a + params.b)
+    if dropout_mean < DROPOUT_MEAN_EDGE or dropout_mean > 1 - DROPOUT_MEAN_EDGE:
+        return (
+            f"degenerate BG/NBD fit: mean drop-out probability a / (a + b) = {dropout_mean:.3g} "
+            f"(a = {params.a:.3g}, b = {params.b:.3g}) is at the edge of its range, "
+            "so probability_alive does not depend on recency"
+        )
+    repeat = x > 0
+    if repeat.any():
+        silent_weeks = T[repeat] - t_x[repeat]
+        alive = probability_alive(params, x[repeat], t_x[repeat], T[repeat])
+        spread = float(np.max(alive) - np.min(alive))
+        if np.ptp(silent_weeks) >= DIFFERENT_RECENCY_WEEKS and spread < FLAT_ALIVE_SPREAD:
+            return (
+                f"degenerate BG/NBD fit: probability_alive spans only {spread:.3g} across repeat "
+                f"buyers whose weeks since their last purchase differ by up to "
+                f"{np.ptp(silent_weeks):.0f}"
+            )
+    return None
 
 
 def expected_purchases(params: BgNbd, t: float, frequency, recency, T) -> np.ndarray:

@@ -1,25 +1,36 @@
-"""marts.customer_value: predicted 12-month value of every buying customer.
+"""marts.customer_value: predicted 12-month value of every buying customer, and marts.clv_fit:
+whether each model's fit can be trusted, and why not.
 
 The models (assets/marts/clv.py) are fitted on this run's marts.purchase_summary, one row per
-buying customer: the only step that leaves SQL, because fitting needs an optimizer. With
-too few repeat buyers to fit, the predictions are left empty and the reason returned.
+buying customer: the only step that leaves SQL, because fitting needs an optimizer.
+
+Each model's fit ends in one of three statuses (marts.clv_fit):
+  fitted      predictions are made from it
+  degenerate  it converged, but to the edge of its parameters, where it cannot tell active
+              customers from lapsed ones (clv.bgnbd_degeneracy): its predictions are left empty
+  not fitted  too few customers, or the optimizer did not converge: predictions left empty
+The BG/NBD model gives probability_alive and expected_purchases_12m, the Gamma-Gamma model
+expected_average_value; predicted_value_12m needs both.
 """
 
 from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from assets.marts import clv
 
 HORIZON_WEEKS = 52
 TABLE = "marts.customer_value"
+FIT_TABLE = "marts.clv_fit"
 
 
 def write_customer_value(
     con: duckdb.DuckDBPyConnection, horizon_weeks: float = HORIZON_WEEKS
 ) -> dict:
-    """Fit, predict and write marts.customer_value; returns the fitted parameters (or why not)."""
+    """Fit, predict, write marts.customer_value and marts.clv_fit; returns each model's
+    status, reason and parameters."""
     summary = con.execute(
         "select customer_id, frequency, recency_weeks, age_weeks, coalesce(average_repeat_value, 0) as monetary "
         "from marts.purchase_summary order by customer_id"
@@ -28,26 +39,76 @@ def write_customer_value(
     recency = summary["recency_weeks"].to_numpy(dtype=float)
     age = summary["age_weeks"].to_numpy(dtype=float)
     monetary = summary["monetary"].to_numpy(dtype=float)
-    try:
-        purchases_model = clv.fit_bgnbd(frequency, recency, age)
-        spend_model = clv.fit_gamma_gamma(frequency, monetary)
-    except ValueError as err:
-        nothing = np.full(len(summary), np.nan)
-        alive = expected = average = value = nothing
-        fitted = {"fitted": False, "reason": str(err)}
-    else:
-        alive = clv.probability_alive(purchases_model, frequency, recency, age)
-        expected = clv.expected_purchases(purchases_model, horizon_weeks, frequency, recency, age)
-        average = clv.expected_average_value(spend_model, frequency, monetary)
-        value = expected * average
-        fitted = {"fitted": True, "bgnbd": vars(purchases_model), "gamma_gamma": vars(spend_model)}
-    summary = summary[["customer_id"]].assign(
+    nothing = np.full(len(summary), np.nan)
+    alive = expected = average = nothing
+
+    purchases = _fit("bg_nbd", lambda: clv.fit_bgnbd(frequency, recency, age))
+    if purchases["status"] == "fitted":
+        model = clv.BgNbd(**purchases["parameters"])
+        purchases["reason"] = clv.bgnbd_degeneracy(model, frequency, recency, age)
+        if purchases["reason"] is None:
+            alive = clv.probability_alive(model, frequency, recency, age)
+            expected = clv.expected_purchases(model, horizon_weeks, frequency, recency, age)
+        else:
+            purchases["status"] = "degenerate"
+    spend = _fit("gamma_gamma", lambda: clv.fit_gamma_gamma(frequency, monetary))
+    if spend["status"] == "fitted":
+        average = clv.expected_average_value(
+            clv.GammaGamma(**spend["parameters"]), frequency, monetary
+        )
+
+    predictions = summary[["customer_id"]].assign(
         probability_alive=alive,
         expected_purchases_12m=expected,
         expected_average_value=average,
-        predicted_value_12m=value,
+        predicted_value_12m=expected * average,
     )
-    con.register("customer_value_frame", summary)
+    con.register("customer_value_frame", predictions)
     con.execute(f"create or replace table {TABLE} as select * from customer_value_frame")
     con.unregister("customer_value_frame")
-    return fitted
+    fits = [purchases, spend]
+    _write_fits(con, fits, buyers=len(summary), repeat_buyers=int((frequency > 0).sum()))
+    return {f["model"]: {k: v for k, v in f.items() if k != "model"} for f in fits}
+
+
+def _fit(model: str, fit) -> dict:
+    """Run a fit: its parameters, or the reason it failed."""
+    try:
+        fitted = fit()
+    except ValueError as err:
+        return {"model": model, "status": "not fitted", "reason": str(err), "parameters": None}
+    parameters = {name: float(value) for name, value in vars(fitted).items()}
+    return {"model": model, "status": "fitted", "reason": None, "parameters": parameters}
+
+
+def _write_fits(
+    con: duckdb.DuckDBPyConnection, fits: list[dict], buyers: int, repeat_buyers: int
+) -> None:
+    """marts.clv_fit: one row per model; its parameters as a map (parameters['b'])."""
+    frame = pd.DataFrame(
+        {
+            "model": [f["model"] for f in fits],
+            "status": [f["status"] for f in fits],
+            "reason": [f["reason"] for f in fits],
+            "names": [list(f["parameters"] or {}) for f in fits],
+            "values": [list((f["parameters"] or {}).values()) for f in fits],
+        }
+    )
+    con.register("clv_fit_frame", frame)
+    con.execute(
+        f"""
+        create or replace table {FIT_TABLE} as
+        select
+            getvariable('as_of') as as_of_on,
+            model,
+            status,
+            reason,
+            map(names::varchar[], values::double[]) as parameters,
+            ?::bigint as buyers,
+            ?::bigint as repeat_buyers
+        from clv_fit_frame
+        order by model
+        """,
+        [buyers, repeat_buyers],
+    )
+    con.unregister("clv_fit_frame")

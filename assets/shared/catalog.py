@@ -51,13 +51,16 @@ def documented() -> dict[str, DocumentedTable]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         schema = doc["schema"]
         for table, spec in (doc.get("tables") or {}).items():
-            columns = tuple(_column(name, c) for name, c in spec["columns"].items())
+            columns = tuple(
+                _column(name, c, f"{path.name}: {table}") for name, c in spec["columns"].items()
+            )
             tables[f"{schema}.{table}"] = DocumentedTable(
                 " ".join(str(spec.get("description", "")).split()), columns
             )
         if "contract_tables" in doc:
             bookkeeping = tuple(
-                _column(name, c) for name, c in doc["contract_tables"]["columns"].items()
+                _column(name, c, f"{path.name}: contract_tables")
+                for name, c in doc["contract_tables"]["columns"].items()
             )
             for spec in source_files():
                 contract = tuple(
@@ -81,7 +84,18 @@ def documented_tables() -> dict[str, tuple[DocumentedColumn, ...]]:
     return {table: doc.columns for table, doc in documented().items()}
 
 
-def _column(name: str, spec: dict) -> DocumentedColumn:
+COLUMN_KEYS = {"type", "description", "pii"}
+
+
+def _column(name: str, spec: dict, where: str) -> DocumentedColumn:
+    # In a flow mapping `{type: varchar, description: web, app or store}` the commas end the
+    # description ("web") and make keys of the rest: such a description must be quoted.
+    unknown = sorted(set(spec) - COLUMN_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{where}.{name}: unknown keys {', '.join(map(str, unknown))} "
+            "(a description with a comma must be quoted)"
+        )
     return DocumentedColumn(
         name, str(spec["type"]).lower(), spec.get("description", ""), bool(spec.get("pii", False))
     )
@@ -112,6 +126,26 @@ def comment_on_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
             con.execute(
                 f'comment on column {table}."{column.name}" is {_literal(column.description + marker)}'
             )
+
+
+def comment_on_uncommented_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Comment every documented table that has no comment yet; returns those tables.
+
+    run_model comments the tables of SQL models as it builds them; tables a Python step
+    writes itself (model fits, Splink's output, the program's tables) are caught here,
+    when a step closes its connection to the build.
+    """
+    uncommented = [
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database() and comment is null"
+        ).fetchall()
+    ]
+    tables = [table for table in uncommented if table in documented()]
+    for table in tables:
+        comment_on_table(con, table)
+    return tables
 
 
 def _literal(text: str) -> str:

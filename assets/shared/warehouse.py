@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.shared.catalog import comment_on_table
+from assets.shared.catalog import comment_on_table, comment_on_uncommented_tables
 from assets.shared.defaults import BUNDLED_BLOCKED_IDENTIFIERS
 
 ASSETS_DIR = Path(__file__).resolve().parents[1]
@@ -83,6 +83,8 @@ class Warehouse:
         con = connect(path, variables)
         try:
             yield con
+            # Tables a step wrote without run_model get their documentation as comments too.
+            comment_on_uncommented_tables(con)
         finally:
             con.close()
 

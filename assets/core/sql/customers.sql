@@ -5,6 +5,9 @@
 --   address    street, city, postcode and country together, from the freshest record with one,
 --              so a street is never paired with another record's postcode
 --   consent    per channel, the latest statement (by the time it was stated)
+-- customer_since is when the person joined: their first web account, app sign-up or store
+-- card; a call-center contact is no joining, so it counts only for people known from calls
+-- alone. (When the customer_id was assigned is identity.source_records.id_assigned_on.)
 -- "Freshest" means delivered last; a tie on the delivery date goes to the source that
 -- ranks higher in the contract's profile_priority (getvariable('source_priority')), then
 -- to the later registration.
@@ -97,6 +100,10 @@ consent_statements as (
 record_counts as (
     select
         customer_id,
+        coalesce(
+            min(cast(registered_at as date)) filter (where source <> 'callcenter'),
+            min(cast(registered_at as date))
+        ) as customer_since,
         min(registered_at) as first_registered_at,
         least(min(cast(registered_at as date)), min(delivered_on)) as first_seen_on,
         max(delivered_on) as last_seen_on,
@@ -152,6 +159,7 @@ select
     coalesce(consent_statements.push_consent.value, false) as has_push_consent,
     consent_statements.push_consent.source as push_consent_source,
     consent_statements.push_consent.stated_at as push_consent_stated_at,
+    record_counts.customer_since,
     record_counts.first_registered_at,
     record_counts.first_seen_on,
     record_counts.last_seen_on,

@@ -2,8 +2,10 @@
 -- customer_ids are stable: each old id goes to the new cluster holding most of its
 -- records (on a split, the larger part keeps it; ties go to the lower cluster id), and a
 -- cluster claimed by several old ids keeps the oldest (on a merge, the older id
--- survives). Only clusters no old id claims get a new id, derived from their
--- earliest-registered record; identity.id_changes records every merge and split.
+-- survives). Oldest means assigned first: id_assigned_on is the as-of date of the run
+-- that first gave the id (not when the person joined: that is core.customers.customer_since).
+-- Only clusters no old id claims get a new id, derived from their earliest-registered
+-- record; identity.id_changes records every merge and split.
 with
 
 match_input as (select * from identity.match_input),
@@ -22,7 +24,7 @@ clustered as (
 ),
 
 old_ids as (
-    select customer_id, min(customer_since) as customer_since
+    select customer_id, min(id_assigned_on) as id_assigned_on
     from previous
     group by customer_id
 ),
@@ -41,11 +43,11 @@ id_homes as (
 ),
 
 kept_ids as (
-    select id_homes.cluster_id, id_homes.customer_id, old_ids.customer_since
+    select id_homes.cluster_id, id_homes.customer_id, old_ids.id_assigned_on
     from id_homes
     join old_ids using (customer_id)
     qualify row_number() over (
-        partition by id_homes.cluster_id order by old_ids.customer_since, id_homes.customer_id
+        partition by id_homes.cluster_id order by old_ids.id_assigned_on, id_homes.customer_id
     ) = 1
 ),
 
@@ -66,7 +68,7 @@ new_ids as (
                 then 'C' || upper(substr(md5(anchor_record || '@' || getvariable('as_of')), 1, 12))
             else 'C' || upper(substr(md5(anchor_record), 1, 12))
         end as customer_id,
-        getvariable('as_of') as customer_since
+        getvariable('as_of') as id_assigned_on
     from anchors
     anti join kept_ids using (cluster_id)
 ),
@@ -81,7 +83,7 @@ select
     clustered.source,
     clustered.source_record_id,
     cluster_ids.customer_id,
-    cluster_ids.customer_since,
+    cluster_ids.id_assigned_on,
     count(*) over (partition by clustered.cluster_id) as records_in_customer
 from clustered
 join cluster_ids using (cluster_id)
