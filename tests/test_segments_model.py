@@ -102,7 +102,7 @@ def column(con, name: str) -> dict:
 
 def test_rfm_scores_and_segments(con):
     rows = con.execute(
-        "select customer_id, recency_days, frequency, monetary::double, r_score, f_score, m_score, fm_score, rfm_segment "
+        "select customer_id, recency_days, frequency, historical_value::double, r_score, f_score, m_score, fm_score, rfm_segment "
         "from marts.segments order by 1"
     ).fetchall()
     # Three buyers; percent_rank gives 0, 0.5 and 1, so scores 1, 3 and 5; ties share one.

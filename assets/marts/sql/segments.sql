@@ -5,6 +5,7 @@
 -- score): 5 is the most recent / most frequent / highest spending fifth. The named
 -- segment is the first rule of loyalty.program_rfm_segments whose recency and
 -- frequency-monetary ranges hold the customer; customers without a purchase are 'Prospect'.
+-- The monetary value scored is historical_value (spend on completed purchases), one column.
 with
 
 customers as (select customer_id, birth_on from core.customers),
@@ -99,7 +100,6 @@ joined as (
         customers.birth_on,
         fm_scores.recency_days,
         coalesce(fm_scores.frequency, 0) as frequency,
-        coalesce(fm_scores.monetary, 0) as monetary,
         fm_scores.r_score,
         fm_scores.f_score,
         fm_scores.m_score,
@@ -140,7 +140,6 @@ select
     getvariable('as_of') as as_of_on,
     joined.recency_days,
     joined.frequency,
-    joined.monetary,
     joined.r_score,
     joined.f_score,
     joined.m_score,
