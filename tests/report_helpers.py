@@ -70,7 +70,7 @@ MONTHLY = [
     ("points_expired", "2026-06", "all", 20.0, "points"),
 ]
 
-# customer, r_score, fm_score, rfm_segment, monetary, lifecycle stage, e-mail?, e-mail consent, push consent
+# customer, r_score, fm_score, rfm_segment, historical_value, lifecycle stage, e-mail?, e-mail consent, push consent
 CUSTOMERS = [
     ("c1", 5, 4, "Champions", 500, "active", True, True, True),
     ("c2", 5, 4, "Champions", 300, "new", False, True, False),  # consented, but no e-mail
@@ -121,7 +121,7 @@ def hand_made_warehouse() -> duckdb.DuckDBPyConnection:
 
     con.execute(
         "create table marts.segments (customer_id varchar, r_score integer, fm_score integer, "
-        "rfm_segment varchar, monetary decimal(18, 2), lifecycle_stage varchar)"
+        "rfm_segment varchar, historical_value decimal(18, 2), lifecycle_stage varchar)"
     )
     con.execute(
         "create table core.customers (customer_id varchar, email varchar, has_email_consent boolean, has_push_consent boolean)"

@@ -86,7 +86,7 @@ def warehouse(tmp_path):
         "create table marts.segments as select * from (values "
         "('C1', 'Champions', 5, 5, 5, 1, 9, 900.0, 'active'), ('C2', 'Champions', 5, 5, 5, 2, 8, 800.0, 'active'), "
         "('C3', 'Champions', 5, 5, 5, 3, 7, 700.0, 'active'), ('C4', 'Lost', 1, 1, 1, 400, 1, 10.0, 'churned')) "
-        "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, monetary, lifecycle_stage)"
+        "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, historical_value, lifecycle_stage)"
     )
     con.execute(
         "create table marts.custom_segment_members as select customer_id, 'Push Gold' as segment, 'push' as channel "
@@ -128,7 +128,7 @@ def test_exports_hold_only_consented_customers_and_are_formula_safe(tmp_path, wa
         "m_score",
         "recency_days",
         "frequency",
-        "monetary",
+        "historical_value",
     ]
     # Push audience of the custom segment: the Gold customers whose latest push statement is consent.
     push_rows = read_csv(folder / "custom_push_gold.csv")

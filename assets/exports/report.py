@@ -332,7 +332,7 @@ def _segments(con, snapshot, currency: str) -> dict[str, Any]:
     rfm = by_value(
         _rows(
             con,
-            "select rfm_segment, count(*), avg(monetary)::double from marts.segments "
+            "select rfm_segment, count(*), avg(historical_value)::double from marts.segments "
             "where rfm_segment is not null group by rfm_segment",
         )
     )

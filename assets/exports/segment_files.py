@@ -91,7 +91,7 @@ REASON_COLUMNS = {
         "m_score",
         "recency_days",
         "frequency",
-        "monetary",
+        "historical_value",
     ],
     "lifecycle": ["lifecycle_stage", "first_purchase_on", "last_purchase_on", "recency_days"],
 }
