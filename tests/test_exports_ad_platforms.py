@@ -83,7 +83,7 @@ def build_warehouse(con, tmp_path):
         "('C1', 'Champions', 5, 5, 5, 1, 9, 900.0), ('C2', 'Champions', 5, 5, 5, 2, 8, 800.0), "
         "('C3', 'Champions', 5, 5, 5, 3, 7, 700.0), ('C4', 'Champions', 5, 5, 5, 3, 7, 700.0), "
         "('C5', 'Lost', 1, 1, 1, 400, 1, 10.0)) "
-        "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, monetary)"
+        "t(customer_id, rfm_segment, r_score, f_score, m_score, recency_days, frequency, historical_value)"
     )
     con.execute(
         "create table marts.segment_memberships as "
