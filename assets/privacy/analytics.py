@@ -114,7 +114,7 @@ def build_analytics(
             )
             con.execute(f"create schema if not exists {ATTACHED}.{schema}")
             con.execute(
-                f"create table {ATTACHED}.{schema}.{name} as\nselect\n  {select}\nfrom {build_db}.{schema}.{name}"
+                f"create table {ATTACHED}.{schema}.{name} as\nselect\n  {select}\nfrom {_quoted(build_db)}.{schema}.{name}"
             )
             _comment(con, spec)
         con.execute(f"checkpoint {ATTACHED}")
@@ -227,7 +227,7 @@ def _leak_problems(
             continue
         present = set(_columns(con, table, database=build_db))
         sources += [
-            f"select cast({_quoted(c)} as varchar) as v from {build_db}.{table}"
+            f"select cast({_quoted(c)} as varchar) as v from {_quoted(build_db)}.{table}"
             for c in sorted(personal_columns(table) & present)
         ]
     con.execute(
@@ -265,7 +265,7 @@ def _leak_problems(
                 if column in spec.copied:
                     con.execute(
                         f"delete from privacy_hits where v in "
-                        f"(select {_quoted(column)} from {build_db}.{spec.table})"
+                        f"(select {_quoted(column)} from {_quoted(build_db)}.{spec.table})"
                     )
     for table, column, n in con.execute(
         "select tbl, col, count(*) from privacy_hits group by all order by all"

@@ -81,15 +81,15 @@ def analytics_warehouse(
     )
 
 
-@dg.asset_check(asset=analytics_warehouse, blocking=True)
+@dg.asset_check(asset=analytics_warehouse, name="no_personal_value", blocking=True)
 def analytics_warehouse_holds_no_personal_value(
     context: dg.AssetCheckExecutionContext, settings: PipelineSettings
 ) -> dg.AssetCheckResult:
     """No personal column unhashed, every hash a SHA-256, no personal value of the warehouse
     verbatim in any text column, no salt: checked over every row, not a sample."""
-    path = settings.warehouse().analytics_build_path(context.run_id)
+    path = settings.warehouse().analytics_build_path(context.run.run_id)
     salt = load_salt(settings.warehouse_path)
-    with settings.build(context.run_id) as con:
+    with settings.build(context.run.run_id) as con:
         problems = check_analytics(con, path, salt)
     return dg.AssetCheckResult(
         passed=not problems,
