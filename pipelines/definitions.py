@@ -17,13 +17,14 @@ from assets.identity import assets as identity
 from assets.ingest import assets as ingest
 from assets.loyalty import assets as loyalty
 from assets.marts import assets as marts
+from assets.privacy import assets as privacy
 from assets.shared.run_lock import RunLock
 from assets.shared.settings import PipelineSettings
 from assets.shared.warehouse import file_identity
 from assets.staging import assets as staging
 from pipelines.sensors import build_inbox_sensor
 
-STAGE_MODULES = [ingest, staging, identity, core, loyalty, marts, exports]
+STAGE_MODULES = [ingest, staging, identity, core, loyalty, marts, privacy, exports]
 
 all_assets = dg.load_assets_from_modules(STAGE_MODULES)
 all_checks = dg.load_asset_checks_from_modules(STAGE_MODULES)
@@ -67,6 +68,12 @@ class RunSettings(PipelineSettings):
                     f"took over the stale warehouse lock of {lock.took_over.describe()}: that run is gone"
                 )
             warehouse = self.warehouse()
+            completed = warehouse.finish_interrupted_publish()
+            if completed:
+                context.log.warning(
+                    "put in place the analytics warehouse of a run killed while publishing: "
+                    + ", ".join(str(path) for path in completed)
+                )
             published = warehouse.published_path
             finished = finish_interrupted_publish(
                 self.exports_dir, file_identity(published.stat()) if published.exists() else None

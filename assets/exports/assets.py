@@ -110,6 +110,7 @@ def run_report(
         ["marts", "kpis"],
         ["quality", "source_summary"],
         ["identity", "id_history"],
+        ["analytics_warehouse"],  # published with the warehouse (assets/privacy/)
     ],
     group_name="exports",
     kinds={"duckdb"},

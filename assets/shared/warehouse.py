@@ -6,6 +6,12 @@ the last step publishes it with an atomic rename, keeping earlier versions in
 `previous/` for rollback. Analysts reading the published file are never shown
 half-built tables, and a failed run leaves the published file as it was.
 
+Each run also builds the analytics warehouse, `<name>_analytics.duckdb` beside the
+published file (assets/privacy/, docs/privacy.md), as `builds/<run_id>.analytics.duckdb`;
+the publish puts it in place right after the main file, and a run killed between the two
+renames is finished by the next run's start (finish_interrupted_publish), so a main file
+and an analytics file of different runs are never left side by side.
+
 The publish refuses, replacing nothing, when the published file is not the one the
 run copied (another run or process replaced or wrote it: publishing would drop
 what that one added) or when another process has it open for writing (its writes
@@ -72,6 +78,18 @@ class Warehouse:
     def build_path(self, run_id: str) -> Path:
         return self.builds_dir / f"{run_id}.duckdb"
 
+    @property
+    def analytics_path(self) -> Path:
+        """The published analytics warehouse: data/warehouse/omniloyal_analytics.duckdb for the default."""
+        return self.published_path.with_name(f"{self.published_path.stem}_analytics.duckdb")
+
+    def analytics_build_path(self, run_id: str) -> Path:
+        return self.builds_dir / f"{run_id}.analytics.duckdb"
+
+    def publishing_marker(self, run_id: str) -> Path:
+        """Written just before the swap: which build goes out, for finish_interrupted_publish."""
+        return self.builds_dir / f"{run_id}.publishing.json"
+
     @contextmanager
     def build(
         self, run_id: str, variables: Mapping[str, object] | None = None
@@ -121,15 +139,29 @@ class Warehouse:
             )
 
     def publish(self, run_id: str) -> Path:
-        """Atomically replace the published warehouse by this run's build; keep the old one.
+        """Atomically replace the published warehouse by this run's build, then the analytics
+        warehouse by this run's; keep the old ones.
 
-        WarehouseError, with nothing replaced, when the published file is being written
-        or is not the one this run copied.
+        WarehouseError, with nothing replaced, when the published file is being written or
+        is not the one this run copied, or when an analytics warehouse is published but this
+        run built none (publishing would leave it beside a main file of another run).
         """
         build = self.build_path(run_id)
         if not build.exists():
             raise FileNotFoundError(f"{build}: no build of run {run_id} to publish")
         self.refuse_if_written("replace")
+        analytics = self.analytics_build_path(run_id)
+        if not analytics.exists() and self.analytics_path.exists():
+            raise WarehouseError(
+                f"{analytics}: run {run_id} built no analytics warehouse, and publishing without one would "
+                f"leave {self.analytics_path} of an earlier run beside it; nothing was replaced: "
+                f"materialize analytics_warehouse in the same run"
+            )
+        if analytics.exists() and writer_pid(self.analytics_path) is not None:
+            raise WarehouseError(
+                f"{self.analytics_path} is open for writing by another process, so a run cannot replace it; "
+                f"nothing was replaced. Close that connection (readers should open it read_only) and run again"
+            )
         try:
             copied = json.loads(self.source_path(run_id).read_text(encoding="utf-8"))["published"]
         except (FileNotFoundError, ValueError, KeyError):
@@ -146,19 +178,59 @@ class Warehouse:
                 f"nothing was replaced, so nothing it holds is lost: run again to build on it"
             )
         self.published_path.parent.mkdir(parents=True, exist_ok=True)
-        if self.published_path.exists():
-            self.previous_dir.mkdir(parents=True, exist_ok=True)
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            # A hard link keeps the old version without copying it; readers that hold the
-            # published file open keep reading the old inode after the rename below.
-            os.link(
-                self.published_path,
-                self.previous_dir / f"{self.published_path.stem}-{stamp}.duckdb",
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        marker = self.publishing_marker(run_id)
+        if analytics.exists():
+            # After the rename below the published file keeps the build's inode, size and
+            # mtime: the next run's start can tell this build went out and its analytics did not.
+            partial = marker.with_name(marker.name + ".partial")
+            partial.write_text(
+                json.dumps({"build": file_identity(build.stat()), "stamp": stamp}) + "\n",
+                encoding="utf-8",
             )
-        os.replace(build, self.published_path)
+            os.replace(partial, marker)
+        self._replace(build, self.published_path, stamp)
+        if analytics.exists():
+            self._replace(analytics, self.analytics_path, stamp)
+            marker.unlink()
         self.source_path(run_id).unlink(missing_ok=True)
         self._prune()
         return self.published_path
+
+    def _replace(self, new: Path, published: Path, stamp: str) -> None:
+        """Rename `new` over `published`, first keeping the old one as previous/<stem>-<stamp>.duckdb."""
+        if published.exists():
+            self.previous_dir.mkdir(parents=True, exist_ok=True)
+            # A hard link keeps the old version without copying it; readers that hold the
+            # published file open keep reading the old inode after the rename below.
+            os.link(published, self.previous_dir / f"{published.stem}-{stamp}.duckdb")
+        os.replace(new, published)
+
+    def finish_interrupted_publish(self) -> list[Path]:
+        """Put in place the analytics warehouse of a run killed between its two renames (its
+        main file is the published one); forget markers of runs whose main file did not go out.
+        Call it holding the run lock, before clean_leftovers. Returns the files put in place."""
+        finished: list[Path] = []
+        if not self.builds_dir.is_dir():
+            return finished
+        published = (
+            file_identity(self.published_path.stat()) if self.published_path.exists() else None
+        )
+        for marker in sorted(self.builds_dir.glob("*.publishing.json")):
+            run_id = marker.name.removesuffix(".publishing.json")
+            try:
+                record = json.loads(marker.read_text(encoding="utf-8"))
+            except ValueError:
+                record = {}
+            analytics = self.analytics_build_path(run_id)
+            if record.get("build") == published and published is not None and analytics.exists():
+                self._replace(analytics, self.analytics_path, record["stamp"])
+                self.source_path(run_id).unlink(missing_ok=True)
+                finished.append(self.analytics_path)
+            marker.unlink()
+        if finished:
+            self._prune()
+        return finished
 
     def refuse_if_written(self, action: str = "copy") -> None:
         """WarehouseError when a process writes the published file, or left its log: a run can
@@ -181,12 +253,17 @@ class Warehouse:
             )
 
     def previous_versions(self) -> list[Path]:
-        return sorted(self.previous_dir.glob("*.duckdb"))
+        """Earlier main files, oldest first (their analytics twins: previous_analytics_versions)."""
+        return sorted(self.previous_dir.glob(f"{self.published_path.stem}-*.duckdb"))
+
+    def previous_analytics_versions(self) -> list[Path]:
+        """Earlier analytics files, oldest first; each has the stamp of the main file it went out with."""
+        return sorted(self.previous_dir.glob(f"{self.analytics_path.stem}-*.duckdb"))
 
     def _prune(self) -> None:
-        versions = self.previous_versions()
-        for old in versions[: max(0, len(versions) - self.keep_versions)]:
-            old.unlink()
+        for versions in (self.previous_versions(), self.previous_analytics_versions()):
+            for old in versions[: max(0, len(versions) - self.keep_versions)]:
+                old.unlink()
 
     def clean_leftovers(self, stale_build_age_s: float = STALE_BUILD_AGE_S) -> list[Path]:
         """Remove what failed runs left in builds/; call it holding the run lock. Returns what was removed.

@@ -1,0 +1,101 @@
+"""Stage privacy: the analytics warehouse, the run's tables with personal values pseudonymized.
+
+The asset writes builds/<run_id>.analytics.duckdb; published_warehouse puts it in place
+beside the published warehouse, with it (assets/shared/warehouse.py Warehouse.publish).
+Its blocking check scans the file, so a file that is not safe stops the publish.
+
+Grouped with exports: like the segment files, it is a file for readers other than the
+pipeline, published by the exports' last step, and every job that publishes (the
+loyalty_and_marts job too, which selects groups) must rebuild it.
+"""
+
+import dagster as dg
+
+from assets.core import assets as core
+from assets.identity import assets as identity
+from assets.ingest import assets as ingest
+from assets.loyalty import assets as loyalty
+from assets.marts import assets as marts
+from assets.privacy.analytics import (
+    ANALYTICS_SCHEMAS,
+    LEFT_OUT_SCHEMAS,
+    PrivacyError,
+    build_analytics,
+    check_analytics,
+)
+from assets.shared.pseudonyms import SaltError, load_salt
+from assets.shared.settings import PipelineSettings
+from assets.staging import assets as staging
+
+# Every table asset: the analytics file is built after the last of them, whatever gets added.
+TABLE_ASSETS = sorted(
+    {
+        key
+        for definition in dg.load_assets_from_modules(
+            [ingest, staging, identity, core, loyalty, marts]
+        )
+        if isinstance(definition, dg.AssetsDefinition)
+        for key in definition.keys
+    },
+    key=lambda key: key.to_user_string(),
+)
+
+
+@dg.asset(
+    deps=TABLE_ASSETS,
+    group_name="exports",
+    kinds={"duckdb"},
+    owners=["team:data-engineering"],
+)
+def analytics_warehouse(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
+    """The analytics warehouse (<warehouse>_analytics.duckdb): every staging, identity, core, loyalty,
+    marts and quality table, personal columns (catalog pii flags) replaced by salted SHA-256 `<column>_hash`.
+
+    Built beside this run's build; published_warehouse publishes the two together (docs/privacy.md).
+    """
+    warehouse = settings.warehouse()
+    path = warehouse.analytics_build_path(context.run_id)
+    try:
+        salt = load_salt(settings.warehouse_path)
+        with settings.build(context.run_id) as con:
+            tables = build_analytics(con, path, salt)
+    except (PrivacyError, SaltError) as err:
+        raise dg.Failure(description=str(err)) from None
+    hashed = {spec.table: spec.hashed for spec in tables if spec.hashed}
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "published_as": dg.MetadataValue.path(str(warehouse.analytics_path)),
+            "tables": len(tables),
+            "schemas": ", ".join(ANALYTICS_SCHEMAS),
+            "columns_copied": sum(len(spec.copied) for spec in tables),
+            "columns_hashed": sum(len(columns) for columns in hashed.values()),
+            "hashed": dg.MetadataValue.json(hashed),
+            # Nothing is dropped column by column (personal columns are hashed); whole schemas are.
+            "left_out": dg.MetadataValue.json(
+                {f"{schema}.*": why for schema, why in LEFT_OUT_SCHEMAS.items()}
+            ),
+        }
+    )
+
+
+@dg.asset_check(asset=analytics_warehouse, name="no_personal_value", blocking=True)
+def analytics_warehouse_holds_no_personal_value(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
+    """No personal column unhashed, every hash a SHA-256, no personal value of the warehouse
+    verbatim in any text column, no salt: checked over every row, not a sample."""
+    path = settings.warehouse().analytics_build_path(context.run.run_id)
+    salt = load_salt(settings.warehouse_path)
+    with settings.build(context.run.run_id) as con:
+        problems = check_analytics(con, path, salt)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems[:5]) if problems else None,
+        metadata={
+            "problems": len(problems),
+            "first_problems": dg.MetadataValue.json(problems[:20]),
+        },
+    )
