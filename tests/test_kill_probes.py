@@ -23,7 +23,9 @@ import pytest
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
-pytestmark = pytest.mark.e2e
+# Minutes of runs in processes of their own: `make test-probes` (and CI) runs them, `make test`
+# stays under two minutes without them.
+pytestmark = [pytest.mark.e2e, pytest.mark.probe]
 
 AS_OF = "2026-06-30"
 OMNILOYAL = str(Path(sys.executable).parent / "omniloyal")
