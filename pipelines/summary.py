@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from assets.shared.warehouse import connect
+from assets.shared.warehouse import Warehouse, connect
 
 STEP_ENDS = ("STEP_SUCCESS", "STEP_FAILURE")
 # The stages in pipeline order (the asset groups); the program tables of loyalty load first,
@@ -87,12 +87,23 @@ def print_summary(
             "select rfm_segment, count(*) from marts.segments group by 1 order by 2 desc, 1"
         ):
             print(f"  {segment:<22} {n:>8,}")
+        unfitted = rows(
+            "select model, status, reason from marts.clv_fit where status <> 'fitted' order by model"
+        )
+        if unfitted:
+            print("\ncustomer value: predictions left empty (marts.clv_fit)")
+            for model, status, reason in unfitted:
+                said = reason if reason.startswith(status) else f"{status}: {reason}"
+                print(f"  {model:<22} {said}")
         if timings:
             print("\nseconds per stage")
             for stage, seconds in timings:
                 print(f"  {stage:<22} {seconds:>8.1f}")
             print(f"  {'all steps':<22} {sum(s for _, s in timings):>8.1f}")
         print(f"\nwarehouse  {warehouse_path}")
+        analytics = Warehouse(warehouse_path).analytics_path
+        if analytics.exists():
+            print(f"analytics  {analytics}  (no personal data: for analysts and BI tools)")
         print(f"exports    {exports_folder}")
         if report is not None:
             print(f"report     {report}")

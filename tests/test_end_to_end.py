@@ -97,6 +97,10 @@ def own_workspace(workspace, tmp_path) -> Path:
 def test_the_run_says_where_the_report_is_and_how_long_each_stage_took(workspace):
     printed = (workspace / "run_output.txt").read_text()
     assert f"report     {workspace / 'reports' / (AS_OF + '.html')}" in printed
+    for model, status in query(workspace, "select model, status from marts.clv_fit"):
+        assert (status != "fitted") == (f"  {model} " in printed), model  # an unused fit is said
+    analytics = workspace / "warehouse" / "omniloyal_analytics.duckdb"
+    assert f"analytics  {analytics}  (no personal data" in printed and analytics.is_file()
     assert (workspace / "reports" / f"{AS_OF}.html").is_file()
     stages = printed.split("seconds per stage\n")[1].split("\n\n")[0].splitlines()
     seconds = {
