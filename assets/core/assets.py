@@ -52,3 +52,10 @@ events = sql_asset(
     group="core",
     description="Every purchase, return, redemption and engagement of every channel, with its customer.",
 )
+
+consent_history = sql_asset(
+    "core/consent_history",
+    group="core",
+    description="Every consent statement per channel ever delivered, with its source, when it "
+    "was stated and the delivery it came in; which one the profile and the exports rely on.",
+)
