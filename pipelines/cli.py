@@ -8,6 +8,8 @@
     omniloyal find NAME rank customers by how closely they match a name, phone or e-mail
     omniloyal identity explain CUSTOMER_ID
                         why a customer's records are one customer: links, cut links, stewards' decisions
+    omniloyal subject-export --email E | --phone P | --customer-id C --out FILE.json
+                        everything held on one person, as JSON for them (GDPR art. 15)
 
 Failures print one clear message and exit non-zero; no tracebacks for bad input.
 """
@@ -264,6 +266,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-personal-data",
         action="store_true",
         help="show names, e-mails, phones, birth dates and addresses unmasked",
+    )
+
+    subject = commands.add_parser(
+        "subject-export",
+        help="everything held on one person (profile, records, consent, points, segments, "
+        "exports) as a JSON file for them (GDPR art. 15)",
+    )
+    who = subject.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the person's e-mail, on any of their records")
+    who.add_argument("--phone", help="the person's phone, in any common format")
+    who.add_argument("--customer-id", help="the customer_id, e.g. C0123456789AB")
+    subject.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="JSON file to write (unmasked, mode 0600; replaced if it exists)",
+    )
+    subject.add_argument(
+        "--warehouse",
+        default=env_default("warehouse_path"),
+        help="published DuckDB file (default: %(default)s)",
+    )
+    subject.add_argument(
+        "--exports",
+        default=env_default("exports_dir"),
+        help="exports folder, every date of it searched (default: %(default)s)",
     )
     return parser
 
@@ -700,6 +728,82 @@ def command_identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_subject_export(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipelines.find import FindError, phone_ending
+    from pipelines.subject_export import (
+        SubjectExportError,
+        counts,
+        find_subject,
+        subject_export,
+        write_private_json,
+    )
+
+    command = "omniloyal subject-export"
+    # Every argument before the warehouse is opened; no message repeats the value asked for.
+    try:
+        if args.phone is not None:
+            phone_ending(args.phone)
+    except FindError as err:
+        print(f"{command}: {err}", file=sys.stderr)
+        return 2
+    for flag, value in (("--email", args.email), ("--customer-id", args.customer_id)):
+        if value is not None and not value.strip():
+            print(f"{command}: {flag} is empty", file=sys.stderr)
+            return 2
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        problem = "is a folder" if args.out.is_dir() else "is in a folder that does not exist"
+        print(f"{command}: --out {args.out} {problem}", file=sys.stderr)
+        return 2
+    if not Path(args.warehouse).is_file():
+        print(
+            f"{command}: {args.warehouse} does not exist (run `omniloyal run` first)",
+            file=sys.stderr,
+        )
+        return 2
+    con = open_published(args.warehouse, command)
+    if con is None:
+        return 2
+    asked = {
+        key: value
+        for key, value in (
+            ("email", args.email),
+            ("phone", args.phone),
+            ("customer_id", args.customer_id),
+        )
+        if value is not None
+    }
+    try:
+        customer_ids = find_subject(con, args.email, args.phone, args.customer_id)
+        document = subject_export(con, customer_ids, Path(args.exports), asked)
+    except SubjectExportError as err:
+        print(f"{command}: {err}", file=sys.stderr)
+        return 2
+    except duckdb.Error as err:
+        # Not a warehouse, or one published before a table this command reads existed.
+        print(f"{command}: {args.warehouse}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    try:
+        write_private_json(document, args.out)
+    except OSError as err:
+        print(f"{command}: --out {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} (mode 0600, unmasked: for the person only)")
+    for what, number in counts(document).items():
+        print(f"  {what:<20} {number:>6,}")
+    if not Path(args.exports).is_dir():
+        print(f"  note: no exports folder {args.exports}, so no export file was searched")
+    if len(customer_ids) > 1:
+        print(
+            f"  note: {len(customer_ids)} customers match; the file holds each. Check that each is "
+            "the person asking before handing it over."
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -709,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": command_export,
         "find": command_find,
         "identity": command_identity,
+        "subject-export": command_subject_export,
     }
     return handlers[args.command](args)
 
