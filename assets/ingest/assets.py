@@ -6,7 +6,6 @@ import dagster as dg
 
 from assets.ingest.contract import source_files
 from assets.ingest.deliveries import DeliveryError, Limits, ingest_inbox, shown
-from assets.privacy.retention import add_purge_columns
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
@@ -94,7 +93,6 @@ def nothing_lost_in_ingestion(
     context: dg.AssetCheckExecutionContext, settings: PipelineSettings
 ) -> dg.AssetCheckResult:
     with settings.build(context.run.run_id) as con:
-        add_purge_columns(con)  # rows_purged: what retention deleted is counted, not lost
         loaded = " union all ".join(
             f"select _delivery_id as delivery_id, count(*) as n from {table} group by 1"
             for table in RAW_TABLES

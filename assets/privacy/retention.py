@@ -71,16 +71,6 @@ def cutoff_date(as_of: date, retention_days: int) -> date:
     return as_of - timedelta(days=retention_days)
 
 
-def add_purge_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """raw.deliveries' purge counters, added to warehouses made before retention existed."""
-    for column, kind in (
-        ("rows_purged", "bigint default 0"),
-        ("quarantine_rows_purged", "bigint default 0"),
-        ("purged_at", "timestamp"),
-    ):
-        con.execute(f"alter table raw.deliveries add column if not exists {column} {kind}")
-
-
 def _key_list(columns: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{column}'" for column in columns) + "]"
 
@@ -89,8 +79,7 @@ def purge_raw_rows(con: duckdb.DuckDBPyConnection, cutoff_on: date, now: datetim
     """Delete raw rows no longer in use and quarantine rows of deliveries delivered before
     `cutoff_on`, and count them per delivery in raw.deliveries. Needs the macros
     (assets/shared/macros.sql) on the connection, as every run's connection has them."""
-    create_raw_tables(con)
-    add_purge_columns(con)
+    create_raw_tables(con)  # with raw.deliveries' purge counters, on warehouses made before them
     purge = RawPurge(cutoff_on)
     con.execute(
         "create or replace temp table purged_rows (raw_table varchar, delivery_id varchar, line bigint)"
