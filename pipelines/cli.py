@@ -410,6 +410,7 @@ def command_run(args: argparse.Namespace) -> int:
             report=Path(args.reports) / f"{as_of}.html",
             new_deliveries=_new_deliveries(result),
             timings=_stage_timings(instance, result.run_id, defs),
+            purged=_purged(result),
         )
     except (
         Exception
@@ -427,6 +428,13 @@ def _new_deliveries(result) -> int | None:
     for materialization in result.asset_materializations_for_node("raw_deliveries"):
         if materialization.asset_key.path == ["raw", "deliveries"]:
             return materialization.metadata["new_deliveries"].value
+    return None
+
+
+def _purged(result) -> dict[str, object] | None:
+    """What the run's retention step purged (its metadata: counts only), if it ran."""
+    for materialization in result.asset_materializations_for_node("retention_purge"):
+        return {key: value.value for key, value in materialization.metadata.items()}
     return None
 
 

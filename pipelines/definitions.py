@@ -83,7 +83,11 @@ class RunSettings(PipelineSettings):
                     "put in place the exports of a run killed while publishing: "
                     + ", ".join(str(folder) for folder in finished)
                 )
-            removed = warehouse.clean_leftovers() + clean_export_staging(self.exports_dir)
+            leftovers = (
+                warehouse.clean_leftovers()
+            )  # failed builds: after min(2 days, retention_days)
+            self._leftovers_removed = leftovers  # reported by the retention_purge step
+            removed = leftovers + clean_export_staging(self.exports_dir)
         except BaseException:
             lock.release()  # no teardown follows a failed setup
             raise

@@ -48,6 +48,7 @@ def print_summary(
     report: Path | None = None,
     new_deliveries: int | None = None,
     timings: list[tuple[str, float]] | None = None,
+    purged: Mapping[str, object] | None = None,
 ) -> None:
     con = connect(warehouse_path, read_only=True)
     try:
@@ -95,6 +96,7 @@ def print_summary(
             for model, status, reason in unfitted:
                 said = reason if reason.startswith(status) else f"{status}: {reason}"
                 print(f"  {model:<22} {said}")
+        print_purged(purged)
         if timings:
             print("\nseconds per stage")
             for stage, seconds in timings:
@@ -109,3 +111,26 @@ def print_summary(
             print(f"report     {report}")
     finally:
         con.close()
+
+
+# What the retention step purged (its metadata, assets/privacy/assets.py), as the summary names it.
+PURGED_LINES = (
+    ("raw_rows_purged", "raw rows no longer in use"),
+    ("quarantine_rows_purged", "quarantine rows"),
+    ("field_issues_purged", "field issues of purged rows"),
+    ("previous_version_files_removed", "earlier warehouse files"),
+    ("failed_builds_removed", "failed builds"),
+)
+
+
+def print_purged(purged: Mapping[str, object] | None) -> None:
+    """The "purged" block: only when the run purged something (counts, never values)."""
+    if not purged or not any(purged.get(key) for key, _ in PURGED_LINES):
+        return
+    print(
+        f"\npurged (retention {purged['retention_days']} days; "
+        f"rows of deliveries before {purged['cutoff_on']})"
+    )
+    for key, label in PURGED_LINES:
+        if purged.get(key):
+            print(f"  {label:<30} {purged[key]:>8,}")

@@ -809,9 +809,20 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             rows_read bigint not null,
             rows_loaded bigint not null,
             rows_quarantined bigint not null,
-            ingested_at timestamp not null
+            ingested_at timestamp not null,
+            -- Rows since deleted by retention (assets/privacy/retention.py): counted, not lost.
+            rows_purged bigint default 0,
+            quarantine_rows_purged bigint default 0,
+            purged_at timestamp
         )"""
     )
+    # Warehouses made before retention existed get the columns (0: nothing purged yet).
+    for column, kind in (
+        ("rows_purged", "bigint default 0"),
+        ("quarantine_rows_purged", "bigint default 0"),
+        ("purged_at", "timestamp"),
+    ):
+        con.execute(f"alter table raw.deliveries add column if not exists {column} {kind}")
     # Warehouses published before the column was dropped still have it: every row said
     # 'loaded' (a re-delivered file goes to raw.duplicate_deliveries), so it told nothing.
     con.execute("alter table raw.deliveries drop column if exists status")

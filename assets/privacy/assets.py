@@ -9,6 +9,8 @@ pipeline, published by the exports' last step, and every job that publishes (the
 loyalty_and_marts job too, which selects groups) must rebuild it.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from assets.core import assets as core
@@ -23,6 +25,7 @@ from assets.privacy.analytics import (
     build_analytics,
     check_analytics,
 )
+from assets.privacy.retention import cutoff_date, failed_builds, purge_files, purge_raw_rows
 from assets.shared.pseudonyms import SaltError, load_salt
 from assets.shared.settings import PipelineSettings
 from assets.staging import assets as staging
@@ -42,7 +45,7 @@ TABLE_ASSETS = sorted(
 
 
 @dg.asset(
-    deps=TABLE_ASSETS,
+    deps=["retention_purge"] + TABLE_ASSETS,  # after the purge: no hash of a purged quarantine row
     group_name="exports",
     kinds={"duckdb"},
     owners=["team:data-engineering"],
@@ -98,4 +101,46 @@ def analytics_warehouse_holds_no_personal_value(
             "problems": len(problems),
             "first_problems": dg.MetadataValue.json(problems[:20]),
         },
+    )
+
+
+@dg.asset(
+    deps=[dg.AssetKey(table.split(".")) for table in ingest.RAW_TABLES + ingest.MANIFEST_TABLES],
+    group_name="ingest",
+    kinds={"duckdb", "python"},
+    owners=["team:data-engineering"],
+)
+def retention_purge(context: dg.AssetExecutionContext, settings: PipelineSettings):
+    """Purge what is older than retention_days (assets/privacy/retention.py, docs/privacy.md):
+    raw rows no longer in use and quarantine rows of old deliveries, earlier versions of the
+    warehouse, failed builds. Staging reads the same rows before and after."""
+    cutoff_on = cutoff_date(settings.as_of_date(), settings.retention_days)
+    with settings.build(context.run_id) as con:
+        raw = purge_raw_rows(con, cutoff_on, datetime.now(UTC).replace(tzinfo=None))
+    files = purge_files(settings.warehouse())
+    # Failed builds go at the run's start too (RunSettings.setup_for_execution), by the same rule.
+    builds = failed_builds(settings.leftovers_removed_at_start()) + files.failed_builds
+    counts = {
+        "raw_rows_purged": raw.raw_rows_purged,
+        "quarantine_rows_purged": raw.quarantine_rows_purged,
+        "field_issues_purged": raw.field_issues_purged,
+        "deliveries_touched": raw.deliveries_touched,
+        "previous_version_files_removed": len(files.previous_versions),
+        "failed_builds_removed": len(builds),
+    }
+    context.log.info(
+        f"retention {settings.retention_days} days: purged {counts['raw_rows_purged']} raw rows "
+        f"no longer in use and {counts['quarantine_rows_purged']} quarantine rows of deliveries "
+        f"delivered before {cutoff_on.isoformat()} ({counts['deliveries_touched']} deliveries), "
+        f"{counts['field_issues_purged']} field issues of those rows; removed "
+        f"{len(files.previous_versions)} files of earlier versions and {len(builds)} failed builds"
+        + "".join(f"; {path}" for path in files.previous_versions + builds)
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "retention_days": settings.retention_days,
+            "cutoff_on": dg.MetadataValue.text(cutoff_on.isoformat()),
+            **counts,
+            **{f"rows_purged_{table}": n for table, n in sorted(raw.rows_purged.items())},
+        }
     )

@@ -36,6 +36,13 @@ DEFAULTS = {
     # unread past the limit: a small .gz can expand to gigabytes (assets/ingest/deliveries.py).
     "max_file_mb": ("OMNILOYAL_MAX_FILE_MB", "2048"),
     "max_line_kb": ("OMNILOYAL_MAX_LINE_KB", "1024"),
+    # Previous versions of the warehouse and raw rows no longer in use (superseded or
+    # quarantined) older than this many days are purged by every run, failed builds after
+    # two days or this when shorter (assets/privacy/retention.py; docs/privacy.md). Two years: points expire
+    # 12 months after they are earned and tiers look back 12 months plus 3 of grace, so a
+    # customer's question about a balance or a tier concerns at most 15 months of deliveries;
+    # two years leaves room for a complaint raised late and a yearly audit.
+    "retention_days": ("OMNILOYAL_RETENTION_DAYS", "730"),
 }
 
 
@@ -132,6 +139,7 @@ CHECKS = {
     "identity_overrides": _file_or_empty,
     "max_file_mb": _whole_number_from(1),
     "max_line_kb": _whole_number_from(1),
+    "retention_days": _whole_number_from(1),
 }
 
 

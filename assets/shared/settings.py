@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import partial
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -56,16 +57,24 @@ class PipelineSettings(dg.ConfigurableResource):
     export_hashes: bool = _from_env("export_hashes")  # SHA-256 ad-platform columns
     max_file_mb: int = _from_env("max_file_mb")  # a delivery larger once decompressed fails the run
     max_line_kb: int = _from_env("max_line_kb")  # a delivery with a longer line fails the run
+    # Superseded raw rows, quarantine rows and previous versions older than this are purged.
+    retention_days: int = _from_env("retention_days")
 
     # The program as read at the start of the run: every asset gets this one, so marketing
     # saving the file mid-run cannot give the ledger one program and the segments another.
     _program: Program | None = PrivateAttr(default=None)
+    # What the run's start removed of failed runs (pipelines/definitions.py RunSettings), for
+    # the retention step to report with what it purges itself.
+    _leftovers_removed: list[Path] = PrivateAttr(default_factory=list)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Read the program file once, before the first step: a broken file fails the run
         here, in one line, before any asset has started (also for runs from the UI)."""
         if context.run is not None:  # a sensor tick reads no program
             self._program = load_program(self.program_file)
+
+    def leftovers_removed_at_start(self) -> list[Path]:
+        return list(self._leftovers_removed)
 
     def as_of_date(self) -> date:
         if not self.as_of:
@@ -76,7 +85,11 @@ class PipelineSettings(dg.ConfigurableResource):
             raise ValueError(f"as_of must be a date as YYYY-MM-DD, got {self.as_of!r}") from None
 
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.warehouse_path, keep_versions=self.keep_versions)
+        return Warehouse(
+            self.warehouse_path,
+            keep_versions=self.keep_versions,
+            retention_days=self.retention_days,
+        )
 
     def program(self) -> Program:
         """This run's program (read in setup_for_execution); outside a run, read on first use."""

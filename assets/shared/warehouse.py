@@ -49,8 +49,10 @@ MACROS_FILE = Path(__file__).resolve().parent / "macros.sql"
 # except quality's tables, which ingestion builds.
 SCHEMA_STAGES = {"quality": "ingest"}
 SCHEMAS = ("raw", "staging", "identity", "core", "loyalty", "marts", "quality")
-# Builds of failed runs are kept this long for debugging.
+# Builds of failed runs are kept this long for debugging, or retention_days when shorter:
+# they hold personal data and serve nothing once the failure is understood.
 STALE_BUILD_AGE_S = 2 * 86400
+DAY_S = 86400
 
 
 class WarehouseError(RuntimeError):
@@ -58,14 +60,30 @@ class WarehouseError(RuntimeError):
 
 
 class Warehouse:
-    def __init__(self, published_path: str | Path, keep_versions: int = 5):
+    def __init__(
+        self,
+        published_path: str | Path,
+        keep_versions: int = 5,
+        retention_days: int | None = None,
+    ):
         if keep_versions < 0:
             # -1 once pruned every earlier version: rollback needs keep_versions >= 0.
             raise ValueError(
                 f"keep_versions must be 0 or more (earlier versions kept in previous/), got {keep_versions}"
             )
+        if retention_days is not None and retention_days < 1:
+            raise ValueError(f"retention_days must be 1 or more, got {retention_days}")
         self.published_path = Path(published_path)
         self.keep_versions = keep_versions
+        # None: no age limit on previous versions (failed builds: STALE_BUILD_AGE_S).
+        self.retention_days = retention_days
+
+    @property
+    def stale_build_age_s(self) -> float:
+        """How long a failed run's build is kept: two days for debugging, or retention_days when shorter."""
+        if self.retention_days is None:
+            return STALE_BUILD_AGE_S
+        return min(STALE_BUILD_AGE_S, self.retention_days * DAY_S)
 
     @property
     def builds_dir(self) -> Path:
@@ -261,21 +279,53 @@ class Warehouse:
         return sorted(self.previous_dir.glob(f"{self.analytics_path.stem}-*.duckdb"))
 
     def _prune(self) -> None:
+        """Keep at most keep_versions earlier versions, and none older than retention_days."""
         for versions in (self.previous_versions(), self.previous_analytics_versions()):
             for old in versions[: max(0, len(versions) - self.keep_versions)]:
                 old.unlink()
+        self.expire_previous_versions()
 
-    def clean_leftovers(self, stale_build_age_s: float = STALE_BUILD_AGE_S) -> list[Path]:
+    def expire_previous_versions(self, now: float | None = None) -> list[Path]:
+        """Remove earlier versions older than retention_days, a main file and its analytics twin
+        together (one stamp, one rollback point). Returns the files removed.
+
+        A version's age is its file's modification time: the moment its run last wrote it,
+        so the age of the data it holds (the hard link made at publish keeps that time).
+        A stamp goes when all of its files are older than the limit, so a pair is never split.
+        """
+        if self.retention_days is None:
+            return []
+        cutoff = (time.time() if now is None else now) - self.retention_days * DAY_S
+        by_stamp: dict[str, list[Path]] = {}
+        for stem, versions in (
+            (self.published_path.stem, self.previous_versions()),
+            (self.analytics_path.stem, self.previous_analytics_versions()),
+        ):
+            for path in versions:
+                stamp = path.name.removeprefix(f"{stem}-").removesuffix(".duckdb")
+                by_stamp.setdefault(stamp, []).append(path)
+        removed = []
+        for stamp in sorted(by_stamp):
+            paths = by_stamp[stamp]
+            if all(path.stat().st_mtime < cutoff for path in paths):
+                for path in paths:
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
+
+    def clean_leftovers(self, stale_build_age_s: float | None = None) -> list[Path]:
         """Remove what failed runs left in builds/; call it holding the run lock. Returns what was removed.
 
         Half copies (.partial) and write-ahead logs of builds no process has open go at
         once: after a disk-full failure they are what keeps the next runs failing. Failed
-        builds are kept `stale_build_age_s` for debugging. A build that a process has
-        open for writing is never touched.
+        builds are kept `stale_build_age_s` for debugging (default: two days, or
+        retention_days when shorter). A build that a process has open for writing is never touched.
         """
         removed = []
         if not self.builds_dir.is_dir():
             return removed
+        if stale_build_age_s is None:
+            stale_build_age_s = self.stale_build_age_s
         now = time.time()
         for path in sorted(self.builds_dir.iterdir()):
             name = path.name
