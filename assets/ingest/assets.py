@@ -68,7 +68,8 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
             raise dg.Failure(description=str(err)) from None
         context.log.info(
             f"ingested {len(result.deliveries)} new deliveries: {result.rows_read} rows read, "
-            f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined; "
+            f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined, "
+            f"{result.rows_suppressed} suppressed (erased people's); "
             f"{result.field_issues} optional fields emptied (quality.field_issues)"
         )
         # Names are the senders' choice: escaped, so one cannot forge a log line.
@@ -87,7 +88,7 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
 @dg.asset_check(
     asset=_key("raw.deliveries"),
     blocking=True,
-    description="Rows read = rows loaded + rows quarantined, per delivery.",
+    description="Rows read = rows loaded + rows quarantined + rows suppressed (erased people's), per delivery.",
 )
 def nothing_lost_in_ingestion(
     context: dg.AssetCheckExecutionContext, settings: PipelineSettings
@@ -105,7 +106,8 @@ def nothing_lost_in_ingestion(
             from raw.deliveries as deliveries
             left join loaded using (delivery_id)
             left join quarantined using (delivery_id)
-            where deliveries.rows_read <> coalesce(loaded.n, 0) + coalesce(quarantined.n, 0)
+            where deliveries.rows_read
+                    <> coalesce(loaded.n, 0) + coalesce(quarantined.n, 0) + coalesce(deliveries.rows_suppressed, 0)
                 or deliveries.rows_loaded <> coalesce(loaded.n, 0)
             """
         ).fetchall()
@@ -114,7 +116,7 @@ def nothing_lost_in_ingestion(
         passed=not mismatched,
         description=f"not reconciled: {', '.join(files)}"
         if files
-        else "every delivery's rows are loaded or quarantined",
+        else "every delivery's rows are loaded, quarantined or suppressed",
         metadata={"deliveries_not_reconciled": len(files)},
     )
 
