@@ -8,6 +8,7 @@
     omniloyal find NAME rank customers by how closely they match a name, phone or e-mail
     omniloyal identity explain CUSTOMER_ID
                         why a customer's records are one customer: links, cut links, stewards' decisions
+    omniloyal forget    write a request to be forgotten into the inbox; the next run applies it
 
 Failures print one clear message and exit non-zero; no tracebacks for bad input.
 """
@@ -264,6 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-personal-data",
         action="store_true",
         help="show names, e-mails, phones, birth dates and addresses unmasked",
+    )
+    forget = commands.add_parser(
+        "forget",
+        help="write a request to be forgotten into the inbox (privacy/erasure_requests_*.csv); the next run applies it",
+    )
+    forget.add_argument("--email", help="the person's e-mail")
+    forget.add_argument("--phone", help="the person's phone, in any common format")
+    forget.add_argument(
+        "--source", help="with --record-id: the source of one of the person's records"
+    )
+    forget.add_argument("--record-id", help="with --source: that record's key in the source")
+    forget.add_argument(
+        "--request-id", help="the request's id (default: a new one, ER-<date>-<random>)"
+    )
+    forget.add_argument(
+        "--inbox",
+        default=env_default("inbox_dir"),
+        help="inbox folder (default: %(default)s)",
     )
     return parser
 
@@ -700,6 +719,20 @@ def command_identity(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_forget(args: argparse.Namespace) -> int:
+    from pipelines.forget import ForgetError, write_request
+
+    try:
+        path, request_id = write_request(
+            Path(args.inbox), args.email, args.phone, args.source, args.record_id, args.request_id
+        )
+    except ForgetError as err:
+        print(f"omniloyal forget: {err}", file=sys.stderr)
+        return 2
+    print(f"request {request_id} written to {path}; the next `omniloyal run` applies it")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -709,6 +742,7 @@ def main(argv: list[str] | None = None) -> int:
         "export": command_export,
         "find": command_find,
         "identity": command_identity,
+        "forget": command_forget,
     }
     return handlers[args.command](args)
 

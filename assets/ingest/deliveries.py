@@ -769,7 +769,9 @@ def typed_select(spec: SourceFile, relation: str) -> str:
             for group in spec.require_one_of
         )
         wanted = ", or ".join(" with ".join(group) for group in spec.require_one_of)
-        checks.append(f"case when not ({given}) then {_quote('none of ' + wanted + ' given')} end as _one_of")
+        checks.append(
+            f"case when not ({given}) then {_quote('none of ' + wanted + ' given')} end as _one_of"
+        )
         row_problems.append("_one_of")
         all_problems.append("_one_of")
     row_problem = f"concat_ws('; ', {', '.join(row_problems)}) <> ''" if row_problems else "false"
@@ -840,7 +842,9 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("alter table raw.deliveries drop column if exists status")
     # Rows dropped because they carry an erased person (assets/ingest/suppression.py); added
     # after the others, so a warehouse published before it gets it in the same place.
-    con.execute("alter table raw.deliveries add column if not exists rows_suppressed bigint default 0")
+    con.execute(
+        "alter table raw.deliveries add column if not exists rows_suppressed bigint default 0"
+    )
     con.execute(
         """
         create table if not exists raw.duplicate_deliveries (
@@ -1018,9 +1022,9 @@ def _ingest_delivery(
         f"create or replace temp table incoming as select *, {suppressed} as _suppressed from incoming_typed"
     )
     con.execute("drop table incoming_typed")
-    rows_suppressed = con.execute(
-        "select count(*) from incoming where _suppressed"
-    ).fetchall()[0][0]
+    rows_suppressed = con.execute("select count(*) from incoming where _suppressed").fetchall()[0][
+        0
+    ]
     con.execute("delete from incoming where _suppressed")
     con.execute("drop table incoming_records")
     columns = ", ".join(spec.column_names)
