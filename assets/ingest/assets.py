@@ -1,10 +1,9 @@
 """Stage ingest: new inbox deliveries into the raw layer, bad rows into quarantine."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-
-from datetime import UTC, datetime
 
 from assets.ingest.contract import source_files
 from assets.ingest.deliveries import DeliveryError, Limits, ingest_inbox, shown
@@ -144,8 +143,10 @@ def nothing_lost_in_ingestion(
             left join loaded using (delivery_id)
             left join quarantined using (delivery_id)
             where deliveries.rows_read
-                    <> coalesce(loaded.n, 0) + coalesce(quarantined.n, 0) + coalesce(deliveries.rows_suppressed, 0)
-                or deliveries.rows_loaded <> coalesce(loaded.n, 0)
+                    <> deliveries.rows_loaded + deliveries.rows_quarantined + coalesce(deliveries.rows_suppressed, 0)
+                -- Rows an erasure deleted later (raw or quarantine) are counted in rows_erased.
+                or deliveries.rows_loaded + deliveries.rows_quarantined
+                    <> coalesce(loaded.n, 0) + coalesce(quarantined.n, 0) + coalesce(deliveries.rows_erased, 0)
             """
         ).fetchall()
     files = [shown(f) for (f,) in mismatched]
@@ -201,7 +202,9 @@ def phone_read_rate(
     metadata = {"sources_below_floor": dg.MetadataValue.text(", ".join(low.values()) or "none")}
     for source, (read, valid) in shares.items():
         metadata[f"phone_read_rate_{source}"] = dg.MetadataValue.float(round(read, 4))
-        metadata[f"phone_valid_share_{source}"] = dg.MetadataValue.float(round(valid or 0, 4))
+        metadata[f"phone_valid_share_{source}"] = dg.MetadataValue.float(
+            round(float(valid or 0), 4)
+        )
     metadata["phone_region"] = dg.MetadataValue.text(region)
     metadata["phone_region_inferred_from"] = dg.MetadataValue.text(inferred_from)
     return dg.AssetCheckResult(

@@ -845,6 +845,8 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "alter table raw.deliveries add column if not exists rows_suppressed bigint default 0"
     )
+    # Rows of the delivery an erasure deleted later, from raw or quarantine (assets/privacy/erasure.py).
+    con.execute("alter table raw.deliveries add column if not exists rows_erased bigint default 0")
     con.execute(
         """
         create table if not exists raw.duplicate_deliveries (

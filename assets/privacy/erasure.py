@@ -403,7 +403,17 @@ def _delete_everywhere(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         """
     )
 
-    def delete(table: str, where: str) -> None:
+    def delete(table: str, where: str, delivery_column: str | None = None) -> None:
+        if delivery_column:
+            # The manifest keeps adding up: rows read = loaded + quarantined + suppressed,
+            # of which rows_erased were deleted since (checked by nothing_lost_in_ingestion).
+            con.execute(
+                f"""
+                update raw.deliveries set rows_erased = coalesce(rows_erased, 0) + gone.n
+                from (select {delivery_column} as delivery_id, count(*) as n from {table} where {where} group by 1) as gone
+                where deliveries.delivery_id = gone.delivery_id
+                """
+            )
         before = con.execute(f"select count(*) from {table}").fetchall()[0][0]
         con.execute(f"delete from {table} where {where}")
         after = con.execute(f"select count(*) from {table}").fetchall()[0][0]
@@ -418,6 +428,7 @@ def _delete_everywhere(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             "contains(raw, '\"' || erasure_ids.source_record_id || '\"') "
             "or starts_with(raw, erasure_ids.source_record_id || ',') "
             "or contains(raw, ',' || erasure_ids.source_record_id || ',')))",
+            "delivery_id",
         )
     for spec, key, *_ in _record_files():
         raw = f"raw.{spec.table}"
@@ -430,6 +441,7 @@ def _delete_everywhere(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         delete(
             raw,
             f"{key} in (select source_record_id from erasure_ids where source = '{spec.source}')",
+            "_delivery_id",
         )
     for table, columns in _tables_with_columns(con).items():
         if table in ("quality.quarantine", "quality.field_issues"):
