@@ -180,6 +180,7 @@ def erased(tmp_path_factory) -> dict:
     warehouse = tmp / "w" / "omniloyal.duckdb"
     run(tmp, AS_OF[0])
     before = snapshot(warehouse)
+    (tmp / "run1.duckdb").write_bytes(warehouse.read_bytes())  # for the household cases below
 
     path, request_id = write_request(
         inbox,
@@ -476,3 +477,98 @@ def test_a_request_naming_nobody_is_quarantined_with_its_reason(tmp_path):
     assert con.execute("select request_id from raw.erasure_requests").fetchall() == [("R2",)]
     ((reason,),) = con.execute("select reason from quality.quarantine").fetchall()
     assert reason == "none of email, or phone, or source with source_record_id given"
+
+
+def apply_to_run_one(erased, tmp_path, requests: list[tuple]) -> duckdb.DuckDBPyConnection:
+    """The run-1 warehouse (P and Q both known to identity) with these requests delivered,
+    applied as the ingestion step applies them."""
+    from assets.privacy.erasure import apply_erasure_requests
+    from assets.shared.pseudonyms import load_salt, set_salt
+    from assets.shared.warehouse import connect
+    from assets.staging.standardizers import register_udfs
+
+    copy = tmp_path / "run1.duckdb"
+    copy.write_bytes((erased["tmp"] / "run1.duckdb").read_bytes())
+    con = connect(copy)
+    register_udfs(con, "GB")
+    set_salt(con, load_salt(erased["warehouse"]))
+    con.executemany(
+        "insert into raw.erasure_requests values (?, ?, ?, ?, ?, timestamp '2026-06-02 00:00:00', "
+        "'test', 'privacy/erasure_requests_20260602.csv', date '2026-06-02', 2)",
+        requests,
+    )
+    apply_erasure_requests(con, datetime(2026, 6, 2, 9, 0))
+    return con
+
+
+def test_a_request_by_a_shared_phone_alone_erases_nobody_and_needs_review(erased, tmp_path):
+    con = apply_to_run_one(erased, tmp_path, [("R-PHONE", None, "0113 496 0000", None, None)])
+    assert con.execute(
+        "select status, matched_by, completed_at, records_erased, identifiers_suppressed from privacy.erasure_log"
+    ).fetchall() == [("needs_review", "phone", None, 0, 0)]
+    assert con.execute("select count(*) from privacy.suppressed_identifiers").fetchall() == [(0,)]
+    assert con.execute(
+        "select count(*) from raw.web_customers where account_id in ('WP1', 'WQ1')"
+    ).fetchall() == [(2,)]
+    # Kept for the steward who settles it.
+    assert con.execute("select phone from raw.erasure_requests").fetchall() == [("0113 496 0000",)]
+
+
+def test_e_mail_and_shared_phone_erase_p_only_and_never_list_q_s_phone(erased, tmp_path):
+    con = apply_to_run_one(erased, tmp_path, [("R-BOTH", P["email"], "0113 496 0000", None, None)])
+    assert con.execute(
+        "select status, records_erased, customers_erased from privacy.erasure_log"
+    ).fetchall() == [("completed", 3, 1)]
+    assert con.execute("select account_id from raw.web_customers order by 1").fetchall() == [
+        ("WA1",),
+        ("WB1",),
+        ("WC1",),
+        ("WQ1",),
+    ]
+    # The landline Q holds is not listed: Q's future rows still load.
+    assert con.execute(
+        "select kind, count(*) from privacy.suppressed_identifiers group by 1 order by 1"
+    ).fetchall() == [("email", 1), ("phone", 1), ("record", 3)]
+    assert con.execute(
+        "select count(*) from identity.source_records where source_record_id in ('WP1', 'UP1', 'SP1')"
+    ).fetchall() == [(0,)]
+    assert con.execute(
+        "select count(*) from identity.source_records where source_record_id = 'WQ1'"
+    ).fetchall() == [(1,)]
+    con.close()
+
+
+def test_the_check_finds_an_erased_person_put_back(erased, tmp_path):
+    from assets.privacy.erasure_check import erasure_leftovers
+    from assets.shared.pseudonyms import load_salt, set_salt
+    from assets.shared.warehouse import connect
+    from assets.staging.standardizers import register_udfs
+
+    copy = tmp_path / "published.duckdb"
+    copy.write_bytes(erased["warehouse"].read_bytes())
+    con = connect(copy)
+    register_udfs(con, "GB")
+    set_salt(con, load_salt(erased["warehouse"]))
+    assert erasure_leftovers(con) == []
+    con.execute(
+        "insert into raw.store_members values ('SP1', 'X', 'Y', '07700 900461', null, null, null, null, 'd', 'f', date '2026-06-01', 9)"
+    )
+    con.execute(
+        "update staging.web_customers set email = ? where source_record_id = 'WA1'", [P["email"]]
+    )
+    assert erasure_leftovers(con) == [
+        "raw.store_members.phone: 1 rows carry an erased person's e-mail or phone",
+        "raw.store_members.card_number: 1 rows of an erased record",
+        "staging.web_customers.email: 1 rows carry an erased person's e-mail or phone",
+    ]
+    con.close()
+
+
+def test_a_request_naming_nobody_is_completed_with_nothing_erased(erased, tmp_path):
+    con = apply_to_run_one(
+        erased, tmp_path, [("R-NOBODY", "nobody.here@example.com", None, None, None)]
+    )
+    assert con.execute(
+        "select status, matched_by, records_erased, identifiers_suppressed from privacy.erasure_log"
+    ).fetchall() == [("completed", "none", 0, 1)]
+    assert con.execute("select count(*) from raw.web_customers").fetchall() == [(5,)]
