@@ -56,7 +56,7 @@ entries as (
 
 erasure_closings as (
     select md5('erasure|' || erased.customer_id) as entry_id, erased.customer_id, 'erasure' as entry_type,
-           'erasure' as rule, -sum(entries.points) as points, erased.erased_at as occurred_at,
+           'erasure' as rule, cast(-sum(entries.points) as bigint) as points, erased.erased_at as occurred_at,
            cast(null as varchar) as source, cast(null as varchar) as source_event_id,
            cast(null as timestamp) as expires_at
     from entries
