@@ -17,7 +17,6 @@ and counted, and rows read = loaded + quarantined + suppressed.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -472,7 +471,6 @@ def test_a_request_naming_nobody_is_quarantined_with_its_reason(tmp_path):
         ],
     )
     con = connect(":memory:")
-    os.environ.setdefault("OMNILOYAL_MAX_BAD_ROW_SHARE", "0.05")
     ingest_inbox(con, inbox, max_bad_share=1.0)
     assert con.execute("select request_id from raw.erasure_requests").fetchall() == [("R2",)]
     ((reason,),) = con.execute("select reason from quality.quarantine").fetchall()
