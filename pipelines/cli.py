@@ -10,6 +10,7 @@
                         why a customer's records are one customer: links, cut links, stewards' decisions
     omniloyal subject-export --email E | --phone P | --customer-id C --out FILE.json
                         everything held on one person, as JSON for them (GDPR art. 15)
+    omniloyal forget    write a request to be forgotten into the inbox; the next run applies it
 
 Failures print one clear message and exit non-zero; no tracebacks for bad input.
 """
@@ -292,6 +293,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--exports",
         default=env_default("exports_dir"),
         help="exports folder, every date of it searched (default: %(default)s)",
+    )
+    forget = commands.add_parser(
+        "forget",
+        help="write a request to be forgotten into the inbox (privacy/erasure_requests_*.csv); the next run applies it",
+    )
+    forget.add_argument("--email", help="the person's e-mail")
+    forget.add_argument("--phone", help="the person's phone, in any common format")
+    forget.add_argument(
+        "--source", help="with --record-id: the source of one of the person's records"
+    )
+    forget.add_argument("--record-id", help="with --source: that record's key in the source")
+    forget.add_argument(
+        "--request-id", help="the request's id (default: a new one, ER-<date>-<random>)"
+    )
+    forget.add_argument(
+        "--inbox",
+        default=env_default("inbox_dir"),
+        help="inbox folder (default: %(default)s)",
     )
     return parser
 
@@ -812,6 +831,20 @@ def command_subject_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_forget(args: argparse.Namespace) -> int:
+    from pipelines.forget import ForgetError, write_request
+
+    try:
+        path, request_id = write_request(
+            Path(args.inbox), args.email, args.phone, args.source, args.record_id, args.request_id
+        )
+    except ForgetError as err:
+        print(f"omniloyal forget: {err}", file=sys.stderr)
+        return 2
+    print(f"request {request_id} written to {path}; the next `omniloyal run` applies it")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -822,6 +855,7 @@ def main(argv: list[str] | None = None) -> int:
         "find": command_find,
         "identity": command_identity,
         "subject-export": command_subject_export,
+        "forget": command_forget,
     }
     return handlers[args.command](args)
 

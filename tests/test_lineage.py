@@ -15,6 +15,7 @@ from pipelines.definitions import defs
 def test_a_model_reads_what_its_import_ctes_name():
     assert model_reads("core/events") == {
         "identity.source_records",
+        "privacy.erased_records",
         "staging.web_orders",
         "staging.app_events",
         "staging.store_transactions",

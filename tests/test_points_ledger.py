@@ -13,6 +13,7 @@ import pytest
 
 from assets.loyalty.program import load_program, write_program_tables
 from assets.loyalty.settling import INVARIANTS, broken_invariants, settle_debits
+from assets.privacy.erasure import create_privacy_tables
 from assets.shared.warehouse import connect, run_model
 
 PROGRAM = """
@@ -103,6 +104,7 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
 
     `customer_of` maps a scenario's customer to the customer_id identity gives it.
     """
+    create_privacy_tables(con)  # nobody erased: privacy.erased_records empty
     con.execute(
         "create or replace table core.customers (customer_id varchar, birth_on date, first_registered_at timestamp)"
     )

@@ -1,11 +1,14 @@
 """Stage ingest: new inbox deliveries into the raw layer, bad rows into quarantine."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from assets.ingest.contract import source_files
 from assets.ingest.deliveries import DeliveryError, Limits, ingest_inbox, shown
+from assets.privacy.erasure import ErasureError, apply_erasure_requests
+from assets.shared.pseudonyms import SaltError, load_salt, set_salt
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
@@ -15,6 +18,12 @@ MANIFEST_TABLES = [
     "raw.duplicate_deliveries",
     "quality.quarantine",
     "quality.field_issues",
+]
+# Requests to be forgotten are applied at the end of ingestion (assets/privacy/erasure.py).
+PRIVACY_TABLES = [
+    "privacy.suppressed_identifiers",
+    "privacy.erased_records",
+    "privacy.erasure_log",
 ]
 
 
@@ -52,30 +61,58 @@ def _key(table: str) -> dg.AssetKey:
             key=_key("quality.field_issues"),
             description="Optional fields emptied because their value breaks the contract; the row itself loaded.",
         ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("privacy.suppressed_identifiers"),
+            description="Salted hashes of erased people's identifiers; ingestion drops rows carrying them.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("privacy.erased_records"),
+            description="Erased customer records and the pseudonymous id their accounting is kept under.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
+            key=_key("privacy.erasure_log"),
+            description="Every request to be forgotten and what was done, in counts; no personal data.",
+        ),
     ],
     group_name="ingest",
     can_subset=False,
 )
 def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings):
-    """Ingest every delivery of the inbox not seen before (by content)."""
-    with settings.build(context.run_id) as con:
+    """Ingest every delivery of the inbox not seen before (by content), dropping rows of
+    people who asked to be forgotten, then apply this run's requests to be forgotten."""
+    # Standardizers and the salt: the suppression list and erasure compare standardized,
+    # salted identifiers (assets/ingest/suppression.py, assets/privacy/erasure.py).
+    with settings.build(context.run_id, standardizers=True) as con:
         try:
+            set_salt(con, load_salt(settings.warehouse_path))
             limits = Limits(max_file_mb=settings.max_file_mb, max_line_kb=settings.max_line_kb)
             result = ingest_inbox(con, Path(settings.inbox_dir), settings.max_bad_row_share, limits)
-        except DeliveryError as err:
+            erasure = apply_erasure_requests(con, datetime.now(UTC).replace(tzinfo=None))
+        except (DeliveryError, ErasureError, SaltError) as err:
             # The message names the file (escaped) and the problem, never a row's text;
             # nothing of this run is published.
             raise dg.Failure(description=str(err)) from None
+        if erasure.requests:
+            context.log.info(
+                f"requests to be forgotten: {erasure.completed} applied, {erasure.needs_review} need review "
+                f"(privacy.erasure_log); {erasure.records_erased} customer records erased, "
+                f"{erasure.rows_touched} rows in {erasure.tables_touched} tables; the request files in the "
+                "inbox still hold what they were sent with: remove them once this run is published"
+            )
         context.log.info(
             f"ingested {len(result.deliveries)} new deliveries: {result.rows_read} rows read, "
-            f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined; "
+            f"{result.rows_loaded} loaded, {result.rows_quarantined} quarantined, "
+            f"{result.rows_suppressed} suppressed (erased people's); "
             f"{result.field_issues} optional fields emptied (quality.field_issues)"
         )
         # Names are the senders' choice: escaped, so one cannot forge a log line.
         ignored = ", ".join(shown(name) for name in result.ignored_files)
         if ignored:
             context.log.warning(f"files matching no contract pattern were not read: {ignored}")
-        for table in RAW_TABLES + MANIFEST_TABLES:
+        for table in RAW_TABLES + MANIFEST_TABLES + PRIVACY_TABLES:
             metadata = table_metadata(con, table)
             if table == "raw.deliveries":
                 metadata["new_deliveries"] = len(result.deliveries)
@@ -87,7 +124,8 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
 @dg.asset_check(
     asset=_key("raw.deliveries"),
     blocking=True,
-    description="Rows read = rows loaded + rows quarantined, per delivery; rows purged by retention are counted.",
+    description="Rows read = rows loaded + rows quarantined + rows suppressed (erased people's), per "
+    "delivery; the rows held are those, less the rows erasure and retention removed since.",
 )
 def nothing_lost_in_ingestion(
     context: dg.AssetCheckExecutionContext, settings: PipelineSettings
@@ -105,9 +143,14 @@ def nothing_lost_in_ingestion(
             from raw.deliveries as deliveries
             left join loaded using (delivery_id)
             left join quarantined using (delivery_id)
-            where deliveries.rows_read <> coalesce(loaded.n, 0) + coalesce(quarantined.n, 0)
-                    + deliveries.rows_purged + deliveries.quarantine_rows_purged
-                or deliveries.rows_loaded <> coalesce(loaded.n, 0) + deliveries.rows_purged
+            where deliveries.rows_read
+                    <> deliveries.rows_loaded + deliveries.rows_quarantined + coalesce(deliveries.rows_suppressed, 0)
+                -- Rows removed after loading: by an erasure (raw or quarantine, rows_erased)
+                -- or by retention (rows_purged from raw, quarantine_rows_purged).
+                or deliveries.rows_loaded + deliveries.rows_quarantined
+                    <> coalesce(loaded.n, 0) + coalesce(quarantined.n, 0)
+                        + coalesce(deliveries.rows_erased, 0)
+                        + deliveries.rows_purged + deliveries.quarantine_rows_purged
             """
         ).fetchall()
     files = [shown(f) for (f,) in mismatched]
@@ -115,7 +158,7 @@ def nothing_lost_in_ingestion(
         passed=not mismatched,
         description=f"not reconciled: {', '.join(files)}"
         if files
-        else "every delivery's rows are loaded or quarantined",
+        else "every delivery's rows are loaded, quarantined or suppressed",
         metadata={"deliveries_not_reconciled": len(files)},
     )
 
@@ -163,7 +206,9 @@ def phone_read_rate(
     metadata = {"sources_below_floor": dg.MetadataValue.text(", ".join(low.values()) or "none")}
     for source, (read, valid) in shares.items():
         metadata[f"phone_read_rate_{source}"] = dg.MetadataValue.float(round(read, 4))
-        metadata[f"phone_valid_share_{source}"] = dg.MetadataValue.float(round(valid or 0, 4))
+        metadata[f"phone_valid_share_{source}"] = dg.MetadataValue.float(
+            round(float(valid or 0), 4)
+        )
     metadata["phone_region"] = dg.MetadataValue.text(region)
     metadata["phone_region_inferred_from"] = dg.MetadataValue.text(inferred_from)
     return dg.AssetCheckResult(

@@ -50,11 +50,19 @@ class SourceFile:
     format: str
     key: tuple[str, ...]
     columns: tuple[Column, ...]
+    # `table:` in the contract, when the tables are not named <source>_<entity>.
+    table_name: str | None = None
+    # False for a file kind that names no customer record of its own (erasure requests):
+    # the suppression list never drops its rows (assets/ingest/suppression.py).
+    customer_records: bool = True
+    # `require_one_of:` groups of columns of which at least one group must be all given,
+    # else the row is quarantined (an erasure request must identify somebody).
+    require_one_of: tuple[tuple[str, ...], ...] = ()
 
     @property
     def table(self) -> str:
         """Name of the raw table (and of the staging table) for this file kind."""
-        return f"{self.source}_{self.entity}"
+        return self.table_name or f"{self.source}_{self.entity}"
 
     @property
     def column_names(self) -> list[str]:
@@ -97,6 +105,10 @@ def load_source(path: Path) -> list[SourceFile]:
         missing_key = [k for k in spec["key"] if k not in names]
         if missing_key:
             raise ContractError(f"{where}: key columns {missing_key} are not declared")
+        one_of = tuple(tuple(group) for group in spec.get("require_one_of") or ())
+        undeclared = sorted({c for group in one_of for c in group} - names)
+        if undeclared:
+            raise ContractError(f"{where}: require_one_of names undeclared columns {undeclared}")
         files.append(
             SourceFile(
                 source=doc["source"],
@@ -106,6 +118,9 @@ def load_source(path: Path) -> list[SourceFile]:
                 format=spec["format"],
                 key=tuple(spec["key"]),
                 columns=columns,
+                table_name=spec.get("table"),
+                customer_records=bool(spec.get("customer_records", True)),
+                require_one_of=one_of,
             )
         )
     return files
@@ -131,6 +146,8 @@ def source_priority() -> tuple[str, ...]:
     for path in sorted((SCHEMAS_DIR / "sources").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         rank = doc.get("profile_priority")
+        if rank is None and "profile_priority" in doc:
+            continue  # stated as null: the source holds no customer records (privacy.yaml)
         if not isinstance(rank, int) or isinstance(rank, bool):
             raise ContractError(
                 f"{path.name}: profile_priority must be a whole number, got {rank!r}"

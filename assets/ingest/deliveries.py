@@ -27,7 +27,8 @@ optional amount, goodwill points out of range) still quarantines the record: tho
 carry money and points, which must not be guessed. raw keeps no other copy of the
 bad text: the delivered file is the original.
 
-Rows read = rows loaded + rows quarantined, for every delivery; field issues are
+Rows read = rows loaded + rows quarantined + rows suppressed (rows of a person who asked to
+be forgotten, dropped unkept: assets/ingest/suppression.py), for every delivery; field issues are
 on loaded rows and count towards neither the quarantine nor the bad-row threshold.
 A file with no rows (0 bytes, blank lines only, or a CSV header alone) is a delivery
 of zero rows: a daily export on a day with nothing new.
@@ -65,6 +66,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.ingest.contract import Column, SourceFile, classify, delivery_date, source_files
+from assets.ingest.suppression import SuppressionError, suppressed_sql, suppression_active
 from assets.shared.catalog import comment_on_table
 from assets.shared.privacy import mask_sql
 
@@ -140,6 +142,10 @@ class IngestResult:
     @property
     def rows_quarantined(self) -> int:
         return sum(d["rows_quarantined"] for d in self.deliveries)
+
+    @property
+    def rows_suppressed(self) -> int:
+        return sum(d["rows_suppressed"] for d in self.deliveries)
 
     @property
     def field_issues(self) -> int:
@@ -749,6 +755,25 @@ def typed_select(spec: SourceFile, relation: str) -> str:
             f"case when _problem_{column.name} is not null then {{'column_name': {_quote(column.name)}, "
             f"'reason': _problem_{column.name}, 'masked_value': _value_{column.name}}} end"
         )
+    if spec.require_one_of:
+        # e.g. an erasure request naming nobody: e-mail, phone, or source and record id.
+        given = " or ".join(
+            "("
+            + " and ".join(
+                f"{typed_expression(column, _text_of(spec, column))} is not null"
+                for name in group
+                for column in spec.columns
+                if column.name == name
+            )
+            + ")"
+            for group in spec.require_one_of
+        )
+        wanted = ", or ".join(" with ".join(group) for group in spec.require_one_of)
+        checks.append(
+            f"case when not ({given}) then {_quote('none of ' + wanted + ' given')} end as _one_of"
+        )
+        row_problems.append("_one_of")
+        all_problems.append("_one_of")
     row_problem = f"concat_ws('; ', {', '.join(row_problems)}) <> ''" if row_problems else "false"
     problem = f"case when {row_problem} then concat_ws('; ', {', '.join(all_problems)}) end"
     if issues:
@@ -826,6 +851,13 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     # Warehouses published before the column was dropped still have it: every row said
     # 'loaded' (a re-delivered file goes to raw.duplicate_deliveries), so it told nothing.
     con.execute("alter table raw.deliveries drop column if exists status")
+    # Rows dropped because they carry an erased person (assets/ingest/suppression.py); added
+    # after the others, so a warehouse published before it gets it in the same place.
+    con.execute(
+        "alter table raw.deliveries add column if not exists rows_suppressed bigint default 0"
+    )
+    # Rows of the delivery an erasure deleted later, from raw or quarantine (assets/privacy/erasure.py).
+    con.execute("alter table raw.deliveries add column if not exists rows_erased bigint default 0")
     con.execute(
         """
         create table if not exists raw.duplicate_deliveries (
@@ -899,6 +931,10 @@ def ingest_inbox(
     """Ingest every delivery of the inbox not seen before. Raises DeliveryError naming every
     file that cannot be loaded, a line each."""
     create_raw_tables(con)
+    try:
+        suppressing = suppression_active(con)
+    except SuppressionError as err:
+        raise DeliveryError(str(err)) from None
     seen = dict(con.execute("select delivery_id, file from raw.deliveries").fetchall())
     result, problems = IngestResult(), []
     for delivery in find_deliveries(inbox, result.ignored_files, limits, problems):
@@ -908,7 +944,7 @@ def ingest_inbox(
                 _record_duplicate(con, delivery, original)
             continue
         try:
-            summary = ingest_delivery(con, delivery, limits)
+            summary = ingest_delivery(con, delivery, limits, suppressing)
         except DeliveryError as err:
             problems.append(str(err))
             continue
@@ -947,10 +983,15 @@ def _record_duplicate(con: duckdb.DuckDBPyConnection, delivery: Delivery, origin
 
 
 def ingest_delivery(
-    con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits = Limits()
+    con: duckdb.DuckDBPyConnection,
+    delivery: Delivery,
+    limits: Limits = Limits(),
+    suppressing: bool = False,
 ) -> dict:
+    """Load one delivery; with `suppressing`, rows of erased people are dropped and counted
+    (assets/ingest/suppression.py)."""
     try:
-        return _ingest_delivery(con, delivery, limits)
+        return _ingest_delivery(con, delivery, limits, suppressing)
     except duckdb.Error as err:
         # Some of DuckDB's messages quote the value they failed on, and this message goes
         # to logs and Dagster events: only the kind of error, unless it is about the machine.
@@ -976,15 +1017,28 @@ def _read_records(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Li
         return
 
 
-def _ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits) -> dict:
+def _ingest_delivery(
+    con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits, suppressing: bool = False
+) -> dict:
     spec = delivery.spec
     _read_records(con, delivery, limits)
     now = _now()
     delivered_on = datetime.strptime(delivery.delivered_on, "%Y%m%d").date()
 
+    suppressed = (suppressed_sql(spec) if suppressing else None) or "false"
+    # A suppressed row is dropped whatever else is wrong with it: neither loaded nor
+    # quarantined (a quarantine row keeps the raw text), only counted.
     con.execute(
-        f"create or replace temp table incoming as {typed_select(spec, 'incoming_records')}"
+        f"create or replace temp table incoming_typed as {typed_select(spec, 'incoming_records')}"
     )
+    con.execute(
+        f"create or replace temp table incoming as select *, {suppressed} as _suppressed from incoming_typed"
+    )
+    con.execute("drop table incoming_typed")
+    rows_suppressed = con.execute("select count(*) from incoming where _suppressed").fetchall()[0][
+        0
+    ]
+    con.execute("delete from incoming where _suppressed")
     con.execute("drop table incoming_records")
     columns = ", ".join(spec.column_names)
     con.execute(
@@ -1025,10 +1079,11 @@ def _ingest_delivery(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits:
         "entity": spec.entity,
         "delivered_on": delivered_on,
         "size_bytes": delivery.size_bytes,
-        "rows_read": loaded + typed_bad + rejected,
+        "rows_read": loaded + typed_bad + rejected + rows_suppressed,
         "rows_loaded": loaded,
         "rows_quarantined": typed_bad + rejected,
         "ingested_at": now,
+        "rows_suppressed": rows_suppressed,
     }
     names = list(summary)
     con.execute(

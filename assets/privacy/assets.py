@@ -144,3 +144,34 @@ def retention_purge(context: dg.AssetExecutionContext, settings: PipelineSetting
             **{f"rows_purged_{table}": n for table, n in sorted(raw.rows_purged.items())},
         }
     )
+
+
+@dg.asset_check(asset=analytics_warehouse, name="erasure_complete", blocking=True)
+def erasure_reached_everything(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
+    """No identifier of a person erased at their request (privacy.suppressed_identifiers) in any
+    table of the build, raw and quality included, nor in the analytics file: a hit stops the publish.
+    Runs after the analytics file is built, so after every table of the run."""
+    from assets.privacy.erasure_check import erasure_leftovers
+    from assets.shared.pseudonyms import set_salt
+
+    path = settings.warehouse().analytics_build_path(context.run.run_id)
+    salt = load_salt(settings.warehouse_path)
+    with settings.build(context.run.run_id, standardizers=True) as con:
+        set_salt(con, salt)
+        problems = erasure_leftovers(con, path)
+        completed = con.execute(
+            "select count(*) from privacy.erasure_log where status = 'completed'"
+        ).fetchall()[0][0]
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems[:5])
+        if problems
+        else f"no identifier of the {completed} completed erasure requests found",
+        metadata={
+            "problems": len(problems),
+            "first_problems": dg.MetadataValue.json(problems[:20]),
+            "completed_requests": completed,
+        },
+    )

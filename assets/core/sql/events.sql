@@ -1,9 +1,12 @@
 -- Every purchase, return, redemption, app engagement and call-center contact of every
 -- channel, attributed to the customer whose record it came through. Anonymous store
--- sales keep a null customer.
+-- sales keep a null customer. Events of a record erased at a person's request (their
+-- orders, transactions and app events are kept for accounting) go to the pseudonymous id
+-- privacy.erased_records gives them, which leads to no person.
 with
 
 source_records as (select * from identity.source_records),
+erased_records as (select * from privacy.erased_records),
 web_orders as (select * from staging.web_orders),
 app_events as (select * from staging.app_events),
 store_transactions as (select * from staging.store_transactions),
@@ -34,7 +37,7 @@ events as (
 attributed as (
     select
         events.source || ':' || events.source_event_id as event_id,
-        source_records.customer_id,
+        coalesce(source_records.customer_id, erased_records.erased_customer_id) as customer_id,
         events.source as channel,
         events.source_event_id,
         events.source_record_id,
@@ -52,6 +55,9 @@ attributed as (
     left join source_records
         on source_records.source = events.source
         and source_records.source_record_id = events.source_record_id
+    left join erased_records
+        on erased_records.source = events.source
+        and erased_records.source_record_id = events.source_record_id
 )
 
 select * from attributed

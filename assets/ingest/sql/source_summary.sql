@@ -1,4 +1,4 @@
--- One row per delivery: rows read, loaded and quarantined, and for customer-record files
+-- One row per delivery: rows read, loaded, quarantined and suppressed (an erased person's), and for customer-record files
 -- how many loaded rows carry each identifying field and how many of those are valid.
 -- Rates are shares of the loaded rows (0-1); null where the file kind has no such field.
 -- Phones are read as staging reads them: in the web account's country when it has one,
@@ -55,6 +55,7 @@ summary as (
         deliveries.rows_read,
         deliveries.rows_loaded,
         deliveries.rows_quarantined,
+        deliveries.rows_suppressed,
         round(deliveries.rows_quarantined / nullif(deliveries.rows_read, 0), 4) as quarantined_rate,
         round(field_rates.email_present_rate, 4) as email_present_rate,
         round(field_rates.email_valid_rate, 4) as email_valid_rate,

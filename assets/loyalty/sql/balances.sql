@@ -1,7 +1,12 @@
 -- Points and tier of every customer as of the run's date.
 with
 
-customers as (select customer_id, first_registered_at from core.customers),
+customers as (
+    select customer_id, first_registered_at from core.customers
+    -- People erased at their request: their pseudonymous id, balance closed to 0 by the ledger.
+    union all
+    select distinct erased_customer_id, cast(null as timestamp) from privacy.erased_records
+),
 ledger as (select * from loyalty.ledger),
 lots as (select * from loyalty.lot_expiry),
 debits as (select * from loyalty.debits),

@@ -28,7 +28,9 @@ purchases as (
         coalesce(tier_history.earn_multiplier, (select earn_multiplier from tiers where tier_rank = 1)) as tier_multiplier,
         coalesce(month(qualifying_events.occurred_at) = month(customers.birth_on), false) as is_birthday_month
     from qualifying_events
-    join customers using (customer_id)
+    -- A left join: an erased person's purchases earn under their pseudonymous id
+    -- (privacy.erased_records), which has no row in core.customers (and no birthday).
+    left join customers using (customer_id)
     asof left join tier_history
         on tier_history.customer_id = qualifying_events.customer_id
         and qualifying_events.occurred_at > tier_history.valid_from
