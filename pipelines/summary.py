@@ -120,6 +120,7 @@ PURGED_LINES = (
     ("field_issues_purged", "field issues of purged rows"),
     ("previous_version_files_removed", "earlier warehouse files"),
     ("failed_builds_removed", "failed builds"),
+    ("dated_folders_removed", "export and chart folders"),
 )
 
 

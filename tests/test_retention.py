@@ -290,9 +290,21 @@ def test_the_run_step_purges_reports_counts_and_the_ingestion_check_still_reconc
         then = time.time() - age_days * DAY_S
         os.utime(path, (then, then))
 
+    # Past dates' audiences and identity charts: folders named before the cutoff go, the
+    # cutoff's own date and folders not named after a date stay; reports (aggregates) stay.
+    exports, reports = tmp_path / "exports", tmp_path / "reports"
+    for folder in ["2026-01-14", "2026-01-15", "notes"]:
+        (exports / folder).mkdir(parents=True)
+        (exports / folder / "rfm_champions.csv").write_text("customer_id\n")
+    (reports / "identity" / "2025-12-01").mkdir(parents=True)
+    (reports / "identity" / "2025-12-01" / "cluster_studio.html").write_text("<html>")
+    (reports / "2025-12-01.html").write_text("<html>")
+
     settings = PipelineSettings(
         inbox_dir=str(inbox),
         warehouse_path=str(published),
+        exports_dir=str(exports),
+        reports_dir=str(reports),
         as_of="2026-03-01",
         retention_days=45,  # cutoff 2026-01-15
         max_bad_row_share=1.0,
@@ -315,10 +327,14 @@ def test_the_run_step_purges_reports_counts_and_the_ingestion_check_still_reconc
         "deliveries_touched": 2,
         "previous_version_files_removed": 2,
         "failed_builds_removed": 1,
+        "dated_folders_removed": 2,
         "rows_purged_raw.web_customers": 1,
         "rows_purged_raw.web_orders": 1,
     }
     assert not any(path.exists() for path in [*expired, failed_build])
+    assert sorted(p.name for p in exports.iterdir()) == ["2026-01-15", "notes"]
+    assert not (reports / "identity" / "2025-12-01").exists()
+    assert (reports / "2025-12-01.html").is_file()
     build = connect(warehouse.build_path(result.run_id), read_only=True)
     try:
         assert raw_rows(build, "raw.web_customers") == [

@@ -10,6 +10,7 @@ loyalty_and_marts job too, which selects groups) must rebuild it.
 """
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -25,7 +26,13 @@ from assets.privacy.analytics import (
     build_analytics,
     check_analytics,
 )
-from assets.privacy.retention import cutoff_date, failed_builds, purge_files, purge_raw_rows
+from assets.privacy.retention import (
+    cutoff_date,
+    failed_builds,
+    purge_dated_folders,
+    purge_files,
+    purge_raw_rows,
+)
 from assets.shared.pseudonyms import SaltError, load_salt
 from assets.shared.settings import PipelineSettings
 from assets.staging import assets as staging
@@ -118,6 +125,11 @@ def retention_purge(context: dg.AssetExecutionContext, settings: PipelineSetting
     with settings.build(context.run_id) as con:
         raw = purge_raw_rows(con, cutoff_on, datetime.now(UTC).replace(tzinfo=None))
     files = purge_files(settings.warehouse())
+    # Past dates' audiences and identity charts hold personal data too; the reports
+    # (<reports>/<date>.html) hold aggregates only and stay.
+    folders = purge_dated_folders(Path(settings.exports_dir), cutoff_on) + purge_dated_folders(
+        Path(settings.reports_dir) / "identity", cutoff_on
+    )
     # Failed builds go at the run's start too (RunSettings.setup_for_execution), by the same rule.
     builds = failed_builds(settings.leftovers_removed_at_start()) + files.failed_builds
     counts = {
@@ -127,14 +139,16 @@ def retention_purge(context: dg.AssetExecutionContext, settings: PipelineSetting
         "deliveries_touched": raw.deliveries_touched,
         "previous_version_files_removed": len(files.previous_versions),
         "failed_builds_removed": len(builds),
+        "dated_folders_removed": len(folders),
     }
     context.log.info(
         f"retention {settings.retention_days} days: purged {counts['raw_rows_purged']} raw rows "
         f"no longer in use and {counts['quarantine_rows_purged']} quarantine rows of deliveries "
         f"delivered before {cutoff_on.isoformat()} ({counts['deliveries_touched']} deliveries), "
         f"{counts['field_issues_purged']} field issues of those rows; removed "
-        f"{len(files.previous_versions)} files of earlier versions and {len(builds)} failed builds"
-        + "".join(f"; {path}" for path in files.previous_versions + builds)
+        f"{len(files.previous_versions)} files of earlier versions, {len(builds)} failed builds "
+        f"and {len(folders)} export and identity-chart folders of earlier dates"
+        + "".join(f"; {path}" for path in files.previous_versions + builds + folders)
     )
     return dg.MaterializeResult(
         metadata={

@@ -28,6 +28,7 @@ Everything is set-based: one delete per raw table, whatever the number of rows.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -200,3 +201,22 @@ def failed_builds(removed: list[Path]) -> list[Path]:
     """The builds (main or analytics files) among what clean_leftovers removed; the rest are
     half copies, logs and bookkeeping files of those builds."""
     return [path for path in removed if path.name.endswith(".duckdb")]
+
+
+def purge_dated_folders(parent: Path, cutoff_on: date) -> list[Path]:
+    """Remove the folders of `parent` named after a date (YYYY-MM-DD) before `cutoff_on`: the
+    exports of past as-of dates (audiences with contact data) and identity's charts of past
+    runs (Splink's cluster studio shows records). Folders not named after a date are not ours
+    to judge and stay. Returns what was removed."""
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for folder in sorted(parent.iterdir()):
+        try:
+            named_on = date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if folder.is_dir() and not folder.is_symlink() and named_on < cutoff_on:
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed
