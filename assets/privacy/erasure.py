@@ -414,7 +414,13 @@ def _list_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         insert into {ERASED_CUSTOMERS}
-        with recursive held_then as (
+        with recursive held_by_others as (
+            select distinct kept.customer_id
+            from {current} as kept
+            anti join erasure_erased as erased using (source, source_record_id)
+            where kept.customer_id is not null
+        ),
+        held_then as (
             select request_id, customer_id from erasure_erased where customer_id is not null
             union
             select erased.request_id, previous.customer_id
@@ -428,13 +434,9 @@ def _list_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
             select ever.request_id, history.old_customer_id
             from ever
             join {history} as history on history.new_customer_id = ever.customer_id
+            -- the other person's id is not followed back: its past is theirs
             where history.old_customer_id is not null
-        ),
-        held_by_others as (
-            select distinct kept.customer_id
-            from {current} as kept
-            anti join erasure_erased as erased using (source, source_record_id)
-            where kept.customer_id is not null
+                and ever.customer_id not in (select customer_id from held_by_others)
         )
         select customer_id, min(request_id)  -- an id two requests of the run reach: listed once
         from ever
