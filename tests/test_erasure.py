@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -236,6 +237,7 @@ def erased(tmp_path_factory) -> dict:
     # Run 2 keeps its Dagster events in an instance of its own, to be searched afterwards.
     dagster_home = tmp / "dagster_home"
     dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAGSTER_HOME", str(dagster_home))
         run(tmp, AS_OF[1])
@@ -273,28 +275,32 @@ def erased(tmp_path_factory) -> dict:
     }
 
 
-def hits(path: Path, needles: list[str], skip_schemas: tuple[str, ...] = ()) -> dict[str, int]:
+def hits(
+    path: Path, needles: list[str], keys: list[str] = (), skip_for_keys: tuple[str, ...] = ()
+) -> dict[str, int]:
     """Every text and date column of every table of a DuckDB file, searched set-based (one
-    query per column, case-insensitive substring) for any of the needles; table.column -> rows."""
+    query per table, case-insensitive substring) for any of the needles, and outside the
+    schemas `skip_for_keys` for any of `keys` too; table.column -> rows."""
+
+    def pattern(values) -> str:
+        escaped = "|".join(re.escape(value.lower()) for value in values)
+        return "'" + escaped.replace("'", "''") + "'"
+
     found = {}
     with duckdb.connect(str(path), read_only=True) as con:
-        con.execute(
-            "create temp table needles as select lower(unnest(?::varchar[])) as needle", [needles]
-        )
-        columns = con.execute(
-            "select schema_name, table_name, column_name from duckdb_columns() "
-            "where database_name = current_database() and not internal "
-            "and (data_type = 'VARCHAR' or data_type = 'DATE') order by all"
+        tables = con.execute(
+            "select schema_name, table_name, list(column_name order by column_index) "
+            "from duckdb_columns() where database_name = current_database() and not internal "
+            "and (data_type = 'VARCHAR' or data_type = 'DATE') group by all order by all"
         ).fetchall()
-        for schema, table, column in columns:
-            if schema in skip_schemas:
-                continue
-            n = con.execute(
-                f'select count(*) from "{schema}"."{table}" as t where exists ('
-                f'select 1 from temp.needles where contains(lower(cast(t."{column}" as varchar)), needle))'
-            ).fetchall()[0][0]
-            if n:
-                found[f"{schema}.{table}.{column}"] = n
+        for schema, table, columns in tables:
+            searched = needles + (list(keys) if schema not in skip_for_keys else [])
+            counts = ", ".join(
+                f'count(*) filter (where regexp_matches(lower(cast(t."{c}" as varchar)), {pattern(searched)}))'
+                for c in columns
+            )
+            row = con.execute(f'select {counts} from "{schema}"."{table}" as t').fetchall()[0]
+            found |= {f"{schema}.{table}.{c}": n for c, n in zip(columns, row) if n}
     return found
 
 
@@ -350,7 +356,7 @@ def found_in_files(tmp: Path, traces: dict[str, list[str]]) -> dict[str, list[st
             continue
         where = str(path.relative_to(tmp))
         if path.suffix == ".duckdb":
-            places = hits(path, traces["plain"]) | hits(path, traces["keys"], ("privacy",))
+            places = hits(path, traces["plain"], traces["keys"], ("privacy",))
             if places:
                 found[where] = sorted(places)
         elif path.suffix == ".parquet":
