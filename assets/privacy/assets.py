@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from assets.core import assets as core
 from assets.identity import assets as identity
@@ -178,6 +179,18 @@ def erasure_reached_everything(
     )
 
 
+def _copies_failure(what: str, err: Exception) -> str:
+    """One line without DuckDB's message (it can quote a row): the error's kind, and for a
+    file system error its reason and file. The published run stands; the next run retries."""
+    detail = type(err).__name__
+    if isinstance(err, OSError) and err.strerror:
+        detail = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    return (
+        f"{what} for erased people failed ({detail}); the warehouse is published and the "
+        "erasure applied in it, and the next run scrubs and searches the copies again"
+    )
+
+
 # Runs after the publish on purpose (tests/test_definitions.py allows it, and only it): the
 # version the publish just moved to previous/ is one of the copies it scrubs. It writes no
 # table of the build; the run still holds the warehouse's lock (RunSettings), so no other
@@ -230,18 +243,23 @@ def erased_from_copies(
         "request_files_kept_changed": len(changed_files),
     }
     if not pending:
-        context.log.info("no completed erasure request left to reach in older copies: nothing to do")
+        context.log.info(
+            "no completed erasure request left to reach in older copies: nothing to do"
+        )
         return dg.MaterializeResult(metadata=metadata)
     try:
         salt = load_salt(settings.warehouse_path)
     except SaltError as err:
         raise dg.Failure(description=str(err)) from None
-    erased = read_erased_people(warehouse.published_path, salt)
-    versions = scrub_previous_versions(warehouse, erased)
-    builds = remove_failed_builds(warehouse, context.run_id)
-    exports = scrub_exports(settings.exports_dir, erased)
-    keep = chart_date_to_keep(settings.reports_dir, settings.as_of_date(), erased.erased_since)
-    charts = remove_record_level_charts(settings.reports_dir, keep)
+    try:
+        erased = read_erased_people(warehouse.published_path, salt)
+        versions = scrub_previous_versions(warehouse, erased)
+        builds = remove_failed_builds(warehouse, context.run_id)
+        exports = scrub_exports(settings.exports_dir, erased)
+        keep = chart_date_to_keep(settings.reports_dir, settings.as_of_date(), erased.erased_since)
+        charts = remove_record_level_charts(settings.reports_dir, keep)
+    except (duckdb.Error, OSError, ValueError) as err:
+        raise dg.Failure(description=_copies_failure("scrubbing the copies", err)) from None
     rewritten = [result for result in versions if result.rewritten]
     metadata |= {
         "previous_version_files_searched": len(versions),
@@ -297,11 +315,14 @@ def erased_people_found_nowhere(
             ),
             metadata={"files_searched": 0, "request_files_in_inbox": len(left_in_inbox)},
         )
-    erased = read_erased_people(warehouse.published_path, load_salt(settings.warehouse_path))
-    keep = chart_date_to_keep(settings.reports_dir, settings.as_of_date(), erased.erased_since)
-    found = find_erased_values_everywhere(
-        warehouse, settings.exports_dir, erased, settings.reports_dir, keep_as_of=keep
-    )
+    try:
+        erased = read_erased_people(warehouse.published_path, load_salt(settings.warehouse_path))
+        keep = chart_date_to_keep(settings.reports_dir, settings.as_of_date(), erased.erased_since)
+        found = find_erased_values_everywhere(
+            warehouse, settings.exports_dir, erased, settings.reports_dir, keep_as_of=keep
+        )
+    except (duckdb.Error, OSError, ValueError, SaltError) as err:
+        raise dg.Failure(description=_copies_failure("searching the copies", err)) from None
     places = dict(found.found)
     places |= {f"{path}: open for writing, not searched": 1 for path in found.unreadable}
     places |= {f"{inbox / name}: applied request file": 1 for name in left_in_inbox}
