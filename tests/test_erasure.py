@@ -1,25 +1,33 @@
 """Erasure end to end, on a hand-built inbox of a handful of people, two runs and an ingestion:
 
-1. P has a web account, an app user and a store card (one customer through identity);
-   Q, another person, shares P's landline (a household phone). Both buy things.
-2. A request to be forgotten arrives by P's e-mail (written by `omniloyal forget`).
+1. P has a web account, an app user, a store card and a call-center contact (one customer
+   through identity); Q, another person, shares P's landline (a household phone). Both buy
+   things. After run 1, P's segment is also exported for Google and Meta (`omniloyal export`).
+2. A request to be forgotten arrives by P's e-mail (written by `omniloyal forget`); run 2
+   applies it, publishes, then scrubs the copies outside the build (erased_from_copies).
 3. The web shop re-sends P's old account row and a new order of P's account: ingested by
    the ingestion step's own function into a copy of the published warehouse (a third
    pipeline run would cost 20 s and prove nothing more about the filter).
 
-What is proved: after run 2 no value of P's is in any text or date column of any table of
-the published file or of the analytics file (except the phone Q still holds), Q is
-untouched, P's ledger entries stay under a pseudonymous id closed to 0 by an 'erasure'
-entry, privacy.erasure_log counts the request; in run 3 P's rows are dropped at ingestion
-and counted, and rows read = loaded + quarantined + suppressed.
+What is proved: after run 2 no value of P's is in any file the runs wrote (the published
+main and analytics files, the version run 2 moved to previous/, builds, exports of both
+dates and their manifests, HTML reports and identity charts, Dagster's own storage), the
+same search finding them there after run 1; the request file is gone from the inbox; Dagster
+events and logs carry none of P's values; Q is untouched, P's ledger entries stay under a
+pseudonymous id closed to 0 by an 'erasure' entry, privacy.erasure_log counts the request;
+in run 3 P's rows are dropped at ingestion and counted, and rows read = loaded +
+quarantined + suppressed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -95,6 +103,14 @@ TXNS = [
     "TP1,S01,SP1,2026-05-01 10:00:00,55.00,sale",
     "TC1,S01,SC1,2026-05-02 10:00:00,25.00,sale",
 ]
+CONTACTS_HEADER = (
+    "contact_id,caller_name,phone,email,contacted_at,reason,resolution,csat,goodwill_points"
+)
+CONTACTS = [
+    "CP1,Perpetua Zandvoort,07700 900461,perpetua.zandvoort@example.org,2026-05-10T10:00:00Z,billing,resolved,4,50",
+    'CA1,"Boyce, Alma",07700 900111,alma.boyce@example.com,2026-05-11T10:00:00Z,delivery,resolved,5,0',
+]
+P_RECORDS = ("WP1", "UP1", "SP1", "CP1")
 
 
 def write(inbox: Path, name: str, lines: list[str]) -> None:
@@ -155,7 +171,7 @@ def snapshot(warehouse: Path) -> dict:
         "p_customers": query(
             warehouse,
             "select distinct customer_id from identity.source_records "
-            "where source_record_id in ('WP1', 'UP1', 'SP1')",
+            "where source_record_id in ('WP1', 'UP1', 'SP1', 'CP1')",
         ),
         "p_found": hits(warehouse, [P["email"], P["last_name"]]),
         "p_ledger_points": query(
@@ -164,6 +180,25 @@ def snapshot(warehouse: Path) -> dict:
             "where source_record_id = 'WP1'",
         )[0][0],
     }
+
+
+def export_for_ad_platforms(tmp: Path, segment: str) -> None:
+    """P's segment as Google and Meta files in the first run's export folder."""
+    for platform in ("google", "meta"):
+        code = main(
+            [
+                "export",
+                "--segment",
+                segment,
+                "--for",
+                platform,
+                "--warehouse",
+                str(tmp / "w" / "omniloyal.duckdb"),
+                "--exports",
+                str(tmp / "x"),
+            ]
+        )
+        assert code == 0
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +211,17 @@ def erased(tmp_path_factory) -> dict:
     write(inbox, "app/events_20260601.jsonl", [json.dumps(e) for e in APP_EVENTS])
     write(inbox, "store/members_20260601.csv", [STORE_HEADER, *STORE_ROWS])
     write(inbox, "store/transactions_20260601.csv", [TXN_HEADER, *TXNS])
+    write(inbox, "callcenter/contacts_20260601.csv", [CONTACTS_HEADER, *CONTACTS])
     warehouse = tmp / "w" / "omniloyal.duckdb"
     run(tmp, AS_OF[0])
     before = snapshot(warehouse)
+    (p_customer,) = before["p_customers"]
+    p_segment = query(
+        warehouse,
+        "select segment from marts.segment_memberships where customer_id = ? order by all limit 1",
+        [p_customer[0]],
+    )[0][0]
+    export_for_ad_platforms(tmp, p_segment)
     (tmp / "run1.duckdb").write_bytes(warehouse.read_bytes())  # for the household cases below
 
     path, request_id = write_request(
@@ -187,13 +230,30 @@ def erased(tmp_path_factory) -> dict:
         request_id="REQ-1",
         now=datetime(2026, 6, 2, 8, 30, tzinfo=UTC),
     )
-    run(tmp, AS_OF[1])
+    request_bytes = path.read_bytes()
+    traces = p_traces(warehouse, p_customer[0])
+    found_after_run_1 = found_in_files(tmp, traces)
+
+    # Run 2 keeps its Dagster events in an instance of its own, to be searched afterwards.
+    dagster_home = tmp / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(dagster_home))
+        run(tmp, AS_OF[1])
+        instance = dg.DagsterInstance.get()
+        (run_record,) = instance.get_run_records()
+        logs = instance.all_logs(run_record.dagster_run.run_id)
+        instance.dispose()
     after = snapshot(warehouse)
     erased_state = {
         "log": query(warehouse, "select * from privacy.erasure_log"),
         "erased_records": query(
             warehouse,
             "select source, source_record_id, erased_customer_id from privacy.erased_records order by all",
+        ),
+        "erased_customers": query(
+            warehouse, "select customer_id, request_id from privacy.erased_customers order by all"
         ),
     }
     return {
@@ -204,30 +264,43 @@ def erased(tmp_path_factory) -> dict:
         "after": after,
         "request_file": path,
         "request_id": request_id,
+        "request_bytes": request_bytes,
+        "p_customer": p_customer[0],
+        "p_segment": p_segment,
+        "traces": traces,
+        "found_after_run_1": found_after_run_1,
+        "found_after_run_2": found_in_files(tmp, traces),
+        "logs": logs,
         **erased_state,
     }
 
 
-def hits(path: Path, needles: list[str]) -> dict[str, int]:
+def hits(
+    path: Path, needles: list[str], keys: list[str] = (), skip_for_keys: tuple[str, ...] = ()
+) -> dict[str, int]:
     """Every text and date column of every table of a DuckDB file, searched set-based (one
-    query per column, case-insensitive substring) for any of the needles; table.column -> rows."""
+    query per table, case-insensitive substring) for any of the needles, and outside the
+    schemas `skip_for_keys` for any of `keys` too; table.column -> rows."""
+
+    def pattern(values) -> str:
+        escaped = "|".join(re.escape(value.lower()) for value in values)
+        return "'" + escaped.replace("'", "''") + "'"
+
     found = {}
     with duckdb.connect(str(path), read_only=True) as con:
-        con.execute(
-            "create temp table needles as select lower(unnest(?::varchar[])) as needle", [needles]
-        )
-        columns = con.execute(
-            "select schema_name, table_name, column_name from duckdb_columns() "
-            "where database_name = current_database() and not internal "
-            "and (data_type = 'VARCHAR' or data_type = 'DATE') order by all"
+        tables = con.execute(
+            "select schema_name, table_name, list(column_name order by column_index) "
+            "from duckdb_columns() where database_name = current_database() and not internal "
+            "and (data_type = 'VARCHAR' or data_type = 'DATE') group by all order by all"
         ).fetchall()
-        for schema, table, column in columns:
-            n = con.execute(
-                f'select count(*) from "{schema}"."{table}" as t where exists ('
-                f'select 1 from temp.needles where contains(lower(cast(t."{column}" as varchar)), needle))'
-            ).fetchall()[0][0]
-            if n:
-                found[f"{schema}.{table}.{column}"] = n
+        for schema, table, columns in tables:
+            searched = needles + (list(keys) if schema not in skip_for_keys else [])
+            counts = ", ".join(
+                f'count(*) filter (where regexp_matches(lower(cast(t."{c}" as varchar)), {pattern(searched)}))'
+                for c in columns
+            )
+            row = con.execute(f'select {counts} from "{schema}"."{table}" as t').fetchall()[0]
+            found |= {f"{schema}.{table}.{c}": n for c, n in zip(columns, row) if n}
     return found
 
 
@@ -243,7 +316,69 @@ P_VALUES = [
 ]
 
 
-def test_before_the_request_p_is_one_customer_of_three_records(erased):
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def p_traces(warehouse: Path, p_customer: str) -> dict[str, list[str]]:
+    """What would give P away, by where it may be looked for.
+
+    plain: P's values as delivered and standardized (birth date in the three sources' forms);
+    keys: what points to P without a plain value: the customer id of run 1 (it went out in
+    exports and to Meta as extern_id), the salted hashes of the analytics file, the plain
+    SHA-256 ad platforms receive. The privacy.* tables keep P's old ids and salted hashes on
+    purpose (the suppression list), so keys are not looked for there. The landline Q still
+    holds is in neither list."""
+    from assets.shared.pseudonyms import load_salt, pseudonym
+
+    salt = load_salt(warehouse)
+    keys = [p_customer]
+    keys += [pseudonym(value, salt) for value in (P["email"], P["mobile"])]
+    keys += [
+        sha256(value)
+        for value in (P["email"], P["mobile"], P["mobile"].lstrip("+"), "perpetua", "zandvoort")
+    ]
+    return {"plain": [*P_VALUES, "05/04/1971", "04/05/1971"], "keys": keys}
+
+
+def found_in_files(tmp: Path, traces: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Every file the runs wrote (warehouse folder, exports, reports, Dagster's storage) and the
+    inbox's request folder, searched for P: file (relative to tmp) -> what was found where.
+
+    DuckDB files: every text and date column of every table, set-based (hits); Parquet files:
+    every column as text, in one query; any other file (CSV, JSON manifests, HTML reports and
+    charts, logs): its text, case-insensitive."""
+    needles = traces["plain"] + traces["keys"]
+    found: dict[str, list[str]] = {}
+    roots = [tmp / "w", tmp / "x", tmp / "r", tmp / "inbox" / "privacy", tmp / "dagster_home"]
+    for path in sorted(p for root in roots if root.is_dir() for p in root.rglob("*")):
+        if not path.is_file():
+            continue
+        where = str(path.relative_to(tmp))
+        if path.suffix == ".duckdb":
+            places = hits(path, traces["plain"], traces["keys"], ("privacy",))
+            if places:
+                found[where] = sorted(places)
+        elif path.suffix == ".parquet":
+            with duckdb.connect() as con:
+                (n,) = con.execute(
+                    # A row as text: {'customer_id': ..., 'email': ...}
+                    "select count(distinct rows.line) from (select lower(cast(t as varchar)) as line "
+                    "from read_parquet(?) as t) as rows, (select lower(unnest(?::varchar[])) as needle) "
+                    "where contains(rows.line, needle)",
+                    [str(path), needles],
+                ).fetchall()[0]
+            if n:
+                found[where] = [f"{n} rows"]
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace").lower()
+            hit = sorted({needle for needle in needles if needle.lower() in text})
+            if hit:
+                found[where] = hit
+    return found
+
+
+def test_before_the_request_p_is_one_customer_of_four_records(erased):
     before = erased["before"]
     assert len(before["p_customers"]) == 1
     # P is found in the warehouse before: the search below can find what it looks for.
@@ -259,6 +394,152 @@ def test_before_the_request_p_is_one_customer_of_three_records(erased):
 def test_no_value_of_p_is_left_in_any_table_of_either_file(erased):
     for path in (erased["warehouse"], erased["analytics"]):
         assert hits(path, P_VALUES) == {}, path.name
+
+
+def test_after_run_1_the_search_finds_p_in_every_kind_of_file(erased):
+    """The search below finds what it looks for: P is in each kind of file after run 1."""
+    found = erased["found_after_run_1"]
+    segment = erased["p_segment"].lower()
+    request = f"inbox/{erased['request_file'].relative_to(erased['tmp'] / 'inbox')}"
+    assert set(found) >= {
+        "w/omniloyal.duckdb",
+        "w/omniloyal_analytics.duckdb",  # salted hashes and the customer id
+        f"x/2026-06-01/rfm_{segment}.csv",
+        f"x/2026-06-01/rfm_{segment}.parquet",
+        f"x/2026-06-01/rfm_{segment}.google.csv",  # plain SHA-256 (and the postcode)
+        f"x/2026-06-01/rfm_{segment}.meta.csv",  # extern_id: the customer id
+        "r/identity/2026-06-01/cluster_studio.html",
+        request,
+    }
+    assert "perpetua.zandvoort@example.org" in found["w/omniloyal.duckdb"] or any(
+        place.endswith(".email") for place in found["w/omniloyal.duckdb"]
+    )
+    assert erased["p_customer"] in found[f"x/2026-06-01/rfm_{segment}.meta.csv"]
+    assert sha256(P["email"]) in found[f"x/2026-06-01/rfm_{segment}.google.csv"]
+    assert P["last_name"] in found[f"x/2026-06-01/rfm_{segment}.csv"]
+
+
+def test_after_run_2_no_file_the_runs_wrote_holds_p(erased):
+    """Every file under the warehouse, exports and reports folders, Dagster's storage and the
+    inbox's request folder: none of P's plain values, hashes or old customer id."""
+    tmp = erased["tmp"]
+    assert erased["found_after_run_2"] == {}
+    # What was searched: the version run 2 moved to previous/ (main and analytics), both
+    # export dates, both reports and the identity charts of both dates.
+    previous = sorted(p.name for p in (tmp / "w" / "previous").iterdir())
+    assert [name.split("-")[0] for name in previous] == ["omniloyal", "omniloyal_analytics"]
+    assert {p.name for p in (tmp / "x").iterdir()} == {"2026-06-01", "2026-06-02"}
+    assert {"2026-06-01.html", "2026-06-02.html", "latest.html"} <= {
+        p.name for p in (tmp / "r").iterdir()
+    }
+    # Splink's record-level charts of run 1 are gone, its model-level ones stay; run 2's stay.
+    assert sorted(p.name for p in (tmp / "r" / "identity" / "2026-06-01").iterdir()) == [
+        "m_u_parameters.html",
+        "match_weights.html",
+        "splink_model.json",
+    ]
+    assert (tmp / "r" / "identity" / "2026-06-02" / "cluster_studio.html").is_file()
+    # The request file is gone from the inbox; nothing else is in its folder.
+    assert not erased["request_file"].exists()
+    assert list((tmp / "inbox" / "privacy").iterdir()) == []
+    assert not (tmp / "w" / "builds").exists() or list((tmp / "w" / "builds").iterdir()) == []
+
+
+def test_the_previous_version_keeps_the_erasure_and_q(erased):
+    """A rollback to run 1's version would keep P erased (its privacy tables came with the
+    scrub) and Q as run 1 left them."""
+    (old,) = (erased["tmp"] / "w" / "previous").glob("omniloyal-*.duckdb")
+    assert query(old, "select request_id, status from privacy.erasure_log") == [
+        ("REQ-1", "completed")
+    ]
+    assert query(old, "select count(*) from privacy.suppressed_identifiers") == [(6,)]
+    q = erased["before"]["q_customer"]
+    assert query(
+        old,
+        "select source, source_record_id from identity.source_records where customer_id = ?",
+        [q],
+    ) == [("web", "WQ1")]
+    assert query(
+        old,
+        "select count(*) from identity.source_records where source_record_id in ?",
+        [list(P_RECORDS)],
+    ) == [(0,)]
+    # P's ledger entries of run 1 stay, under the pseudonymous id, not the old customer id.
+    (pseudo,) = {x for _, _, x in erased["erased_records"]}
+    assert (
+        query(old, "select count(*) from loyalty.ledger where customer_id = ?", [pseudo])[0][0] > 0
+    )
+    assert query(
+        old, "select count(*) from loyalty.ledger where customer_id = ?", [erased["p_customer"]]
+    ) == [(0,)]
+
+
+def test_run_1_exports_lose_p_and_their_manifest_says_what_went(erased):
+    folder = erased["tmp"] / "x" / "2026-06-01"
+    segment = erased["p_segment"].lower()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # The Google file holds plain SHA-256 only: it cannot be scrubbed row by row, so it went.
+    assert not (folder / f"rfm_{segment}.google.csv").exists()
+    assert [(r["segment"], r["platform"]) for r in manifest["removed_by_erasure"]] == [
+        (erased["p_segment"], "google")
+    ]
+    listed = {spec["file"] for entry in manifest["files"] for spec in entry["files"].values()}
+    assert f"rfm_{segment}.meta.csv" in listed and f"rfm_{segment}.csv" in listed
+    for entry in manifest["files"]:
+        for spec in entry["files"].values():
+            data = (folder / spec["file"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == spec["sha256"], spec["file"]
+
+
+def dagster_text(logs) -> str:
+    return "\n".join(entry.message for entry in logs) + "\n".join(
+        str(entry.dagster_event.event_specific_data) for entry in logs if entry.dagster_event
+    )
+
+
+def test_dagster_events_and_logs_of_run_2_carry_no_value_of_p(erased):
+    text = dagster_text(erased["logs"]).lower()
+    # The text searched is the run's: its steps, metadata and the erasure's own report.
+    assert "erased_from_copies" in text and "request_files_removed" in text
+    assert "privacy.erased_customers" in text
+    needles = erased["traces"]["plain"] + erased["traces"]["keys"]
+    assert [needle for needle in needles if needle.lower() in text] == []
+
+
+def test_erased_from_copies_reports_counts_and_its_check_passes(erased):
+    logs = erased["logs"]
+    (materialization,) = [
+        entry.dagster_event.event_specific_data.materialization
+        for entry in logs
+        if entry.dagster_event
+        and entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+        and entry.dagster_event.asset_key == dg.AssetKey("erased_from_copies")
+    ]
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    request = str(erased["request_file"].relative_to(erased["tmp"] / "inbox"))
+    assert metadata["requests_to_reach"] == 1
+    assert metadata["request_files_removed"] == [request]
+    assert metadata["previous_version_files_rewritten"] == 2  # run 1's main and analytics
+    assert metadata["export_files_removed"] == [
+        f"2026-06-01/rfm_{erased['p_segment'].lower()}.google.csv"
+    ]
+    assert metadata["export_files_rewritten"] >= 3  # P's segment as CSV, Parquet and Meta
+    assert metadata["record_level_charts_removed"] == 2  # cluster studio and waterfall
+    (check,) = [
+        entry.dagster_event.event_specific_data
+        for entry in logs
+        if entry.dagster_event
+        and entry.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and entry.dagster_event.event_specific_data.check_name == "erased_everywhere"
+    ]
+    assert check.passed and check.metadata["places_found"].value == 0
+    assert check.metadata["files_searched"].value > 20
+    reached = json.loads((erased["tmp"] / "w" / "omniloyal.erasures_reached.json").read_text())
+    assert reached["requests"] == ["REQ-1"]
+
+
+def test_erased_customers_lists_p_s_id(erased):
+    assert erased["erased_customers"] == [(erased["p_customer"], "REQ-1")]
 
 
 def test_the_shared_phone_stays_with_q_and_q_is_untouched(erased):
@@ -278,7 +559,12 @@ def test_the_shared_phone_stays_with_q_and_q_is_untouched(erased):
 def test_p_accounting_stays_under_a_pseudonymous_id_closed_to_zero(erased):
     w = erased["warehouse"]
     records = erased["erased_records"]
-    assert [(s, r) for s, r, _ in records] == [("app", "UP1"), ("store", "SP1"), ("web", "WP1")]
+    assert [(s, r) for s, r, _ in records] == [
+        ("app", "UP1"),
+        ("callcenter", "CP1"),
+        ("store", "SP1"),
+        ("web", "WP1"),
+    ]
     ids = {x for _, _, x in records}
     assert len(ids) == 1
     (pseudo,) = ids
@@ -326,15 +612,15 @@ def test_the_erasure_log_counts_the_request_without_personal_data(erased):
     assert log["received_at"] == datetime(2026, 6, 2, 8, 30)
     assert log["completed_at"] is not None and log["status"] == "completed"
     assert log["matched_by"] == "email"
-    assert (log["customers_erased"], log["records_erased"]) == (1, 3)
-    # The e-mail, P's mobile and three record ids; not the landline Q shares.
-    assert log["identifiers_suppressed"] == 5
+    assert (log["customers_erased"], log["records_erased"]) == (1, 4)
+    # The e-mail, P's mobile and four record ids; not the landline Q shares.
+    assert log["identifiers_suppressed"] == 6
     assert log["tables_touched"] > 3 and log["rows_touched"] > 3
     kinds = query(
         erased["warehouse"],
         "select kind, count(*) from privacy.suppressed_identifiers group by 1 order by 1",
     )
-    assert kinds == [("email", 1), ("phone", 1), ("record", 3)]
+    assert kinds == [("email", 1), ("phone", 1), ("record", 4)]
     # The request row keeps no e-mail once applied.
     assert query(erased["warehouse"], "select email, phone from raw.erasure_requests") == [
         (None, None)
@@ -477,9 +763,12 @@ def test_a_request_naming_nobody_is_quarantined_with_its_reason(tmp_path):
     assert reason == "none of email, or phone, or source with source_record_id given"
 
 
-def apply_to_run_one(erased, tmp_path, requests: list[tuple]) -> duckdb.DuckDBPyConnection:
-    """The run-1 warehouse (P and Q both known to identity) with these requests delivered,
-    applied as the ingestion step applies them."""
+def apply_to_run_one(
+    erased, tmp_path, requests: list[tuple], id_history: list[tuple] = ()
+) -> duckdb.DuckDBPyConnection:
+    """The run-1 warehouse (P and Q both known to identity) with these requests delivered
+    (and these (old, new, reason) rows added to identity.id_history), applied as the
+    ingestion step applies them."""
     from assets.privacy.erasure import apply_erasure_requests
     from assets.shared.pseudonyms import load_salt, set_salt
     from assets.shared.warehouse import connect
@@ -495,6 +784,12 @@ def apply_to_run_one(erased, tmp_path, requests: list[tuple]) -> duckdb.DuckDBPy
         "'test', 'privacy/erasure_requests_20260602.csv', date '2026-06-02', 2)",
         requests,
     )
+    if id_history:
+        con.executemany(
+            "insert into identity.id_history (old_customer_id, new_customer_id, reason, records_moved, changed_on) "
+            "values (?, ?, ?, 1, date '2026-05-01')",
+            [list(row) for row in id_history],
+        )
     apply_erasure_requests(con, datetime(2026, 6, 2, 9, 0))
     return con
 
@@ -516,7 +811,7 @@ def test_e_mail_and_shared_phone_erase_p_only_and_never_list_q_s_phone(erased, t
     con = apply_to_run_one(erased, tmp_path, [("R-BOTH", P["email"], "0113 496 0000", None, None)])
     assert con.execute(
         "select status, records_erased, customers_erased from privacy.erasure_log"
-    ).fetchall() == [("completed", 3, 1)]
+    ).fetchall() == [("completed", 4, 1)]
     assert con.execute("select account_id from raw.web_customers order by 1").fetchall() == [
         ("WA1",),
         ("WB1",),
@@ -526,9 +821,9 @@ def test_e_mail_and_shared_phone_erase_p_only_and_never_list_q_s_phone(erased, t
     # The landline Q holds is not listed: Q's future rows still load.
     assert con.execute(
         "select kind, count(*) from privacy.suppressed_identifiers group by 1 order by 1"
-    ).fetchall() == [("email", 1), ("phone", 1), ("record", 3)]
+    ).fetchall() == [("email", 1), ("phone", 1), ("record", 4)]
     assert con.execute(
-        "select count(*) from identity.source_records where source_record_id in ('WP1', 'UP1', 'SP1')"
+        "select count(*) from identity.source_records where source_record_id in ('WP1', 'UP1', 'SP1', 'CP1')"
     ).fetchall() == [(0,)]
     assert con.execute(
         "select count(*) from identity.source_records where source_record_id = 'WQ1'"
@@ -570,3 +865,115 @@ def test_a_request_naming_nobody_is_completed_with_nothing_erased(erased, tmp_pa
         "select status, matched_by, records_erased, identifiers_suppressed from privacy.erasure_log"
     ).fetchall() == [("completed", "none", 0, 1)]
     assert con.execute("select count(*) from raw.web_customers").fetchall() == [(5,)]
+
+
+def test_erased_customers_follow_the_id_history_but_not_an_id_another_person_holds(
+    erased, tmp_path
+):
+    """P's id came from C_OLDER, which came from C_OLDEST (merges); a split once moved records
+    from Q's id to P's (Q's id lives on with Q: not listed). A cycle in the history ends."""
+    p_id, q_id = erased["p_customer"], erased["before"]["q_customer"]
+    history = [
+        ("C_OLDER", p_id, "merged"),
+        ("C_OLDEST", "C_OLDER", "merged"),
+        (p_id, "C_OLDEST", "merged"),  # a cycle
+        (q_id, p_id, "split"),
+        ("C_UNRELATED", q_id, "merged"),
+    ]
+    con = apply_to_run_one(
+        erased, tmp_path, [("R-HIST", P["email"], None, None, None)], id_history=history
+    )
+    try:
+        assert con.execute(
+            "select customer_id, request_id from privacy.erased_customers order by all"
+        ).fetchall() == sorted([("C_OLDER", "R-HIST"), ("C_OLDEST", "R-HIST"), (p_id, "R-HIST")])
+    finally:
+        con.close()
+
+
+def after_publish_settings(erased, tmp_path):
+    """A copy of run 2's folders, and settings for erased_from_copies on it."""
+    import shutil
+
+    from assets.shared.settings import PipelineSettings
+
+    for name in ("w", "x", "r", "inbox"):
+        shutil.copytree(erased["tmp"] / name, tmp_path / name)
+    return PipelineSettings(
+        inbox_dir=str(tmp_path / "inbox"),
+        warehouse_path=str(tmp_path / "w" / "omniloyal.duckdb"),
+        exports_dir=str(tmp_path / "x"),
+        reports_dir=str(tmp_path / "r"),
+        as_of=AS_OF[1],
+        phone_region="GB",
+    )
+
+
+def materialize_after_publish(settings, checks_only=False):
+    from assets.privacy.assets import erased_from_copies, erased_people_found_nowhere
+
+    result = dg.materialize(
+        [erased_from_copies, erased_people_found_nowhere],
+        resources={"settings": settings},
+        instance=dg.DagsterInstance.ephemeral(),
+        selection=dg.AssetSelection.checks_for_assets(erased_from_copies) if checks_only else None,
+        raise_on_error=False,
+    )
+    materialized = [
+        {key: value.value for key, value in m.metadata.items()}
+        for m in result.asset_materializations_for_node("erased_from_copies")
+    ]
+    (check,) = result.get_asset_check_evaluations()
+    return result, (materialized[0] if materialized else None), check
+
+
+def test_a_later_run_does_nothing_but_an_applied_request_file_put_back_goes(erased, tmp_path):
+    settings = after_publish_settings(erased, tmp_path)
+    previous = sorted((tmp_path / "w" / "previous").iterdir())
+    written = [path.stat().st_mtime_ns for path in previous]
+    request = tmp_path / "inbox" / erased["request_file"].relative_to(erased["tmp"] / "inbox")
+    request.write_bytes(erased["request_bytes"])  # the same file, delivered again
+
+    result, metadata, check = materialize_after_publish(settings)
+
+    assert result.success and check.passed
+    assert metadata["requests_to_reach"] == 0 and "previous_version_files_rewritten" not in metadata
+    assert [path.stat().st_mtime_ns for path in previous] == written
+    assert check.metadata["files_searched"].value == 0
+    assert metadata["request_files_removed"] == [str(request.relative_to(tmp_path / "inbox"))]
+    assert not request.exists()
+
+    # A new file under the old name is a new delivery: kept, and the check does not count it.
+    request.write_text(
+        "request_id,email,phone,source,source_record_id,received_at\nREQ-2,,,web,WA1,\n"
+    )
+    result, metadata, check = materialize_after_publish(settings)
+    assert result.success and check.passed
+    assert metadata["request_files_removed"] == [] and metadata["request_files_kept_changed"] == 1
+    assert request.exists()
+
+
+def test_without_the_record_the_search_runs_again_and_finds_an_unscrubbed_copy(erased, tmp_path):
+    settings = after_publish_settings(erased, tmp_path)
+    record = tmp_path / "w" / "omniloyal.erasures_reached.json"
+    record.unlink()
+    # Run 1's warehouse as it was, put back in previous/ (a restored backup, say).
+    stray = tmp_path / "w" / "previous" / "omniloyal-20260601T000000000000Z.duckdb"
+    stray.write_bytes((erased["tmp"] / "run1.duckdb").read_bytes())
+
+    result, _, check = materialize_after_publish(settings, checks_only=True)
+
+    assert not result.success and not check.passed
+    found = check.metadata["found"].value
+    assert f"{stray}: core.customers" in found and f"{stray}: raw.web_customers" in found
+    assert not record.exists()
+    shown = check.description + json.dumps(found)
+    needles = erased["traces"]["plain"] + erased["traces"]["keys"]
+    assert [needle for needle in needles if needle.lower() in shown.lower()] == []
+
+    # The step itself scrubs it, and its check then passes and records the request.
+    result, metadata, check = materialize_after_publish(settings)
+    assert result.success and check.passed
+    assert metadata["requests_to_reach"] == 1 and metadata["previous_version_files_rewritten"] == 1
+    assert hits(stray, P_VALUES) == {}
+    assert json.loads(record.read_text())["requests"] == ["REQ-1"]

@@ -23,6 +23,7 @@ MANIFEST_TABLES = [
 PRIVACY_TABLES = [
     "privacy.suppressed_identifiers",
     "privacy.erased_records",
+    "privacy.erased_customers",
     "privacy.erasure_log",
 ]
 
@@ -73,6 +74,11 @@ def _key(table: str) -> dg.AssetKey:
         ),
         table_spec(
             kinds=("duckdb", "python"),
+            key=_key("privacy.erased_customers"),
+            description="Every customer id an erased person ever had, to find them in older files.",
+        ),
+        table_spec(
+            kinds=("duckdb", "python"),
             key=_key("privacy.erasure_log"),
             description="Every request to be forgotten and what was done, in counts; no personal data.",
         ),
@@ -99,8 +105,8 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
             context.log.info(
                 f"requests to be forgotten: {erasure.completed} applied, {erasure.needs_review} need review "
                 f"(privacy.erasure_log); {erasure.records_erased} customer records erased, "
-                f"{erasure.rows_touched} rows in {erasure.tables_touched} tables; the request files in the "
-                "inbox still hold what they were sent with: remove them once this run is published"
+                f"{erasure.rows_touched} rows in {erasure.tables_touched} tables; older copies and the "
+                "inbox's request files follow once this run is published (step erased_from_copies)"
             )
         context.log.info(
             f"ingested {len(result.deliveries)} new deliveries: {result.rows_read} rows read, "

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from assets.core import assets as core
 from assets.identity import assets as identity
@@ -187,5 +188,172 @@ def erasure_reached_everything(
             "problems": len(problems),
             "first_problems": dg.MetadataValue.json(problems[:20]),
             "completed_requests": completed,
+        },
+    )
+
+
+def _copies_failure(what: str, err: Exception) -> str:
+    """One line without DuckDB's message (it can quote a row): the error's kind, and for a
+    file system error its reason and file. The published run stands; the next run retries."""
+    detail = type(err).__name__
+    if isinstance(err, OSError) and err.strerror:
+        detail = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    return (
+        f"{what} for erased people failed ({detail}); the warehouse is published and the "
+        "erasure applied in it, and the next run scrubs and searches the copies again"
+    )
+
+
+# Runs after the publish on purpose (tests/test_definitions.py allows it, and only it): the
+# version the publish just moved to previous/ is one of the copies it scrubs. It writes no
+# table of the build; the run still holds the warehouse's lock (RunSettings), so no other
+# run reads or writes these files meanwhile.
+@dg.asset(
+    deps=["published_warehouse"],
+    group_name="exports",
+    kinds={"duckdb", "python"},
+    owners=["team:data-engineering"],
+)
+def erased_from_copies(
+    context: dg.AssetExecutionContext, settings: PipelineSettings
+) -> dg.MaterializeResult:
+    """Erased people out of every copy outside the build (assets/privacy/copies.py, docs/privacy.md):
+    previous versions rewritten without them, failed builds removed, exports of every date
+    scrubbed, record-level Splink charts of past dates removed; and the inbox's request files
+    whose requests are all applied removed. Works only while a completed request has not been
+    found reached (assets/privacy/after_publish.py); otherwise a no-op."""
+    from assets.privacy.after_publish import (
+        chart_date_to_keep,
+        remove_settled_request_files,
+        requests_not_reached,
+    )
+    from assets.privacy.copies import (
+        read_erased_people,
+        remove_failed_builds,
+        remove_record_level_charts,
+        scrub_exports,
+        scrub_previous_versions,
+    )
+
+    warehouse = settings.warehouse()
+    removed_files, changed_files = remove_settled_request_files(
+        settings.inbox_dir, warehouse.published_path
+    )
+    if removed_files:
+        context.log.info(
+            f"removed {len(removed_files)} request files from the inbox, every request in them "
+            f"applied and published (raw.deliveries keeps their hashes): {', '.join(removed_files)}"
+        )
+    if changed_files:
+        context.log.warning(
+            "request files whose requests are applied were kept: their bytes are not the ones "
+            f"ingested (a new delivery under the same name?): {', '.join(changed_files)}"
+        )
+    pending = requests_not_reached(warehouse)
+    metadata: dict[str, object] = {
+        "requests_to_reach": len(pending),
+        "request_files_removed": dg.MetadataValue.json(removed_files),
+        "request_files_kept_changed": len(changed_files),
+    }
+    if not pending:
+        context.log.info(
+            "no completed erasure request left to reach in older copies: nothing to do"
+        )
+        return dg.MaterializeResult(metadata=metadata)
+    try:
+        salt = load_salt(settings.warehouse_path)
+    except SaltError as err:
+        raise dg.Failure(description=str(err)) from None
+    try:
+        erased = read_erased_people(warehouse.published_path, salt)
+        versions = scrub_previous_versions(warehouse, erased)
+        builds = remove_failed_builds(warehouse, context.run_id)
+        exports = scrub_exports(settings.exports_dir, erased)
+        keep = chart_date_to_keep(settings.reports_dir, settings.as_of_date(), erased.erased_since)
+        charts = remove_record_level_charts(settings.reports_dir, keep)
+    except (duckdb.Error, OSError, ValueError) as err:
+        raise dg.Failure(description=_copies_failure("scrubbing the copies", err)) from None
+    rewritten = [result for result in versions if result.rewritten]
+    metadata |= {
+        "previous_version_files_searched": len(versions),
+        "previous_version_files_rewritten": len(rewritten),
+        "previous_version_rows_deleted": sum(sum(r.deleted.values()) for r in versions),
+        "previous_version_rows_rekeyed": sum(sum(r.rekeyed.values()) for r in versions),
+        "failed_build_files_removed": len(builds),
+        "export_files_rewritten": len(exports.rewritten),
+        "export_rows_deleted": sum(exports.rewritten.values()),
+        "export_files_removed": dg.MetadataValue.json(sorted(exports.removed)),
+        "record_level_charts_removed": len(charts),
+    }
+    # Names hold stamps, run ids, dates and segments only.
+    context.log.info(
+        f"{len(pending)} completed erasure requests reached in older copies: "
+        f"{len(rewritten)} of {len(versions)} previous version files rewritten "
+        f"({metadata['previous_version_rows_deleted']} rows deleted, "
+        f"{metadata['previous_version_rows_rekeyed']} kept under pseudonymous ids), "
+        f"{len(builds)} failed build files removed, {len(exports.rewritten)} export files rewritten "
+        f"({metadata['export_rows_deleted']} rows), {len(exports.removed)} removed whole "
+        f"(hashed-only ad-platform files: re-export them), {len(charts)} record-level charts removed"
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset_check(asset=erased_from_copies, name="erased_everywhere", blocking=True)
+def erased_people_found_nowhere(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
+    """Every file the project keeps searched for rows of a completed request's person: the
+    published main and analytics files, previous/, builds/, exports of every date, record-level
+    Splink charts, and the inbox for request files already applied. Counts per place, never a
+    value. Clean: the requests are recorded as reached, and later runs skip the search."""
+    from assets.privacy.after_publish import (
+        applied_request_files,
+        chart_date_to_keep,
+        record_reached,
+        requests_not_reached,
+    )
+    from assets.privacy.copies import find_erased_values_everywhere, read_erased_people
+
+    warehouse = settings.warehouse()
+    inbox = Path(settings.inbox_dir)
+    left_in_inbox, _ = applied_request_files(inbox, warehouse.published_path)
+    pending = requests_not_reached(warehouse)
+    if not pending:
+        return dg.AssetCheckResult(
+            passed=not left_in_inbox,
+            description=(
+                f"{len(left_in_inbox)} applied request files still in the inbox"
+                if left_in_inbox
+                else "no completed erasure request left to reach"
+            ),
+            metadata={"files_searched": 0, "request_files_in_inbox": len(left_in_inbox)},
+        )
+    try:
+        erased = read_erased_people(warehouse.published_path, load_salt(settings.warehouse_path))
+        keep = chart_date_to_keep(settings.reports_dir, settings.as_of_date(), erased.erased_since)
+        found = find_erased_values_everywhere(
+            warehouse, settings.exports_dir, erased, settings.reports_dir, keep_as_of=keep
+        )
+    except (duckdb.Error, OSError, ValueError, SaltError) as err:
+        raise dg.Failure(description=_copies_failure("searching the copies", err)) from None
+    places = dict(found.found)
+    places |= {f"{path}: open for writing, not searched": 1 for path in found.unreadable}
+    places |= {f"{inbox / name}: applied request file": 1 for name in left_in_inbox}
+    passed = not places
+    if passed:
+        record_reached(warehouse, pending)
+    return dg.AssetCheckResult(
+        passed=passed,
+        description=(
+            f"{len(places)} places still hold an erased person: " + "; ".join(sorted(places)[:5])
+            if places
+            else f"{len(pending)} completed requests: no erased person in {found.files_searched} files"
+        ),
+        metadata={
+            "files_searched": found.files_searched,
+            "requests_reached": len(pending) if passed else 0,
+            "places_found": len(places),
+            # place -> rows: file and table names only
+            "found": dg.MetadataValue.json(dict(sorted(places.items())[:50])),
         },
     )

@@ -38,6 +38,10 @@ request and of the erased records that no other customer's record holds (a house
 is never listed), go to privacy.suppressed_identifiers as salted hashes; ingestion drops
 future rows carrying them (assets/ingest/suppression.py). The request's own e-mail and
 phone are then emptied in raw.erasure_requests. Nothing here logs or returns a value.
+
+Remembering the ids: privacy.erased_customers lists every customer id the erased people
+ever had (their ids now, in the run before, and back through identity.id_history), so the
+copies outside the build can be scrubbed after the publish (assets/privacy/copies.py).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from assets.shared.pseudonyms import SALT_VARIABLE, pseudonym_sql
 from assets.shared.warehouse import table_exists
 
 ERASED_RECORDS = "privacy.erased_records"
+ERASED_CUSTOMERS = "privacy.erased_customers"
 ERASURE_LOG = "privacy.erasure_log"
 REQUESTS = "raw.erasure_requests"
 # Schemas whose tables are searched for rows of erased records or customers.
@@ -94,6 +99,13 @@ def create_privacy_tables(con: duckdb.DuckDBPyConnection) -> None:
             erased_customer_id varchar not null,
             request_id varchar not null,
             erased_at timestamp not null
+        )"""
+    )
+    con.execute(
+        f"""
+        create table if not exists {ERASED_CUSTOMERS} (
+            customer_id varchar not null,
+            request_id varchar not null
         )"""
     )
     con.execute(
@@ -210,6 +222,7 @@ def apply_erasure_requests(con: duckdb.DuckDBPyConnection, now: datetime) -> Era
         """
     )
     _suppress(con, now)
+    _list_customer_ids(con)  # before the deletes: they remove the id history it follows
     touched = _delete_everywhere(con)
     con.execute(
         f"""
@@ -373,6 +386,64 @@ def _suppress(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
         where (kind, identifier_hash) not in (select (kind, identifier_hash) from {SUPPRESSED})
         """,
         [now.date()],
+    )
+
+
+def _list_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """privacy.erased_customers: every customer id the erased people ever had.
+
+    Older files (previous versions, exports of earlier dates, what went to ad platforms as
+    extern_id) hold them under the id of their day, so the copies are scrubbed by these ids
+    (assets/privacy/copies.py). Their ids now (the previous identity.source_records) and in the
+    run before (identity.previous_source_records), then back through identity.id_history (old
+    -> new) to every id those came from. An id a record not erased still holds (after a split
+    the old id lives on with the other person) is left out: listing it would take that
+    person's rows out of every copy; the erased person's rows under it are still found there
+    by their record keys and hashed e-mails and phones."""
+    empty = "(select null::varchar as source, null::varchar as source_record_id, null::varchar as customer_id where false)"
+
+    def table_or_empty(table: str, empty_sql: str) -> str:
+        return table if table_exists(con, table) else empty_sql
+
+    current = table_or_empty("identity.source_records", empty)
+    previous = table_or_empty("identity.previous_source_records", empty)
+    history = table_or_empty(
+        "identity.id_history",
+        "(select null::varchar as old_customer_id, null::varchar as new_customer_id where false)",
+    )
+    con.execute(
+        f"""
+        insert into {ERASED_CUSTOMERS}
+        with recursive held_by_others as (
+            select distinct kept.customer_id
+            from {current} as kept
+            anti join erasure_erased as erased using (source, source_record_id)
+            where kept.customer_id is not null
+        ),
+        held_then as (
+            select request_id, customer_id from erasure_erased where customer_id is not null
+            union
+            select erased.request_id, previous.customer_id
+            from erasure_erased as erased
+            join {previous} as previous using (source, source_record_id)
+            where previous.customer_id is not null
+        ),
+        ever(request_id, customer_id) as (
+            select request_id, customer_id from held_then
+            union  -- not union all: a cycle in the history ends instead of looping
+            select ever.request_id, history.old_customer_id
+            from ever
+            join {history} as history on history.new_customer_id = ever.customer_id
+            -- the other person's id is not followed back: its past is theirs
+            where history.old_customer_id is not null
+                and ever.customer_id not in (select customer_id from held_by_others)
+        )
+        select customer_id, min(request_id)  -- an id two requests of the run reach: listed once
+        from ever
+        where customer_id not in (select customer_id from held_by_others)
+            and customer_id not in (select customer_id from {ERASED_CUSTOMERS})
+        group by customer_id
+        """
     )
 
 
