@@ -356,7 +356,15 @@ def found_in_files(tmp: Path, traces: dict[str, list[str]]) -> dict[str, list[st
             continue
         where = str(path.relative_to(tmp))
         if path.suffix == ".duckdb":
-            places = hits(path, traces["plain"], traces["keys"], ("privacy",))
+            places = list(hits(path, traces["plain"], traces["keys"], ("privacy",)))
+            # The file's bytes too: DuckDB marks deleted rows and reuses their blocks without
+            # wiping them, so a value no query returns can still be read off the disk.
+            data = path.read_bytes()
+            places += [
+                f"bytes: {value}"
+                for value in traces["plain"]
+                if value.encode() in data or value.lower().encode() in data
+            ]
             if places:
                 found[where] = sorted(places)
         elif path.suffix == ".parquet":

@@ -128,6 +128,8 @@ def published_warehouse(
     """
     warehouse = settings.warehouse()
     build = warehouse.build_path(context.run_id)
+    if build.exists() and warehouse.compact_build(context.run_id):
+        context.log.info("rewrote the build as a fresh file: this run deleted personal data")
     if build.exists():
         mark_publishing(settings.exports_dir, context.run_id, file_identity(build.stat()))
     try:

@@ -101,6 +101,10 @@ def raw_deliveries(context: dg.AssetExecutionContext, settings: PipelineSettings
             # The message names the file (escaped) and the problem, never a row's text;
             # nothing of this run is published.
             raise dg.Failure(description=str(err)) from None
+        if erasure.completed:
+            # Deleted rows (and the request's own e-mail, emptied) stay in the file's free
+            # blocks: the build is rewritten before it is published (Warehouse.compact_build).
+            settings.warehouse().request_compaction(context.run_id)
         if erasure.requests:
             context.log.info(
                 f"requests to be forgotten: {erasure.completed} applied, {erasure.needs_review} need review "

@@ -125,6 +125,9 @@ def retention_purge(context: dg.AssetExecutionContext, settings: PipelineSetting
     cutoff_on = cutoff_date(settings.as_of_date(), settings.retention_days)
     with settings.build(context.run_id) as con:
         raw = purge_raw_rows(con, cutoff_on, datetime.now(UTC).replace(tzinfo=None))
+    if raw.raw_rows_purged or raw.quarantine_rows_purged:
+        # Deleted rows stay in the file's free blocks until the build is rewritten.
+        settings.warehouse().request_compaction(context.run_id)
     files = purge_files(settings.warehouse())
     # Past dates' audiences and identity charts hold personal data too; the reports
     # (<reports>/<date>.html) hold aggregates only and stay.

@@ -124,6 +124,42 @@ class Warehouse:
         finally:
             con.close()
 
+    def compaction_marker(self, run_id: str) -> Path:
+        """Present when a step of the run deleted personal data from the build (an erasure, a
+        retention purge): the build is rewritten as a fresh file before it is published."""
+        return self.builds_dir / f"{run_id}.compact"
+
+    def request_compaction(self, run_id: str) -> None:
+        self.compaction_marker(run_id).parent.mkdir(parents=True, exist_ok=True)
+        self.compaction_marker(run_id).touch()
+
+    def compact_build(self, run_id: str) -> bool:
+        """Rewrite this run's build as a fresh file when a step asked for it; True if it did.
+
+        DuckDB deletes rows by marking them, and the blocks they were in are reused, not wiped:
+        the bytes of an erased person stay in the file until overwritten. COPY FROM DATABASE
+        writes only the live rows (with comments, macros and views) into a new file, which
+        replaces the build; the published file never held them, as it is this new one.
+        """
+        marker = self.compaction_marker(run_id)
+        if not marker.exists():
+            return False
+        build = self.build_path(run_id)
+        fresh = build.with_name(build.name + ".compact.partial")
+        fresh.unlink(missing_ok=True)
+        con = duckdb.connect()
+        try:
+            con.execute(f"attach '{build}' as compacted_source (read_only)")
+            con.execute(f"attach '{fresh}' as compacted")
+            con.execute("copy from database compacted_source to compacted")
+            con.execute("detach compacted")
+            con.execute("detach compacted_source")
+        finally:
+            con.close()
+        os.replace(fresh, build)
+        marker.unlink()
+        return True
+
     def source_path(self, run_id: str) -> Path:
         """Which published file the run's build was copied from (its identity), for the publish check."""
         return self.builds_dir / f"{run_id}.source.json"
@@ -335,6 +371,8 @@ class Warehouse:
                 stale = writer_pid(path.with_name(name.removesuffix(".wal"))) is None
             elif name.endswith(".source.json"):
                 stale = not path.with_name(name.removesuffix(".source.json") + ".duckdb").exists()
+            elif name.endswith(".compact"):
+                stale = not path.with_name(name.removesuffix(".compact") + ".duckdb").exists()
             elif name.endswith(".duckdb"):
                 stale = now - path.stat().st_mtime > stale_build_age_s and writer_pid(path) is None
                 if stale:
