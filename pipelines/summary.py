@@ -88,6 +88,23 @@ def print_summary(
             "select rfm_segment, count(*) from marts.segments group by 1 order by 2 desc, 1"
         ):
             print(f"  {segment:<22} {n:>8,}")
+        erasures = (
+            rows(
+                "select count(*) filter (where status = 'completed'), "
+                "coalesce(sum(records_erased) filter (where status = 'completed'), 0), "
+                "count(*) filter (where status = 'needs_review') from privacy.erasure_log"
+            )
+            if rows(
+                "select count(*) from duckdb_tables() where schema_name = 'privacy' and table_name = 'erasure_log'"
+            )[0][0]
+            else []
+        )
+        if erasures and any(erasures[0]):
+            completed, records, review = erasures[0]
+            print(
+                f"\nrequests to be forgotten (privacy.erasure_log): {completed:,} completed, "
+                f"{records:,} customer records erased; {review:,} need review"
+            )
         unfitted = rows(
             "select model, status, reason from marts.clv_fit where status <> 'fitted' order by model"
         )

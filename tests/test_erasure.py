@@ -21,7 +21,9 @@ quarantined + suppressed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import re
 from datetime import UTC, datetime
@@ -240,7 +242,9 @@ def erased(tmp_path_factory) -> dict:
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DAGSTER_HOME", str(dagster_home))
-        run(tmp, AS_OF[1])
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            run(tmp, AS_OF[1])
         instance = dg.DagsterInstance.get()
         (run_record,) = instance.get_run_records()
         logs = instance.all_logs(run_record.dagster_run.run_id)
@@ -257,6 +261,7 @@ def erased(tmp_path_factory) -> dict:
         ),
     }
     return {
+        "printed": printed.getvalue(),
         "tmp": tmp,
         "warehouse": warehouse,
         "analytics": warehouse.with_name("omniloyal_analytics.duckdb"),
@@ -599,6 +604,13 @@ def test_p_accounting_stays_under_a_pseudonymous_id_closed_to_zero(erased):
     assert query(
         w, "select count(*) from identity.source_records where customer_id = ?", [pseudo]
     ) == [(0,)]
+
+
+def test_the_run_summary_says_what_was_erased(erased):
+    assert (
+        "requests to be forgotten (privacy.erasure_log): 1 completed, "
+        "4 customer records erased; 0 need review"
+    ) in erased["printed"]
 
 
 def test_the_erasure_log_counts_the_request_without_personal_data(erased):
