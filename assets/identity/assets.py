@@ -100,7 +100,13 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
         records = con.sql("select * from identity.match_input").to_arrow_table()
         must_link, cannot_link = applied_pairs(con)
         result = match_records(
-            records, model=model, charts_dir=folder, must_link=must_link, cannot_link=cannot_link
+            records,
+            model=model,
+            charts_dir=folder,
+            must_link=must_link,
+            cannot_link=cannot_link,
+            memory_limit=settings.duckdb_memory_limit,
+            spill_dir=Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None,
         )
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)

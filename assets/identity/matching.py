@@ -505,6 +505,8 @@ def match_records(
     must_link: pa.Table | None = None,
     cannot_link: pa.Table | None = None,
     guard: GuardRule | None = None,
+    memory_limit: str = SPLINK_MEMORY_LIMIT,
+    spill_dir: Path | None = None,
 ) -> MatchResult:
     """Cluster `records` (identity.match_input) into people.
 
@@ -512,12 +514,17 @@ def match_records(
     saved by an earlier run) to skip training. `must_link` and `cannot_link` (columns
     unique_id_l, unique_id_r) are stewards' decisions, honoured over any score. With
     `charts_dir`, Splink's charts are written there as HTML. The conflict guard's rule is
-    measured on the records unless `guard` fixes it (benchmarks compare its parts).
+    measured on the records unless `guard` fixes it (benchmarks compare its parts). Splink's
+    DuckDB holds at most `memory_limit` and spills beyond it to a folder made under
+    `spill_dir` (the system's temporary folder when None), removed afterwards.
     """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="omniloyal-splink-") as spill, duckdb.connect() as con:
-        con.execute(f"set memory_limit = '{SPLINK_MEMORY_LIMIT}'")
+    with (
+        tempfile.TemporaryDirectory(prefix="omniloyal-splink-", dir=spill_dir) as spill,
+        duckdb.connect() as con,
+    ):
+        con.execute(f"set memory_limit = '{memory_limit}'")
         con.execute(f"set temp_directory = '{spill}'")
         return _match(
             con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard

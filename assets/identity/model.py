@@ -174,7 +174,8 @@ MATCH_THRESHOLD = 0.99
 # Pairs scored below this are not kept at all: at a million people they are tens of millions
 # of pairs sharing a common name, and add next to nothing to the prior's re-estimate.
 SCORE_FLOOR = 1e-3
-# Splink's own DuckDB spills to disk beyond this, so identity fits beside the rest of a run.
+# Splink's own DuckDB spills to disk beyond this, so identity fits beside the rest of a run
+# (a run passes its duckdb_memory_limit setting; this is the default of match_records).
 SPLINK_MEMORY_LIMIT = "4GB"
 
 # The conflict guard enforces a part of its rule (assets/identity/conflict_guard.py) unless

@@ -7,6 +7,7 @@ them to show its defaults, and must not pay Dagster's import time to start.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 # The bundled program file (also assets.loyalty.program.DEFAULT_PROGRAM; read here without
@@ -43,6 +44,14 @@ DEFAULTS = {
     # customer's question about a balance or a tier concerns at most 15 months of deliveries;
     # two years leaves room for a complaint raised late and a yearly audit.
     "retention_days": ("OMNILOYAL_RETENTION_DAYS", "730"),
+    # Each DuckDB connection of a run (the build's; Splink's own during matching) holds at
+    # most this much memory and spills the rest of a sort, join or aggregate to
+    # duckdb_temp_dir: without a limit DuckDB takes up to 80% of the machine. Steps run one
+    # after another, so a run's peak is about this for the build plus this for Splink.
+    "duckdb_memory_limit": ("OMNILOYAL_DUCKDB_MEMORY_LIMIT", "4GB"),
+    # Where DuckDB spills; empty: beside the run's build file (DuckDB's `<file>.tmp`) and,
+    # for Splink's connection, the system's temporary folder. A fast local disk with room.
+    "duckdb_temp_dir": ("OMNILOYAL_DUCKDB_TEMP_DIR", ""),
 }
 
 
@@ -119,6 +128,19 @@ def _file(text: str) -> str:
 _file.expects = "an existing file"
 
 
+def _memory_size(text: str) -> str:
+    if not re.fullmatch(
+        r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip(), re.IGNORECASE
+    ):
+        raise ValueError
+    if float(re.match(r"[\d.]+", text.strip()).group()) <= 0:
+        raise ValueError
+    return text.strip()
+
+
+_memory_size.expects = "a size such as 512MB or 4GB"
+
+
 def _file_or_empty(text: str) -> str:
     return _file(text) if text else text
 
@@ -140,6 +162,7 @@ CHECKS = {
     "max_file_mb": _whole_number_from(1),
     "max_line_kb": _whole_number_from(1),
     "retention_days": _whole_number_from(1),
+    "duckdb_memory_limit": _memory_size,
 }
 
 

@@ -59,6 +59,9 @@ class PipelineSettings(dg.ConfigurableResource):
     max_line_kb: int = _from_env("max_line_kb")  # a delivery with a longer line fails the run
     # Superseded raw rows, quarantine rows and previous versions older than this are purged.
     retention_days: int = _from_env("retention_days")
+    # DuckDB's memory per connection (e.g. 4GB) and where it spills beyond it; empty: beside the build.
+    duckdb_memory_limit: str = _from_env("duckdb_memory_limit")
+    duckdb_temp_dir: str = _from_env("duckdb_temp_dir")
 
     # The program as read at the start of the run: every asset gets this one, so marketing
     # saving the file mid-run cannot give the ledger one program and the segments another.
@@ -89,7 +92,16 @@ class PipelineSettings(dg.ConfigurableResource):
             self.warehouse_path,
             keep_versions=self.keep_versions,
             retention_days=self.retention_days,
+            duckdb_config=self.duckdb_config(),
         )
+
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB's own settings for the run's connections: the memory limit and where to spill."""
+        config = {"memory_limit": self.duckdb_memory_limit}
+        if self.duckdb_temp_dir:
+            Path(self.duckdb_temp_dir).mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = self.duckdb_temp_dir
+        return config
 
     def program(self) -> Program:
         """This run's program (read in setup_for_execution); outside a run, read on first use."""

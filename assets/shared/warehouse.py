@@ -65,7 +65,10 @@ class Warehouse:
         published_path: str | Path,
         keep_versions: int = 5,
         retention_days: int | None = None,
+        duckdb_config: Mapping[str, str] | None = None,
     ):
+        # DuckDB settings of the build's connections (memory_limit, temp_directory).
+        self.duckdb_config = dict(duckdb_config or {})
         if keep_versions < 0:
             # -1 once pruned every earlier version: rollback needs keep_versions >= 0.
             raise ValueError(
@@ -116,7 +119,7 @@ class Warehouse:
         path = self.build_path(run_id)
         if not path.exists():
             self._copy_published(run_id)
-        con = connect(path, variables)
+        con = connect(path, variables, config=self.duckdb_config)
         try:
             yield con
             # Tables a step wrote without run_model get their documentation as comments too.
@@ -147,7 +150,7 @@ class Warehouse:
         build = self.build_path(run_id)
         fresh = build.with_name(build.name + ".compact.partial")
         fresh.unlink(missing_ok=True)
-        con = duckdb.connect()
+        con = duckdb.connect(config=self.duckdb_config)
         try:
             con.execute(f"attach '{build}' as compacted_source (read_only)")
             con.execute(f"attach '{fresh}' as compacted")
@@ -422,10 +425,14 @@ DEFAULT_VARIABLES = {
 
 
 def connect(
-    path: str | Path, variables: Mapping[str, object] | None = None, read_only: bool = False
+    path: str | Path,
+    variables: Mapping[str, object] | None = None,
+    read_only: bool = False,
+    config: Mapping[str, str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open a warehouse file with the schemas created and the run's variables set."""
-    con = duckdb.connect(str(path), read_only=read_only)
+    """Open a warehouse file with the schemas created and the run's variables set; `config`
+    holds DuckDB settings such as memory_limit and temp_directory."""
+    con = duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
     con.execute("set TimeZone = 'UTC'")
     if not read_only:
         for schema in SCHEMAS:
