@@ -42,18 +42,19 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 	@test -d $(INBOX)/web || $(BIN)/omniloyal generate --people $(PEOPLE) --seed $(SEED) --out $(INBOX) --truth data/truth.csv
 	DAGSTER_HOME=$(abspath $(DAGSTER_HOME_DIR)) $(BIN)/omniloyal run --inbox $(INBOX)
 
-# Test files run in parallel, one per core (a file's module fixtures are built once).
+# Test files run in parallel, one per core (a file's module fixtures are built once), in the
+# order tests/conftest.py sets: the files that run the pipeline first, so none is left last.
 # The kill probes (runs killed in processes of their own, about a minute) are left to
 # `make test-probes`, which CI (.ci/run) runs after this.
 test: install
-	$(BIN)/pytest -q -n auto --dist loadfile -m "not probe"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe"
 
 test-probes: install
 	$(BIN)/pytest -q -m probe
 
 # Everything but the end-to-end tests (marked e2e: they run the pipeline on generated inboxes).
 test-fast: install
-	$(BIN)/pytest -q -n auto --dist loadfile -m "not e2e"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e"
 
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install $(DAGSTER_HOME_DIR)/dagster.yaml
