@@ -8,6 +8,7 @@ import dagster as dg
 from assets.ingest.contract import source_files
 from assets.ingest.deliveries import DeliveryError, Limits, ingest_inbox, shown
 from assets.privacy.erasure import ErasureError, apply_erasure_requests
+from assets.shared.catalog import documented
 from assets.shared.pseudonyms import SaltError, load_salt, set_salt
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
@@ -33,55 +34,13 @@ def _key(table: str) -> dg.AssetKey:
 
 
 @dg.multi_asset(
+    # Each table's description from the catalog (schemas/warehouse/*.yaml, the export contract
+    # for raw tables), written there once.
     specs=[
         table_spec(
-            kinds=("duckdb", "python"),
-            key=_key(table),
-            description=f"Loaded rows of every delivery, as typed by the contract ({table}).",
+            kinds=("duckdb", "python"), key=_key(table), description=documented()[table].description
         )
-        for table in RAW_TABLES
-    ]
-    + [
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("raw.deliveries"),
-            description="Manifest: one row per ingested file, with its checksum and row counts.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("raw.duplicate_deliveries"),
-            description="Files whose bytes were already ingested under another name.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("quality.quarantine"),
-            description="Rows that break the contract, with file, line, reason and raw text.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("quality.field_issues"),
-            description="Optional fields emptied because their value breaks the contract; the row itself loaded.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("privacy.suppressed_identifiers"),
-            description="Salted hashes of erased people's identifiers; ingestion drops rows carrying them.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("privacy.erased_records"),
-            description="Erased customer records and the pseudonymous id their accounting is kept under.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("privacy.erased_customers"),
-            description="Every customer id an erased person ever had, to find them in older files.",
-        ),
-        table_spec(
-            kinds=("duckdb", "python"),
-            key=_key("privacy.erasure_log"),
-            description="Every request to be forgotten and what was done, in counts; no personal data.",
-        ),
+        for table in RAW_TABLES + MANIFEST_TABLES + PRIVACY_TABLES
     ],
     group_name="ingest",
     can_subset=False,
