@@ -110,7 +110,10 @@ def test_the_run_says_where_the_report_is_and_how_long_each_stage_took(workspace
     assert all(s > 0 for s in seconds.values())
     total = float(stages[-1].split()[-1])
     run_seconds = float(printed.split("finished in ")[1].split()[0])
-    assert abs(total - sum(seconds.values())) < 0.2 and total <= run_seconds
+    # Each figure is printed rounded to 0.1 s: the sum of the rounded stages may differ from
+    # the rounded total by half a tenth per figure.
+    assert abs(total - sum(seconds.values())) <= 0.05 * (len(seconds) + 1) + 1e-9
+    assert total <= run_seconds
 
 
 def test_public_tables_exist_and_are_filled(workspace):
