@@ -107,7 +107,9 @@ def test_the_run_says_where_the_report_is_and_how_long_each_stage_took(workspace
         line.split()[0]: float(line.split()[-1]) for line in stages if "all steps" not in line
     }
     assert list(seconds) == ["ingest", "staging", "identity", "core", "loyalty", "marts", "exports"]
-    assert all(s > 0 for s in seconds.values())
+    assert (
+        all(s >= 0 for s in seconds.values()) and seconds["identity"] > 0
+    )  # a fast stage may print 0.0
     total = float(stages[-1].split()[-1])
     run_seconds = float(printed.split("finished in ")[1].split()[0])
     # Each figure is printed rounded to 0.1 s: the sum of the rounded stages may differ from
