@@ -26,10 +26,14 @@ def test_the_build_connection_holds_the_limit_and_spills_to_the_folder(tmp_path)
         assert con.execute(
             "select current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchall() == [("143.0 MiB", str(spill))]  # DuckDB shows 150 MB in MiB
+        # Each thread holds buffers of its own: two, as on the machine this was sized on.
+        con.execute("set threads = 2")
         ((rows, _),) = con.execute(BIGGER_THAN_THE_LIMIT).fetchall()
         assert rows == 3_000_000
     # The same query under the same limit with nowhere to spill runs out of memory: the limit binds.
-    with duckdb.connect(config={"memory_limit": "150MB", "temp_directory": ""}) as bare:
+    with duckdb.connect(
+        config={"memory_limit": "150MB", "temp_directory": "", "threads": 2}
+    ) as bare:
         with pytest.raises(duckdb.OutOfMemoryException):
             bare.execute(BIGGER_THAN_THE_LIMIT).fetchall()
 
