@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from assets.shared.warehouse import Warehouse, connect
+from assets.shared.warehouse import Warehouse, connect, table_exists
 
 STEP_ENDS = ("STEP_SUCCESS", "STEP_FAILURE")
 # The stages in pipeline order (the asset groups); the program tables of loyalty load first,
@@ -94,9 +94,7 @@ def print_summary(
                 "coalesce(sum(records_erased) filter (where status = 'completed'), 0), "
                 "count(*) filter (where status = 'needs_review') from privacy.erasure_log"
             )
-            if rows(
-                "select count(*) from duckdb_tables() where schema_name = 'privacy' and table_name = 'erasure_log'"
-            )[0][0]
+            if table_exists(con, "privacy.erasure_log")  # warehouses from before erasure
             else []
         )
         if erasures and any(erasures[0]):
