@@ -347,7 +347,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     from assets.shared.settings import PipelineSettings
     from pipelines.definitions import defs
-    from pipelines.summary import print_summary
+    from pipelines.summary import print_summary, slowest_steps
 
     if not Path(args.inbox).is_dir():
         print(
@@ -430,6 +430,7 @@ def command_run(args: argparse.Namespace) -> int:
             new_deliveries=_new_deliveries(result),
             timings=_stage_timings(instance, result.run_id, defs),
             purged=_purged(result),
+            slowest=slowest_steps(_step_events(instance, result.run_id)),
         )
     except (
         Exception
@@ -468,12 +469,16 @@ def _stage_timings(instance, run_id: str, defs) -> list[tuple[str, float]]:
     for check_def in defs.asset_checks or ():
         asset_key = next(iter(check_def.check_keys)).asset_key
         stage_of_step[check_def.node_def.name] = asset_graph.get(asset_key).group_name
-    events = [
+    return stage_timings(_step_events(instance, run_id), stage_of_step)
+
+
+def _step_events(instance, run_id: str) -> list[tuple[float, str, str]]:
+    """(timestamp, event type, step key) of every step event of the run."""
+    return [
         (entry.timestamp, entry.dagster_event.event_type_value, entry.dagster_event.step_key)
         for entry in instance.all_logs(run_id)
         if entry.dagster_event is not None and entry.dagster_event.step_key
     ]
-    return stage_timings(events, stage_of_step)
 
 
 def _published(result) -> bool:

@@ -41,6 +41,23 @@ def stage_timings(
     return [(stage, seconds.get(stage, 0.0)) for stage in sorted(first_start, key=position)]
 
 
+def slowest_steps(
+    step_events: Iterable[tuple[float, str, str]], top: int = 8
+) -> list[tuple[str, float]]:
+    """The `top` steps that took longest, slowest first (same events as stage_timings).
+
+    A stage's total says where to look; the step says what to change.
+    """
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for timestamp, event_type, step in step_events:
+        if event_type == "STEP_START":
+            started[step] = timestamp
+        elif event_type in STEP_ENDS and step in started:
+            seconds[step] = timestamp - started.pop(step)
+    return sorted(seconds.items(), key=lambda item: (-item[1], item[0]))[:top]
+
+
 def print_summary(
     warehouse_path: Path,
     exports_folder: Path,
@@ -49,6 +66,7 @@ def print_summary(
     new_deliveries: int | None = None,
     timings: list[tuple[str, float]] | None = None,
     purged: Mapping[str, object] | None = None,
+    slowest: list[tuple[str, float]] | None = None,
 ) -> None:
     con = connect(warehouse_path, read_only=True)
     try:
@@ -117,6 +135,10 @@ def print_summary(
             for stage, seconds in timings:
                 print(f"  {stage:<22} {seconds:>8.1f}")
             print(f"  {'all steps':<22} {sum(s for _, s in timings):>8.1f}")
+        if slowest:
+            print("\nslowest steps (seconds)")
+            for step, seconds in slowest:
+                print(f"  {step:<34} {seconds:>8.1f}")
         print(f"\nwarehouse  {warehouse_path}")
         analytics = Warehouse(warehouse_path).analytics_path
         if analytics.exists():
