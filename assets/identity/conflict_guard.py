@@ -186,10 +186,42 @@ def guard_against_conflicts(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -
         """
     )
     clusters = _connected_components(con, db_api)
-    if _conflicted_clusters(con, clusters):
-        _dissolve_conflicted_clusters(con, clusters)
-        clusters = _connected_components(con, db_api)
-    return _reattach(con, db_api, clusters)
+    if not _conflicted_clusters(con, clusters):
+        return clusters
+    _dissolve_conflicted_clusters(con, clusters)
+    # Only the dissolved clusters' records can change from here on: every other cluster is
+    # a whole component whose links stand, and the links that were dropped between it and
+    # a dissolved cluster are conflicts, which _reattach never joins. So the rebuilding runs
+    # on the dissolved records alone (a few in a thousand), not on every record once per
+    # round, and its components keep the ids they would have in the whole graph (a
+    # component is named after its smallest record id).
+    con.execute(
+        f"""
+        create or replace table reattach_records as
+        select records.* from records
+        semi join {clusters} as c on c.{UNIQUE_ID} = records.{UNIQUE_ID}
+            and c.cluster_id in (select cluster_id from conflicted_clusters)
+        """
+    )
+    con.execute(
+        f"create or replace view reattach_links as select links.* from links "
+        f"semi join reattach_records r on r.{UNIQUE_ID} = links.{UNIQUE_ID}_l"
+    )
+    rebuilt = _reattach(con, db_api, _connected_components(con, db_api, *REATTACHED))
+    con.execute(
+        f"""
+        create or replace table guarded_clusters as
+        select {UNIQUE_ID}, cluster_id from {clusters}
+        where cluster_id not in (select cluster_id from conflicted_clusters)
+        union all
+        select {UNIQUE_ID}, cluster_id from {rebuilt}
+        """
+    )
+    return "guarded_clusters"
+
+
+# The records and links _reattach works on: those of the dissolved clusters.
+REATTACHED = ("reattach_records", "reattach_links")
 
 
 def _reattach(
@@ -229,7 +261,7 @@ def _reattach(
                 group by all
             ),
             members as (
-                select c.cluster_id, records.* from {clusters} as c join records using ({UNIQUE_ID})
+                select c.cluster_id, records.* from {clusters} as c join {REATTACHED[0]} as records using ({UNIQUE_ID})
             ),
             conflicting_pairs as (
                 select distinct cluster_pairs.cluster_a, cluster_pairs.cluster_b
@@ -262,7 +294,7 @@ def _reattach(
             f"insert into links select scored.{UNIQUE_ID}_l, scored.{UNIQUE_ID}_r, scored.match_weight "
             f"from scored semi join reattach using ({UNIQUE_ID}_l, {UNIQUE_ID}_r)"
         )
-        clusters = _connected_components(con, db_api)
+        clusters = _connected_components(con, db_api, *REATTACHED)
     return clusters
 
 
@@ -281,9 +313,14 @@ def _dissolve_conflicted_clusters(con: duckdb.DuckDBPyConnection, clusters: str)
     )
 
 
-def _connected_components(con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI) -> str:
+def _connected_components(
+    con: duckdb.DuckDBPyConnection,
+    db_api: DuckDBAPI,
+    nodes: str = "records",
+    edges: str = "links",
+) -> str:
     clusters = cluster_pairwise_predictions_at_threshold(
-        "records", "links", db_api=db_api, node_id_column_name=UNIQUE_ID
+        nodes, edges, db_api=db_api, node_id_column_name=UNIQUE_ID
     )
     return clusters.physical_name
 
