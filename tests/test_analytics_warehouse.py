@@ -175,3 +175,25 @@ def test_the_check_finds_a_raw_table_and_the_salt(build, tmp_path):
     assert problems == ["raw.web_customers: in the analytics file but not an analytics table"]
     problems = tampered(build, tmp_path, f"update core.customers set city = 'salt: {SALT}'")
     assert problems == ["core.customers.city: holds the pseudonym salt"]
+
+
+def test_working_steps_are_left_out_and_flagged_when_found(build, tmp_path):
+    # identity.match_input is documented `for_analysts: false`: the matching model's input.
+    build.execute(
+        "create table identity.match_input as select 'web:W1' as unique_id, 'ann@example.com' as email_key"
+    )
+    path = tmp_path / "analytics.duckdb"
+    tables = build_analytics(build, path, SALT)
+    assert "identity.match_input" not in {spec.table for spec in tables}
+    assert ("identity", "match_input") not in analytics(
+        path, "select schema_name, table_name from duckdb_tables()"
+    )
+    assert check_analytics(build, path, SALT) == []
+    # A working step that reached the file anyway is a problem of the file.
+    con = duckdb.connect(str(path))
+    con.execute("create schema identity")
+    con.execute("create table identity.match_input as select 'web:W1' as unique_id")
+    con.close()
+    assert check_analytics(build, path, SALT) == [
+        "identity.match_input: in the analytics file but not an analytics table"
+    ]

@@ -49,6 +49,7 @@ from assets.identity.model import (
     MATCH_THRESHOLD,
     MIN_RECORDS_TO_TRAIN,
     MIN_TRAINING_PAIRS,
+    NAME_BLOCK_KEY,
     PREDICTION_BLOCKS,
     RECALL_OF_DETERMINISTIC_RULES,
     SCORE_FLOOR,
@@ -543,7 +544,9 @@ def _match(
     guard: GuardRule | None,
 ) -> MatchResult:
     con.register("match_input_records", records)
-    con.execute("create table records as select * from match_input_records")
+    con.execute(
+        f"create table records as select *, {NAME_BLOCK_KEY} as name_block_key from match_input_records"
+    )
     con.unregister("match_input_records")
     _load_decisions(con, must_link, cannot_link)
     guard = guard or measure_rule(con)
@@ -561,7 +564,8 @@ def _match(
             return _empty_result(report)
 
     db_api = DuckDBAPI(connection=con)
-    source = db_api.register(records, table_name="match_input")
+    # The records table itself (with name_block_key), not a second copy of the Arrow input.
+    source = db_api.register("records", table_name="match_input")
     if model is not None:
         linker = Linker(source, str(model), log_level=logging.ERROR)
         report.parameters = "saved model"

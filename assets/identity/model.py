@@ -123,12 +123,27 @@ EXACTLY_COUNTED_LEVELS = {
     "Exact match on a shared mailbox": ("email_key", "is_shared_email"),
 }
 
+# A first and last name is a block of its own only while at most this many records carry
+# it. Every record with the name pairs with every other, so a common name grows with the
+# square of the data: at 200k people the generator's names gave 6.7M pairs (four fifths of
+# all), at 1M people twenty-five times that. Past the cap, records of a common name still
+# meet through the other blocks (e-mail, phone, birth date with either name, postcode);
+# a common name alone is weak evidence anyway. docs/identity.md has the measurements.
+NAME_BLOCK_MAX_RECORDS = 50
+# The column the name block uses, computed over all records when matching starts
+# (matching._match): null past the cap or when either name is missing.
+NAME_BLOCK_KEY = (
+    f"case when count(*) over (partition by canonical_first_name, last_name_key) "
+    f"<= {NAME_BLOCK_MAX_RECORDS} then canonical_first_name || '|' || last_name_key end"
+)
+
 # Pairs are only scored when they share one of these; together they keep the number
-# of comparisons near-linear in the number of records.
+# of comparisons near-linear in the number of records (each block's size is bounded by
+# how many records one person or one household has, or by the cap above).
 PREDICTION_BLOCKS = [
     block_on("email_key"),
     block_on("phone_e164"),
-    block_on("canonical_first_name", "last_name_key"),
+    block_on("name_block_key"),
     block_on("last_name_key", "birth_on"),
     block_on("canonical_first_name", "birth_on"),
     block_on("birth_on", "postcode"),

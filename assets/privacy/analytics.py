@@ -1,7 +1,10 @@
 """The analytics warehouse: the run's tables for analysts, with every personal value pseudonymized.
 
 Which tables: every table of the schemas in ANALYTICS_SCHEMAS (staging, identity, core,
-loyalty, marts, quality). The raw schema is left out whole: it is the deliveries' rows as
+loyalty, marts, quality) but the pipeline's working steps, which the catalog marks
+`for_analysts: false` (matching keys, Splink's input and raw clusters, point lots before
+settling): they repeat what the published tables say, and copying them cost a third of
+the file's build. The raw schema is left out whole: it is the deliveries' rows as
 delivered, which analysts need nothing of that staging and quality do not hold cleaned.
 
 Which columns: derived from the catalog (schemas/warehouse/, assets/shared/catalog.py),
@@ -70,6 +73,8 @@ def analytics_tables(con: duckdb.DuckDBPyConnection) -> list[AnalyticsTable]:
                 f"{table}: table not documented in schemas/warehouse/, so nobody has said which of its "
                 f"columns are personal; document it (with pii flags) to build the analytics warehouse"
             )
+        if not doc.for_analysts:
+            continue
         known = {column.name for column in doc.columns}
         personal = personal_columns(table)
         present = _columns(con, table)

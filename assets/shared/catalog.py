@@ -41,6 +41,9 @@ class DocumentedColumn:
 class DocumentedTable:
     description: str
     columns: tuple[DocumentedColumn, ...]
+    # False for a working step of the pipeline (matching keys, point lots before settling):
+    # the analytics warehouse leaves it out, as it holds what analysts query.
+    for_analysts: bool = True
 
 
 @cache
@@ -54,8 +57,15 @@ def documented() -> dict[str, DocumentedTable]:
             columns = tuple(
                 _column(name, c, f"{path.name}: {table}") for name, c in spec["columns"].items()
             )
+            unknown = sorted(set(spec) - TABLE_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"{path.name}: {table}: unknown keys {', '.join(map(str, unknown))}"
+                )
             tables[f"{schema}.{table}"] = DocumentedTable(
-                " ".join(str(spec.get("description", "")).split()), columns
+                " ".join(str(spec.get("description", "")).split()),
+                columns,
+                bool(spec.get("for_analysts", True)),
             )
         if "contract_tables" in doc:
             bookkeeping = tuple(
@@ -85,6 +95,7 @@ def documented_tables() -> dict[str, tuple[DocumentedColumn, ...]]:
 
 
 COLUMN_KEYS = {"type", "description", "pii"}
+TABLE_KEYS = {"description", "columns", "for_analysts"}
 
 
 def _column(name: str, spec: dict, where: str) -> DocumentedColumn:
