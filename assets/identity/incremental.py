@@ -41,7 +41,14 @@ from splink import DuckDBAPI, Linker
 from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from assets.identity.conflict_guard import guard_against_conflicts, use_rule
-from assets.identity.frozen_model import FrozenModel, SavedModel, definition_fingerprint
+from assets.identity.frozen_model import (
+    MODEL_TABLE,
+    TERM_FREQUENCIES_TABLE,
+    FrozenModel,
+    SavedModel,
+    definition_fingerprint,
+    save_frozen,
+)
 from assets.identity.matching import (
     EVIDENCE_SQL,
     SCORED_SELECT,
@@ -452,3 +459,47 @@ def _recluster(con: duckdb.DuckDBPyConnection, report: DeltaReport) -> str:
         """
     )
     return "delta_clusters"
+
+
+def save_state(
+    con: duckdb.DuckDBPyConnection,
+    result: MatchResult,
+    path: IdentityPlan,
+    delta: DeltaReport | None,
+    as_of,
+    saved: SavedModel | None,
+) -> dict:
+    """What the next run compares with and scores with: identity.matched_records, the saved
+    model (replaced unless this run scored with it incrementally) and a row of
+    identity.match_runs saying which path this run took; that row, as a dict."""
+    save_matched_records(con, path.keys, result.evidence)
+    if result.frozen is None:  # nothing was scored: the next run trains
+        con.execute(f"drop table if exists {MODEL_TABLE}")
+        con.execute(f"drop table if exists {TERM_FREQUENCIES_TABLE}")
+    elif path.path != "incremental":
+        saved_on = saved.saved_on if path.path == "rescore" and saved is not None else as_of
+        save_frozen(con, result.frozen, current_definition(), saved_on, erased_records(con))
+    run = {
+        "as_of": as_of,
+        "path": path.path,
+        "reason": path.reason,
+        "records": path.records,
+        "records_new_or_changed": path.changed,
+        "records_removed": path.removed,
+        "records_scored": delta.records_scored if delta else path.records,
+        "records_reclustered": delta.records_reclustered if delta else path.records,
+    }
+    con.execute(
+        f"""
+        create table if not exists {MATCH_RUNS} (
+            as_of date, path varchar, reason varchar, records bigint,
+            records_new_or_changed bigint, records_removed bigint,
+            records_scored bigint, records_reclustered bigint
+        )"""
+    )
+    con.execute(
+        f"insert into {MATCH_RUNS} by name select * from (values ({', '.join('?' * len(run))})) "
+        f"as t({', '.join(run)})",
+        list(run.values()),
+    )
+    return {key: str(value) if key == "as_of" else value for key, value in run.items()}
