@@ -239,7 +239,7 @@ def test_the_plan_falls_back_to_a_full_run(previous, tmp_path):
 
 # The property on the whole pipeline: a small inbox delivered over DAYS days.
 AS_OF = date(2026, 6, 30)
-DAYS = 12
+DAYS = 8
 
 
 def pipeline(workspace: Path, as_of: date, *extra: str) -> None:
@@ -267,20 +267,28 @@ def pipeline(workspace: Path, as_of: date, *extra: str) -> None:
 @pytest.mark.e2e
 def test_an_incremental_run_publishes_what_a_full_run_with_the_same_model_does(tmp_path):
     everything = tmp_path / "all"
-    generate_inbox(people=150, seed=5, out_dir=everything, end_date=AS_OF, days=DAYS)
-    last_day = AS_OF.strftime("%Y%m%d")
+    generate_inbox(people=300, seed=5, out_dir=everything, end_date=AS_OF, days=DAYS)
+    # The generator's last day brings every account registered after it (a bulk): the delta
+    # is the latest day before it that delivers customer records.
+    delta_on = max(
+        date(int(p.stem[-8:-4]), int(p.stem[-4:-2]), int(p.stem[-2:]))
+        for p in everything.glob("web/customers_*.csv")
+        if len(p.read_text().splitlines()) > 1 and AS_OF.strftime("%Y%m%d") not in p.name
+    )
+    day = delta_on.strftime("%Y%m%d")
     base = tmp_path / "base"
     for path in everything.rglob("*"):
-        if path.is_file() and last_day not in path.name:
+        on = path.stem[-8:]
+        if path.is_file() and on.isdigit() and on < day:
             target = base / "inbox" / path.relative_to(everything)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-    pipeline(base, AS_OF - timedelta(days=1))
+    pipeline(base, delta_on - timedelta(days=1))  # the days before the delta
     for name, extra in (("incremental", ()), ("rescored", ("--identity-refresh", "rescore"))):
         shutil.copytree(base, tmp_path / name)
-        for path in everything.rglob(f"*{last_day}*"):
+        for path in everything.rglob(f"*{day}*"):
             shutil.copy(path, tmp_path / name / "inbox" / path.relative_to(everything))
-        pipeline(tmp_path / name, AS_OF, *extra)
+        pipeline(tmp_path / name, delta_on, *extra)
     con = duckdb.connect()
     for name in ("incremental", "rescored"):
         con.execute(
@@ -289,11 +297,11 @@ def test_an_incremental_run_publishes_what_a_full_run_with_the_same_model_does(t
     paths = con.execute(
         "select path, records_new_or_changed, records_reclustered, records "
         "from incremental.identity.match_runs where as_of = ?",
-        [AS_OF],
+        [delta_on],
     ).fetchall()
     assert paths[0][0] == "incremental" and 0 < paths[0][1] and paths[0][2] < paths[0][3], paths
     assert con.execute(
-        "select path from rescored.identity.match_runs where as_of = ?", [AS_OF]
+        "select path from rescored.identity.match_runs where as_of = ?", [delta_on]
     ).fetchall() == [("rescore",)]
     for table in ("identity.source_records", "identity.match_evidence", "loyalty.ledger"):
         differ = con.execute(
