@@ -118,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="stewards' decisions CSV (same_person / different_people pairs) honoured over the model (default: none)",
     )
     run.add_argument(
+        "--identity-refresh",
+        choices=["auto", "full", "rescore"],
+        default=env_default("identity_refresh"),
+        help="auto: score only new and changed records when they are few; full: train and score "
+        "every record; rescore: score every record with the saved model (default: %(default)s)",
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="train the matching model afresh and score every record (--identity-refresh full)",
+    )
+    run.add_argument(
         "--job",
         choices=["omniloyal_everything", "loyalty_and_marts"],
         default="omniloyal_everything",
@@ -328,6 +340,7 @@ def command_run(args: argparse.Namespace) -> int:
         "phone_region": args.phone_region,
         "identity_model": args.identity_model,
         "identity_overrides": args.identity_overrides,
+        "identity_refresh": "full" if args.full_refresh else args.identity_refresh,
     }
     try:
         check_settings(settings)  # every setting, before any work (and before Dagster is imported)

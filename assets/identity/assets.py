@@ -6,6 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets.identity.charts import file_uri
+from assets.identity.frozen_model import load_frozen
+from assets.identity.incremental import match_delta, plan, save_state
 from assets.identity.matching import match_records
 from assets.identity.stable_ids import assign_stable_ids
 from assets.identity.steward_decisions import StewardDecisionsError, applied_pairs, load_decisions
@@ -91,6 +93,10 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
     The model is trained on this run's records unless settings.identity_model names a
     saved one. The applied stewards' decisions (identity.steward_decisions) override the
     model. The model and Splink's charts go to <reports>/identity/<as-of>/.
+
+    A run with few new, changed or removed records scores only those, with the model the
+    warehouse saved (identity.saved_model), and clusters again only what they touch
+    (assets/identity/incremental.py; settings.identity_refresh).
     """
     folder = Path(settings.reports_dir) / "identity" / settings.as_of_date().isoformat()
     model = Path(settings.identity_model) if settings.identity_model else None
@@ -99,15 +105,38 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
     with settings.build(context.run_id) as con:
         records = con.sql("select * from identity.match_input").to_arrow_table()
         must_link, cannot_link = applied_pairs(con)
-        result = match_records(
-            records,
-            model=model,
-            charts_dir=folder,
-            must_link=must_link,
-            cannot_link=cannot_link,
-            memory_limit=settings.duckdb_memory_limit,
-            spill_dir=Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None,
+        saved = load_frozen(con)
+        path = plan(
+            con, settings.identity_refresh, settings.incremental_max_share, saved, model is not None
         )
+        context.log.info(f"identity: {path.path} ({path.reason})")
+        spill_dir = Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None
+        delta = None
+        if path.path == "incremental":
+            result, delta = match_delta(
+                records,
+                path.changed_ids,
+                path.seeds,
+                con.sql("select * from identity.match_evidence").to_arrow_table(),
+                con.sql("select * from identity.clusters").to_arrow_table(),
+                path.saved.frozen,
+                must_link=must_link,
+                cannot_link=cannot_link,
+                memory_limit=settings.duckdb_memory_limit,
+                spill_dir=spill_dir,
+            )
+        else:
+            result = match_records(
+                records,
+                model=model,
+                charts_dir=folder,
+                must_link=must_link,
+                cannot_link=cannot_link,
+                memory_limit=settings.duckdb_memory_limit,
+                spill_dir=spill_dir,
+                frozen=path.saved.frozen if path.path == "rescore" else None,
+            )
+        run_summary = save_state(con, result, path, delta, settings.as_of_date(), saved)
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)
             con.execute(f"create or replace table identity.{table} as select * from splink_output")
@@ -142,7 +171,8 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
                 else "none",
                 "training": dg.MetadataValue.json(result.training.as_metadata()),
                 "conflict_guard": dg.MetadataValue.json(result.guard.as_metadata()),
-                "model_reused": model is not None,
+                "model_reused": model is not None or path.path != "full",
+                "identity_path": dg.MetadataValue.json(run_summary),
                 **{
                     f"chart_{name}": dg.MetadataValue.url(file_uri(path))
                     for name, path in result.charts.items()

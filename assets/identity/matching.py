@@ -16,6 +16,7 @@ warehouse: the input is handed over as Arrow and the results come back the same 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -40,6 +41,7 @@ from assets.identity.conflict_guard import (
     measure_rule,
     use_rule,
 )
+from assets.identity.frozen_model import FrozenModel
 from assets.identity.model import (
     COMPARISONS,
     DEFAULT_MODEL,
@@ -152,6 +154,10 @@ class MatchResult:
     charts: dict[str, Path] = field(
         default_factory=dict
     )  # chart name -> HTML file, when a charts folder was given
+    # What the scores rest on besides the records (model, term frequencies, guard rule), for
+    # the next runs to score new records with (assets/identity/incremental.py); None when
+    # nothing was scored.
+    frozen: FrozenModel | None = None
 
 
 def _block_name(columns: tuple[str, ...]) -> str:
@@ -397,8 +403,19 @@ def _fitted_prior(
 
 def register_term_frequencies(
     linker: Linker, con: duckdb.DuckDBPyConnection, db_api: DuckDBAPI, prior: float, records: int
-) -> None:
-    """Term frequencies without the record itself and its own duplicates.
+) -> pa.Table:
+    """Term frequencies of the records (term_frequencies), registered with the linker; returned
+    so that the run can save them with the model."""
+    table = term_frequencies(linker.misc.save_model_to_json(), con, prior, records)
+    register_saved_term_frequencies(linker, db_api, table)
+    return table
+
+
+def term_frequencies(
+    model: dict, con: duckdb.DuckDBPyConnection, prior: float, records: int
+) -> pa.Table:
+    """Term frequencies without the record itself and its own duplicates, one row per
+    (tf_column, value, tf).
 
     Splink's u for agreeing on a value is the value's share of the records. That share
     counts the record itself and the other records of its own person, which are matches:
@@ -407,7 +424,6 @@ def register_term_frequencies(
     of the same person that carry it (prior * (records - 1) duplicates per record, each
     carrying the value as often as a match agrees on the full name); at least half a record.
     """
-    model = linker.misc.save_model_to_json()
     carried = next(
         (
             level.get("m_probability")
@@ -418,19 +434,18 @@ def register_term_frequencies(
         None,
     )
     own_duplicates = prior * (records - 1) * (carried if isinstance(carried, float) else 1.0)
-    for column in ("last_name_key", "canonical_first_name"):
-        table = con.sql(
-            f"""
-            select {column}, greatest(count(*) - 1 - {own_duplicates!r}, 0.5) / sum(count(*)) over () as tf_{column}
-            from records where {column} is not null group by {column}
-            """
-        ).to_arrow_table()
-        linker.table_management.register_term_frequency_lookup(db_api.register(table), column)
+    parts = [
+        f"""
+        select '{column}' as tf_column, {column} as value,
+               greatest(count(*) - 1 - {own_duplicates!r}, 0.5) / sum(count(*)) over () as tf
+        from records where {column} is not null group by {column}
+        """
+        for column in ("last_name_key", "canonical_first_name")
+    ]
     # A whole name's own count says little when it is small (a name only one person has is
     # seen once or twice); then the chance that another person has it is at least that of
     # its first and last name meeting by chance, the product of their shares.
-    table = con.sql(
-        f"""
+    full_name = f"""
         with
         named as (select * from records where full_name_key is not null),
         firsts as (select canonical_first_name, count(*) / sum(count(*)) over () as share from named group by all),
@@ -441,14 +456,32 @@ def register_term_frequencies(
             from named group by all
         )
         select
-            names.full_name_key,
-            greatest((holders - 1 - {own_duplicates!r}) / sum(holders) over (), firsts.share * lasts.share) as tf_full_name_key
+            'full_name_key' as tf_column,
+            names.full_name_key as value,
+            greatest((holders - 1 - {own_duplicates!r}) / sum(holders) over (), firsts.share * lasts.share) as tf
         from names
         join firsts using (canonical_first_name)
         join lasts using (last_name_key)
-        """
+    """
+    return con.sql(
+        " union all ".join(f"({part})" for part in [*parts, full_name])
+        + " order by tf_column, value"
     ).to_arrow_table()
-    linker.table_management.register_term_frequency_lookup(db_api.register(table), "full_name_key")
+
+
+def register_saved_term_frequencies(linker: Linker, db_api: DuckDBAPI, table: pa.Table) -> None:
+    """Register `table` (tf_column, value, tf: term_frequencies) as the linker's lookups."""
+    con = duckdb.connect()
+    try:
+        con.register("term_frequencies", table)
+        for column in ("last_name_key", "canonical_first_name", "full_name_key"):
+            lookup = con.sql(
+                f"select value as {column}, tf as tf_{column} from term_frequencies "
+                f"where tf_column = '{column}'"
+            ).to_arrow_table()
+            linker.table_management.register_term_frequency_lookup(db_api.register(lookup), column)
+    finally:
+        con.close()
 
 
 def scored_sql(shifts: dict[tuple[str, int], float], prior_shift: float, threshold: float) -> str:
@@ -508,6 +541,7 @@ def match_records(
     guard: GuardRule | None = None,
     memory_limit: str = SPLINK_MEMORY_LIMIT,
     spill_dir: Path | None = None,
+    frozen: FrozenModel | None = None,
 ) -> MatchResult:
     """Cluster `records` (identity.match_input) into people.
 
@@ -517,7 +551,9 @@ def match_records(
     `charts_dir`, Splink's charts are written there as HTML. The conflict guard's rule is
     measured on the records unless `guard` fixes it (benchmarks compare its parts). Splink's
     DuckDB holds at most `memory_limit` and spills beyond it to a folder made under
-    `spill_dir` (the system's temporary folder when None), removed afterwards.
+    `spill_dir` (the system's temporary folder when None), removed afterwards. With `frozen`
+    (a model saved by an earlier run with its term frequencies and guard rule), every pair
+    is scored again with exactly what that run scored with: no training, nothing measured.
     """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -528,7 +564,7 @@ def match_records(
         con.execute(f"set memory_limit = '{memory_limit}'")
         con.execute(f"set temp_directory = '{spill}'")
         return _match(
-            con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard
+            con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard, frozen
         )
 
 
@@ -542,6 +578,7 @@ def _match(
     must_link: pa.Table | None,
     cannot_link: pa.Table | None,
     guard: GuardRule | None,
+    frozen: FrozenModel | None = None,
 ) -> MatchResult:
     con.register("match_input_records", records)
     con.execute(
@@ -549,7 +586,7 @@ def _match(
     )
     con.unregister("match_input_records")
     _load_decisions(con, must_link, cannot_link)
-    guard = guard or measure_rule(con)
+    guard = guard or (frozen.guard if frozen is not None else measure_rule(con))
     use_rule(con, guard)
     identifying = " or ".join(f"{c} is not null" for c in IDENTIFYING_COLUMNS)
     report = TrainingReport(records=records.num_rows)
@@ -566,7 +603,10 @@ def _match(
     db_api = DuckDBAPI(connection=con)
     # The records table itself (with name_block_key), not a second copy of the Arrow input.
     source = db_api.register("records", table_name="match_input")
-    if model is not None:
+    if frozen is not None:
+        linker = Linker(source, copy.deepcopy(frozen.model_json), log_level=logging.ERROR)
+        report.parameters = "saved model"
+    elif model is not None:
         linker = Linker(source, str(model), log_level=logging.ERROR)
         report.parameters = "saved model"
     else:
@@ -577,7 +617,11 @@ def _match(
         linker = Linker(source, rounded(linker.misc.save_model_to_json()), log_level=logging.ERROR)
     first_prior = linker.misc.save_model_to_json()["probability_two_random_records_match"]
     report.first_prior = first_prior
-    register_term_frequencies(linker, con, db_api, first_prior, records.num_rows)
+    if frozen is not None:
+        register_saved_term_frequencies(linker, db_api, frozen.term_frequencies)
+        tf_table = frozen.term_frequencies
+    else:
+        tf_table = register_term_frequencies(linker, con, db_api, first_prior, records.num_rows)
 
     # Pairs far below the threshold at the first prior can reach it only with a much larger
     # prior or u-correction; SCORE_FLOOR keeps enough of them to re-estimate both.
@@ -593,7 +637,7 @@ def _match(
         adjust_u=report.u_sampled,
         counted_shares=counted_shares(con),
     )
-    if model is None:
+    if model is None and frozen is None:
         with report.step("recalibrate"):
             prior = _fitted_prior(
                 con, recalibration, records.num_rows * (records.num_rows - 1) / 2, first_prior
@@ -602,6 +646,7 @@ def _match(
         prior = first_prior
     report.prior = prior
     shifts = recalibration.shifts(prior)
+    scored_with = FrozenModel(exact_model(recalibration, prior), tf_table, guard)
     model_json = recalibration.model_at(prior)
     con.execute(scored_sql(shifts, logit2(prior) - logit2(first_prior), threshold))
     con.execute("create table links as select unique_id_l, unique_id_r, match_weight from scored")
@@ -624,7 +669,27 @@ def _match(
         training=report,
         guard=guard,
         charts=charts,
+        frozen=scored_with,
     )
+
+
+def exact_model(recalibration: Recalibration, prior: float) -> dict:
+    """The model the scores of this run were computed with, unrounded: Recalibration.model_at
+    rounds the saved file's probabilities, but a pair scored again by a later run must get the
+    weight this run gave it to the last digit (assets/identity/incremental.py)."""
+    model = copy.deepcopy(recalibration.model)
+    corrected = recalibration.u(prior)
+    for comparison in model["comparisons"]:
+        levels = [
+            level for level in comparison["comparison_levels"] if not level.get("is_null_level")
+        ]
+        for i, level in enumerate(levels):
+            key = (comparison["output_column_name"], len(levels) - 1 - i)
+            if key in corrected:
+                level["u_probability"] = corrected[key]
+    model["probability_two_random_records_match"] = prior
+    model.pop("linker_uid", None)
+    return model
 
 
 # Every scored pair and every steward's pair, whether it links its records and if not, why.

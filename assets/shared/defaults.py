@@ -30,6 +30,12 @@ DEFAULTS = {
     "keep_versions": ("OMNILOYAL_KEEP_VERSIONS", "5"),
     "identity_model": ("OMNILOYAL_IDENTITY_MODEL", ""),
     "identity_overrides": ("OMNILOYAL_IDENTITY_OVERRIDES", ""),
+    # auto: a run whose new, changed and removed records are at most incremental_max_share of
+    # all scores only those with the saved model; full: train and score everything (the
+    # weekly schedule, `omniloyal run --full-refresh`); rescore: score everything with the
+    # saved model (assets/identity/incremental.py).
+    "identity_refresh": ("OMNILOYAL_IDENTITY_REFRESH", "auto"),
+    "incremental_max_share": ("OMNILOYAL_INCREMENTAL_MAX_SHARE", "0.10"),
     "blocked_identifiers": ("OMNILOYAL_BLOCKED_IDENTIFIERS", str(BUNDLED_BLOCKED_IDENTIFIERS)),
     "max_people_per_identifier": ("OMNILOYAL_MAX_PEOPLE_PER_IDENTIFIER", "10"),
     "export_hashes": ("OMNILOYAL_EXPORT_HASHES", "false"),
@@ -83,6 +89,16 @@ def _whole_number_from(low: int):
         return value
 
     check.expects = f"a whole number of at least {low}"
+    return check
+
+
+def _one_of(*choices: str):
+    def check(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+
+    check.expects = "one of " + ", ".join(choices)
     return check
 
 
@@ -159,6 +175,8 @@ CHECKS = {
     "blocked_identifiers": _file,
     "identity_model": _file_or_empty,
     "identity_overrides": _file_or_empty,
+    "identity_refresh": _one_of("auto", "full", "rescore"),
+    "incremental_max_share": _number_between(0, 1),
     "max_file_mb": _whole_number_from(1),
     "max_line_kb": _whole_number_from(1),
     "retention_days": _whole_number_from(1),

@@ -50,6 +50,10 @@ class PipelineSettings(dg.ConfigurableResource):
     identity_overrides: str = _from_env(
         "identity_overrides"
     )  # stewards' decisions CSV; empty: none
+    # auto (score only new and changed records when few), full (train) or rescore.
+    identity_refresh: str = _from_env("identity_refresh")
+    # Incremental identity up to this share of new, changed and removed records.
+    incremental_max_share: float = _from_env("incremental_max_share")
     # CSV kind,pattern,reason of values never used as matching evidence.
     blocked_identifiers: str = _from_env("blocked_identifiers")
     # More people on one phone or e-mail: it is blocked.
