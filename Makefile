@@ -11,7 +11,7 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install lock demo test test-fast test-probes ui lint bench bench-er bench-guard clean
+.PHONY: install lock demo test test-fast test-probes test-slow ui lint bench bench-er bench-guard clean
 
 # The exact versions the tests ran with, from requirements.lock (make lock writes it from the
 # ranges in pyproject.toml). uv installs them in seconds; plain pip is the fallback.
@@ -44,17 +44,21 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 
 # Test files run in parallel, one per core (a file's module fixtures are built once), in the
 # order tests/conftest.py sets: the files that run the pipeline first, so none is left last.
-# The kill probes (runs killed in processes of their own, about a minute) are left to
-# `make test-probes`, which CI (.ci/run) runs after this.
+# The kill probes (runs killed in processes of their own, about a minute) and the tests that
+# chain several pipeline runs (marked slow) are left to `make test-probes` and `make test-slow`,
+# which CI (.ci/run) runs after this.
 test: install
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe and not slow"
 
 test-probes: install
 	$(BIN)/pytest -q -m probe
 
+test-slow: install
+	$(BIN)/pytest -q -n auto --dist loadfile -m slow
+
 # Everything but the end-to-end tests (marked e2e: they run the pipeline on generated inboxes).
 test-fast: install
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e and not probe and not slow"
 
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install $(DAGSTER_HOME_DIR)/dagster.yaml

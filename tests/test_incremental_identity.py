@@ -264,7 +264,9 @@ def pipeline(workspace: Path, as_of: date, *extra: str) -> None:
     assert code == 0, printed.getvalue()
 
 
+# Three pipeline runs (about a minute): in `make test-slow`, which CI runs after `make test`.
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_an_incremental_run_publishes_what_a_full_run_with_the_same_model_does(tmp_path):
     everything = tmp_path / "all"
     generate_inbox(people=300, seed=5, out_dir=everything, end_date=AS_OF, days=DAYS)
