@@ -122,3 +122,19 @@ def test_failed_expectations_reach_the_ui_as_a_table_with_a_summary_line():
         "2 of 8 expectations failed (1 critical, 1 warning): see failed_expectations"
     )
     assert suite_summary(8, []) == "all 8 expectations met"
+
+
+def test_only_the_columns_the_suite_names_are_read():
+    from assets.staging.validation import _checked_columns
+
+    suite = {
+        "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "b"}},
+            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "a"}},
+        ]
+    }
+    assert _checked_columns(suite) == '"a", "b"'
+    # An expectation on the whole table (no column) needs every column.
+    suite["expectations"].append({"type": "expect_table_row_count_to_be_between", "kwargs": {}})
+    assert _checked_columns(suite) == "*"

@@ -62,6 +62,20 @@ def load_suite(table: str) -> dict:
         raise FileNotFoundError(f"{path}: no expectation suite for {table}") from None
 
 
+def _checked_columns(spec: dict) -> str:
+    """The select list of the columns the suite's expectations name, or * when one of them
+    looks at the whole table. GX validates a pandas frame in memory: at a million people the
+    app's events are 5.5M rows, and the columns nobody checks were most of their size."""
+    columns = []
+    for expectation in spec["expectations"]:
+        column = expectation.get("kwargs", {}).get("column")
+        if column is None:
+            return "*"
+        if column not in columns:
+            columns.append(column)
+    return ", ".join(f'"{column}"' for column in columns) or "*"
+
+
 def validate_table(con: duckdb.DuckDBPyConnection, table: str) -> SuiteOutcome:
     """Run the table's suite over its rows; failing values come back masked."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -70,7 +84,7 @@ def validate_table(con: duckdb.DuckDBPyConnection, table: str) -> SuiteOutcome:
     # GX logs progress bars and info lines per expectation; a pipeline log wants none of it.
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     spec = load_suite(table)
-    frame = con.execute(f"select * from {table}").df()
+    frame = con.execute(f"select {_checked_columns(spec)} from {table}").df()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     batch = (
