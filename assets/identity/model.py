@@ -144,6 +144,8 @@ PREDICTION_BLOCKS = [
     block_on("email_key"),
     block_on("phone_e164"),
     block_on("name_block_key"),
+    # A common name past the cap still meets within its postcode district.
+    block_on("canonical_first_name", "last_name_key", "split_part(postcode, ' ', 1)"),
     block_on("last_name_key", "birth_on"),
     block_on("canonical_first_name", "birth_on"),
     block_on("birth_on", "postcode"),
