@@ -671,3 +671,23 @@ def test_random_csv_files_read_the_same_on_both_paths(tmp_path, monkeypatch):
     assert 5 < paths.count("duckdb") < len(paths)  # both paths are tried
     exact, _ = ingested(tmp_path, exact_only=True, monkeypatch=monkeypatch)
     assert fast == exact
+
+
+def test_a_generated_inbox_with_its_bad_rows_takes_the_fast_path(tmp_path, con, monkeypatch):
+    from assets.ingest import fast_path
+    from pipelines.generator import generate_inbox
+
+    generate_inbox(people=300, seed=7, out_dir=tmp_path, days=2, bad_row_rate=0.02, compress=True)
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert len(result.deliveries) == 14
+    assert {d["read_by"] for d in result.deliveries} == {"duckdb"}
+    assert result.rows_quarantined > 0
+    assert result.rows_read == result.rows_loaded + result.rows_quarantined
+    # The exact path quarantines the same lines for the same reasons.
+    monkeypatch.setattr(fast_path, "read_records", lambda *args: None)
+    exact = connect(":memory:")
+    try:
+        assert ingest_inbox(exact, tmp_path, max_bad_share=1.0).rows_loaded == result.rows_loaded
+        assert quarantine(exact) == quarantine(con)
+    finally:
+        exact.close()

@@ -39,9 +39,17 @@ entry that is not a folder or a regular file fails the run unread, and messages 
 file (escaped by `shown`, so a name cannot forge log lines) and a line or column, never
 the text of a row: errors go to logs and Dagster events, which are not personal data.
 
-CSV records are split with Python's csv module (a C parser) because it reports
-the line of every record, which DuckDB's reader only does for rejected ones;
-records go to DuckDB in batches, and everything after splitting is set-based SQL.
+Steps 1 to 3 have two paths, which give the same records (tests/test_deliveries.py
+compares them). The fast path (fast_path.py) lets DuckDB's own CSV reader read the file
+in parallel as one text column per line, numbered in file order (WITH ORDINALITY), and
+splits CSV fields in SQL; it runs at DuckDB's reading speed, and reads the files an
+exporter normally writes. It declines whenever a line is not a whole record or could be
+read otherwise here: a quoted field going on on the next line, a file that is not UTF-8,
+a NUL, a bare carriage return, a line over the limits, a file changed since it was hashed.
+Then the exact path reads the file as a Python stream: Python's csv module (a C parser)
+splits it and reports the first line of every record, records go to DuckDB in batches.
+Either way a file's records end up in one query, and everything from step 4 on is
+set-based SQL: typed once (typed_select), then appended.
 """
 
 from __future__ import annotations
