@@ -13,6 +13,7 @@ from assets.shared.warehouse import MACROS_FILE, connect, run_model
 from assets.staging.standardizers import register_udfs
 
 ORDERS_HEADER = "order_id,account_id,ordered_at,total_amount,currency,status"
+EVENT = '{{"event_id":"{}","user_id":"U1","type":"purchase","ts":1700000000000,"amount":9.99}}'
 
 
 def write(inbox: Path, name: str, content: str | bytes) -> Path:
@@ -457,3 +458,236 @@ def test_field_issues_do_not_count_towards_the_bad_row_threshold(tmp_path, con):
     write(tmp_path, "web/customers_20250306.csv", "\n".join([CUSTOMERS_HEADER, *rows]) + "\n")
     result = ingest_inbox(con, tmp_path, max_bad_share=0.05)
     assert (result.rows_loaded, result.rows_quarantined, result.field_issues) == (20, 0, 10)
+
+
+# ---------------------------------------------------------------- the fast path and the exact path
+
+
+def ingested(inbox: Path, exact_only: bool = False, monkeypatch=None) -> tuple[list, list]:
+    """Everything ingestion wrote for an inbox, and which path read each file."""
+    from assets.ingest import fast_path
+
+    if exact_only:
+        monkeypatch.setattr(fast_path, "read_records", lambda *args: None)
+    con = connect(":memory:")
+    try:
+        result = ingest_inbox(con, inbox, max_bad_share=1.0)
+        tables = [
+            con.execute(f"select {columns} from {table} order by all").fetchall()
+            for columns, table in [
+                ("* exclude (_delivery_id)", "raw.web_orders"),
+                ("* exclude (_delivery_id)", "raw.web_customers"),
+                ("* exclude (_delivery_id)", "raw.app_events"),
+                ("file, line, reason, raw", "quality.quarantine"),
+                ("file, line, column_name, reason, masked_value", "quality.field_issues"),
+                ("file, rows_read, rows_loaded, rows_quarantined", "raw.deliveries"),
+            ]
+        ]
+    finally:
+        con.close()
+    return tables, sorted((d["file"], d["read_by"]) for d in result.deliveries)
+
+
+# Files the fast path reads, each with something the exact path also handles.
+FAST_FILES = {
+    # Quoted fields with commas and quotes inside, a quote inside a field, blank lines (one
+    # of them a quoted empty field), too many and too few fields, a bad row, CRLF breaks.
+    "web/orders_20250306.csv": (
+        f"{ORDERS_HEADER}\r\n"
+        'O1,A1,2025-03-04T10:15:00Z,"12.50",GBP,completed\r\n'
+        "\r\n"
+        'O2,"A,2",2025-03-04T10:15:00Z,1,GBP,"refunded"\r\n'
+        '""\r\n'
+        "O3,A3,2025-03-04T10:15:00Z,1,GBP,completed,extra\r\n"
+        'O4,A"4,2025-03-04T10:15:00Z,1,GBP\r\n'
+        '"O5","A ""five""",never,1,GBP,completed\r\n'
+        "   \r\n"
+        "O6,A6,2025-03-04T10:15:00Z,-1,GBP,completed\r\n"
+    ),
+    # A BOM, columns in another order, an extra column, an optional one missing.
+    "web/customers_20250306.csv": (
+        "\ufeffemail,account_id,note,first_name,last_name,phone,birth_date,street,city,postcode,country,created_at\n"
+        'ann@example.com,C1,"hi, there",Ann,Lee,,1937-12-33,"Flat 4, 1 High St",Leeds,LS1 1AA,GB,2025-01-01T00:00:00Z\n'
+        ",,,,,,,,,,,\n"
+        "b@example.com,C2,x,Bob,Ray,,,,,,GB,2025-01-01T00:00:00Z\n"
+    ),
+    # Blank lines of spaces and tabs, a truncated line, no line break at the end.
+    "app/events_20250306.jsonl": (
+        EVENT.format("E1") + "\n \t\n" + EVENT.format("E2")[:30] + "\n\n" + EVENT.format("E3")
+    ),
+}
+
+
+def test_the_fast_path_reads_what_the_exact_path_reads(tmp_path, monkeypatch):
+    for name, content in FAST_FILES.items():
+        write(tmp_path, name, content)
+    (tmp_path / "web/orders_20250307.csv.gz").write_bytes(
+        gzip.compress(f"{ORDERS_HEADER}\nO9,A9,2025-03-05T10:15:00Z,3,GBP,cancelled\n".encode())
+    )
+    fast, read_by = ingested(tmp_path)
+    assert {path for _, path in read_by} == {"duckdb"}
+    exact, read_by = ingested(tmp_path, exact_only=True, monkeypatch=monkeypatch)
+    assert {path for _, path in read_by} == {"python"}
+    assert fast == exact
+    orders, customers, events, quarantined, issues, delivered = fast
+    name = "web/orders_20250306.csv"
+    assert [row for row in quarantined if row[0] == name] == [
+        (name, 6, "expected 6 fields, found 7", "O3,A3,2025-03-04T10:15:00Z,1,GBP,completed,extra"),
+        (name, 7, "expected 6 fields, found 5", 'O4,A"4,2025-03-04T10:15:00Z,1,GBP'),
+        (
+            name,
+            8,
+            "ordered_at is not a timestamp as iso8601",
+            '"O5","A ""five""",never,1,GBP,completed',
+        ),
+        (name, 10, "total_amount is negative", "O6,A6,2025-03-04T10:15:00Z,-1,GBP,completed"),
+    ]
+    assert [(row[0], row[1], row[5], row[-1]) for row in orders] == [
+        ("O1", "A1", "completed", 2),
+        ("O2", "A,2", "refunded", 4),
+        ("O9", "A9", "cancelled", 2),
+    ]
+    # Blank lines (empty, spaces, a quoted empty field) are not rows.
+    assert (name, 6, 2, 4) in delivered
+    assert [(row[0], row[1], row[6], row[-1]) for row in customers] == [
+        ("C1", "ann@example.com", "Flat 4, 1 High St", 2),
+        ("C2", "b@example.com", None, 4),
+    ]
+    assert issues == [
+        (
+            "web/customers_20250306.csv",
+            2,
+            "birth_date",
+            "birth_date is not a date as %Y-%m-%d",
+            "1********3",
+        )
+    ]
+    assert [(row[0], row[-1]) for row in events] == [("E1", 1), ("E3", 5)]
+    assert (
+        "app/events_20250306.jsonl",
+        3,
+        "malformed JSON line",
+        EVENT.format("E2")[:30],
+    ) in quarantined
+
+
+@pytest.mark.parametrize(
+    "content, quarantined",
+    [
+        # A quoted field going on on the next line: the record's line is its first.
+        (
+            f'{ORDERS_HEADER}\nO1,A1,2025-03-04T10:15:00Z,1,GBP,"can\ncelled"\nO2,A2,never,1,GBP,completed\n',
+            [
+                (
+                    2,
+                    "unknown status (allowed: completed, refunded, cancelled)",
+                    'O1,A1,2025-03-04T10:15:00Z,1,GBP,"can\ncelled"',
+                ),
+                (4, "ordered_at is not a timestamp as iso8601", "O2,A2,never,1,GBP,completed"),
+            ],
+        ),
+        # Not UTF-8: decoded as cp1252, the row's text as delivered.
+        (
+            f"{ORDERS_HEADER}\nO1,Jos\xe9,never,1,GBP,completed\nO2,A2,2025-03-04T10:15:00Z,1,GBP,completed,x\n".encode(
+                "latin-1"
+            ),
+            [
+                (2, "ordered_at is not a timestamp as iso8601", "O1,José,never,1,GBP,completed"),
+                (3, "expected 6 fields, found 7", "O2,A2,2025-03-04T10:15:00Z,1,GBP,completed,x"),
+            ],
+        ),
+        # A carriage return alone is a line break.
+        (
+            f"{ORDERS_HEADER}\nO1,A1,never,1,GBP,completed\rO2,A2,2025-03-04T10:15:00Z,1,GBP\n",
+            [
+                (2, "ordered_at is not a timestamp as iso8601", "O1,A1,never,1,GBP,completed"),
+                (3, "expected 6 fields, found 5", "O2,A2,2025-03-04T10:15:00Z,1,GBP"),
+            ],
+        ),
+        # Text after a closing quote, which the csv module keeps.
+        (
+            f'{ORDERS_HEADER}\nO1,"A"1,never,1,GBP,completed\n',
+            [(2, "ordered_at is not a timestamp as iso8601", 'O1,"A"1,never,1,GBP,completed')],
+        ),
+        # A NUL byte past the start of the file.
+        (
+            f"{ORDERS_HEADER}\n"
+            + "O0,A0,2025-03-04T10:15:00Z,1,GBP,completed\n" * 100
+            + "O1,A\x001,never,1,GBP,completed\n",
+            [(102, "ordered_at is not a timestamp as iso8601", "O1,A\x001,never,1,GBP,completed")],
+        ),
+    ],
+    ids=["quoted-newline", "not-utf8", "carriage-return", "text-after-quote", "nul"],
+)
+def test_files_the_fast_path_declines_are_read_exactly(tmp_path, con, content, quarantined):
+    write(tmp_path, "web/orders_20250306.csv", content)
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert [d["read_by"] for d in result.deliveries] == ["python"]
+    assert [row[1:] for row in quarantine(con)] == quarantined
+    assert result.rows_quarantined == len(quarantined)
+
+
+def test_random_csv_files_read_the_same_on_both_paths(tmp_path, monkeypatch):
+    """Lines made of pieces that trouble CSV readers; whichever path reads a file, the result
+    is the exact path's."""
+    import random
+
+    pieces = [
+        "O1",
+        "A1",
+        "2025-03-04T10:15:00Z",
+        "1",
+        "GBP",
+        "completed",
+        "",
+        " ",
+        '"',
+        '""',
+        '"a,b"',
+        '"x""y"',
+        "é",
+        "\t",
+        ",",
+        ",,",
+        "\ufeff",
+    ]
+    weights = [6 if piece.isalnum() else 1 for piece in pieces]  # a lone quote now and then
+    rng = random.Random(16)
+    for day in range(1, 29):
+        lines = [ORDERS_HEADER]
+        for _ in range(rng.randint(1, 6)):
+            fields = [
+                "".join(rng.choices(pieces, weights, k=rng.randint(0, 2)))
+                for _ in range(rng.choice([5, 6, 6, 6, 7]))
+            ]
+            lines.append(",".join(fields))
+        write(
+            tmp_path,
+            f"web/orders_202503{day:02d}.csv",
+            rng.choice(["\n", "\r\n"]).join(lines) + "\n",
+        )
+    fast, read_by = ingested(tmp_path)
+    paths = [path for _, path in read_by]
+    assert 5 < paths.count("duckdb") < len(paths)  # both paths are tried
+    exact, _ = ingested(tmp_path, exact_only=True, monkeypatch=monkeypatch)
+    assert fast == exact
+
+
+def test_a_generated_inbox_with_its_bad_rows_takes_the_fast_path(tmp_path, con, monkeypatch):
+    from assets.ingest import fast_path
+    from pipelines.generator import generate_inbox
+
+    generate_inbox(people=300, seed=7, out_dir=tmp_path, days=2, bad_row_rate=0.02, compress=True)
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert len(result.deliveries) == 14
+    assert {d["read_by"] for d in result.deliveries} == {"duckdb"}
+    assert result.rows_quarantined > 0
+    assert result.rows_read == result.rows_loaded + result.rows_quarantined
+    # The exact path quarantines the same lines for the same reasons.
+    monkeypatch.setattr(fast_path, "read_records", lambda *args: None)
+    exact = connect(":memory:")
+    try:
+        assert ingest_inbox(exact, tmp_path, max_bad_share=1.0).rows_loaded == result.rows_loaded
+        assert quarantine(exact) == quarantine(con)
+    finally:
+        exact.close()

@@ -39,9 +39,17 @@ entry that is not a folder or a regular file fails the run unread, and messages 
 file (escaped by `shown`, so a name cannot forge log lines) and a line or column, never
 the text of a row: errors go to logs and Dagster events, which are not personal data.
 
-CSV records are split with Python's csv module (a C parser) because it reports
-the line of every record, which DuckDB's reader only does for rejected ones;
-records go to DuckDB in batches, and everything after splitting is set-based SQL.
+Steps 1 to 3 have two paths, which give the same records (tests/test_deliveries.py
+compares them). The fast path (fast_path.py) lets DuckDB's own CSV reader read the file
+in parallel as one text column per line, numbered in file order (WITH ORDINALITY), and
+splits CSV fields in SQL; it runs at DuckDB's reading speed, and reads the files an
+exporter normally writes. It declines whenever a line is not a whole record or could be
+read otherwise here: a quoted field going on on the next line, a file that is not UTF-8,
+a NUL, a bare carriage return, a line over the limits, a file changed since it was hashed.
+Then the exact path reads the file as a Python stream: Python's csv module (a C parser)
+splits it and reports the first line of every record, records go to DuckDB in batches.
+Either way a file's records end up in one query, and everything from step 4 on is
+set-based SQL: typed once (typed_select), then appended.
 """
 
 from __future__ import annotations
@@ -118,6 +126,10 @@ class Delivery:
     size_bytes: int  # of the file as delivered (compressed, for a .gz)
     sha256: str  # of the content, decompressed: the delivery's id
     file_sha256: str = ""  # of the file's bytes; the id of a .gz ingested before content hashing
+    content_bytes: int = 0  # of the content, decompressed
+    # The file's device, inode, size, modification and change times when it was hashed: the
+    # fast path (fast_path.py) reads it only while they are the same.
+    identity: tuple[int, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -229,12 +241,29 @@ def _delivery(inbox: Path, name: str, spec: SourceFile, limits: Limits) -> Deliv
     # A .gz is identified by its content, so the same rows compressed or not are one
     # delivery; the hash of its bytes is kept for warehouses that identified it by them.
     content, file_bytes = hashlib.sha256(), hashlib.sha256() if name.endswith(".gz") else None
+    content_bytes = 0
     with open_in_inbox(inbox, name) as handle:
+        # Taken before reading: a write while the file is hashed changes it.
+        identity = identity_of(os.fstat(handle.fileno()))
         for chunk in _content(handle, name, spec.format, limits, file_bytes):
             content.update(chunk)
+            content_bytes += len(chunk)
         size = os.fstat(handle.fileno()).st_size
     file_sha256 = (file_bytes or content).hexdigest()
-    return Delivery(inbox, name, spec, on, size, content.hexdigest(), file_sha256)
+    return Delivery(
+        inbox, name, spec, on, size, content.hexdigest(), file_sha256, content_bytes, identity
+    )
+
+
+def identity_of(file_stat: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file is written to or replaced (a change time cannot be set back)."""
+    return (
+        file_stat.st_dev,
+        file_stat.st_ino,
+        file_stat.st_size,
+        file_stat.st_mtime_ns,
+        file_stat.st_ctime_ns,
+    )
 
 
 def _inbox_files(inbox: Path, problems: list[str]) -> Iterator[str]:
@@ -521,13 +550,13 @@ def split_csv(delivery: Delivery, lines: Iterable[str], records: _Records) -> No
             raise _error(
                 delivery.name, f"the header (line {reader.line_num}) is not valid CSV ({err})"
             ) from None
-        if _is_blank(row):
+        if is_blank(row):
             consumed.clear()
             continue
         header = [h.strip() for h in row]
         header_line = reader.line_num
         consumed.clear()
-    _check_header(delivery, header, header_line)
+    check_header(delivery, header, header_line)
     # Where each contract column is in a record; one missing from the header (an optional
     # column) reads the None appended to every record, at len(header).
     where = [header.index(name) if name in header else len(header) for name in spec.column_names]
@@ -546,7 +575,7 @@ def split_csv(delivery: Delivery, lines: Iterable[str], records: _Records) -> No
             continue
         first_line, text = start + 1, raw()
         start = reader.line_num
-        if _is_blank(row):
+        if is_blank(row):
             continue
         if len(row) != len(header):
             records.reject(first_line, text, f"expected {len(header)} fields, found {len(row)}")
@@ -555,7 +584,7 @@ def split_csv(delivery: Delivery, lines: Iterable[str], records: _Records) -> No
         records.add((first_line, text, *pick(row)))
 
 
-def _is_blank(row: list[str]) -> bool:
+def is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
@@ -569,13 +598,13 @@ def split_jsonl(delivery: Delivery, lines: Iterable[str], records: _Records) -> 
         if len(first) < SNIFF_LINES:
             first.append(text)
             if len(first) == SNIFF_LINES:
-                _check_json(delivery, first)
+                check_json(delivery, first)
         records.add((number, text))
     if 0 < len(first) < SNIFF_LINES:
-        _check_json(delivery, first)
+        check_json(delivery, first)
 
 
-def _check_json(delivery: Delivery, first: list[str]) -> None:
+def check_json(delivery: Delivery, first: list[str]) -> None:
     if not any(_is_json(line) for line in first):
         raise _error(
             delivery.name, f"not a JSON-lines file (none of its first {len(first)} lines is JSON)"
@@ -593,7 +622,7 @@ def _is_json(line: str) -> bool:
     return True
 
 
-def _check_header(delivery: Delivery, header: list[str], line: int) -> None:
+def check_header(delivery: Delivery, header: list[str], line: int) -> None:
     """Missing or repeated contract columns fail the file.
 
     The message names contract columns only, and counts the others: without a header
@@ -689,8 +718,9 @@ def problem_expression(column: Column, text: str, typed: str) -> str:
     return f"case {cases} end"
 
 
-def typed_select(spec: SourceFile, relation: str) -> str:
-    """Select every contract column typed, plus `_problem` and `_field_issues`.
+def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> str:
+    """Select every contract column typed, plus `_problem` and `_field_issues`, and `_line`,
+    `_raw` and the columns named in `keep` as they are.
 
     `_problem` is null for a record that loads; otherwise it lists every problem of the
     record, and a record is quarantined for a problem of a required or non-personal
@@ -699,6 +729,7 @@ def typed_select(spec: SourceFile, relation: str) -> str:
     `_field_issues` (column, reason, masked value).
     """
     checks, row_problems, all_problems, issues, selects = [], [], [], [], []
+    kept = "".join(f", {name}" for name in keep)
     if spec.format == "jsonl":
         # Each line is parsed once for all columns (_texts, _kinds, _keys: see _parsed_json).
         # JSON allows a key twice and readers keep one of the values, unseen: which one the
@@ -707,8 +738,11 @@ def typed_select(spec: SourceFile, relation: str) -> str:
         repeated = (
             f"list_filter({names}, lambda name: len(list_filter(_keys, lambda k: k = name)) > 1)"
         )
+        # Most lines have the contract's keys in its order: that comparison is cheap, and
+        # spares them the search for a key given twice.
         checks.append(
-            f"case when len(_keys) > len(list_distinct(_keys)) and len({repeated}) > 0 "
+            f"case when _keys = {names} then null "
+            f"when len(_keys) > len(list_distinct(_keys)) and len({repeated}) > 0 "
             f"then 'duplicate JSON key(s) ' || array_to_string({repeated}, ', ') end as _duplicate_keys"
         )
         row_problems.append("_duplicate_keys")
@@ -788,8 +822,8 @@ def typed_select(spec: SourceFile, relation: str) -> str:
         )
         checks += ["_valid", "_kind"]
     return (
-        f"with checked as (\n  select {', '.join(checks)}, _line, _raw\n  from {relation}\n)\n"
-        f"select {', '.join(selects)}, _line, _raw,\n  {problem} as _problem,\n"
+        f"with checked as (\n  select {', '.join(checks)}, _line, _raw{kept}\n  from {relation}\n)\n"
+        f"select {', '.join(selects)}, _line, _raw{kept},\n  {problem} as _problem,\n"
         f"  {field_issues} as _field_issues\nfrom checked"
     )
 
@@ -805,12 +839,18 @@ def _text_of(spec: SourceFile, column: Column) -> str:
 def _parsed_json(spec: SourceFile, relation: str) -> str:
     """JSON lines with what typed_select needs of each, from one parse per function:
     the text (`_texts`) and JSON type (`_kinds`) of every contract column in order, the
-    line's keys, whether it is JSON at all and its type (null when it is not)."""
+    line's keys, whether it is JSON at all and its type (null when it is not).
+
+    Only lines that are JSON are parsed further: try() evaluates a whole batch of rows
+    again one by one when one of them fails, so malformed lines must not reach it.
+    """
     paths = "[" + ", ".join(_quote("$." + name) for name in spec.column_names) + "]"
     return (
-        f"(select *, try(json_extract_string(_raw, {paths})) as _texts, try(json_type(_raw, {paths})) as _kinds, "
-        f"try(json_keys(_raw)) as _keys, coalesce(try(json_valid(_raw)), false) as _valid, try(json_type(_raw)) as _kind "
-        f"from {relation})"
+        f"(select *, case when _valid then try(json_extract_string(_raw, {paths})) end as _texts, "
+        f"case when _valid then try(json_type(_raw, {paths})) end as _kinds, "
+        "case when _valid then try(json_keys(_raw)) end as _keys, "
+        "case when _valid then try(json_type(_raw)) end as _kind "
+        f"from (select *, coalesce(try(json_valid(_raw)), false) as _valid from {relation}))"
     )
 
 
@@ -1001,8 +1041,24 @@ def ingest_delivery(
         ) from None
 
 
-def _read_records(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits) -> None:
-    """The delivery's records into incoming_records and incoming_rejects, in the first encoding that fits."""
+def _read_records(
+    con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits
+) -> tuple[str, str]:
+    """A query of the delivery's records, and which path read them: "duckdb" (the fast
+    path) or "python" (the exact path).
+
+    The query gives `_line`, `_raw`, for CSV the text of each contract column, and
+    `_reject`: the reason a record was rejected while splitting, null for the others.
+    DuckDB reads the file when it can (fast_path.py); otherwise it is read here, as a
+    stream, into temp tables incoming_records and incoming_rejects, in the first encoding
+    that fits. drop_records drops whatever either path left.
+    """
+    # Imported here: fast_path builds on this module's checks.
+    from assets.ingest.fast_path import read_records
+
+    fast = read_records(con, delivery, limits)
+    if fast is not None:
+        return fast, "duckdb"
     spec = delivery.spec
     for encoding in ENCODINGS:
         records = _Records(con, spec.column_names if spec.format == "csv" else [])
@@ -1014,44 +1070,76 @@ def _read_records(con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Li
         except UnicodeDecodeError:
             continue  # start over: a file is decoded in one encoding throughout
         records.flush()
-        return
+        break
+    texts = "".join(f", null::varchar as {name}" for name in records.columns)
+    query = (
+        "(select *, null::varchar as _reject from incoming_records "
+        f"union all select _line, _raw{texts}, _reason from incoming_rejects)"
+    )
+    return query, "python"
+
+
+def drop_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what either path of _read_records left."""
+    from assets.ingest.fast_path import drop_lines
+
+    drop_lines(con)
+    con.execute("drop table if exists incoming_records")
+    con.execute("drop table if exists incoming_rejects")
 
 
 def _ingest_delivery(
     con: duckdb.DuckDBPyConnection, delivery: Delivery, limits: Limits, suppressing: bool = False
 ) -> dict:
     spec = delivery.spec
-    _read_records(con, delivery, limits)
+    try:
+        records, read_by = _read_records(con, delivery, limits)
+        suppressed = (suppressed_sql(spec) if suppressing else None) or "false"
+        # Typed in one pass over the records, wherever they were split. A record rejected
+        # while splitting keeps that one reason, and has no fields to type or compare. A
+        # suppressed row is dropped whatever else is wrong with it: neither loaded nor
+        # quarantined (a quarantine row keeps the raw text), only counted. The raw text is
+        # kept for the rows that go to quarantine only: less to copy.
+        con.execute(
+            f"""
+            create or replace temp table incoming as
+            select * exclude (_reject) replace (
+                coalesce(_reject, _problem) as _problem,
+                case when _reject is not null or _problem is not null then _raw end as _raw,
+                case when _reject is null then _field_issues else [] end as _field_issues
+            ),
+            _reject is null and {suppressed} as _suppressed
+            from ({typed_select(spec, records, keep=["_reject"])})"""
+        )
+    finally:
+        drop_records(con)
+    try:
+        summary = _append(con, delivery)
+    finally:
+        con.execute("drop table if exists incoming")
+    summary["read_by"] = read_by  # not in the manifest: which path read the file
+    return summary
+
+
+def _append(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> dict:
+    """The typed records of temp table incoming to raw, quarantine and field issues, and the
+    delivery to raw.deliveries; its summary."""
+    spec = delivery.spec
     now = _now()
     delivered_on = datetime.strptime(delivery.delivered_on, "%Y%m%d").date()
-
-    suppressed = (suppressed_sql(spec) if suppressing else None) or "false"
-    # A suppressed row is dropped whatever else is wrong with it: neither loaded nor
-    # quarantined (a quarantine row keeps the raw text), only counted.
-    con.execute(
-        f"create or replace temp table incoming_typed as {typed_select(spec, 'incoming_records')}"
-    )
-    con.execute(
-        f"create or replace temp table incoming as select *, {suppressed} as _suppressed from incoming_typed"
-    )
-    con.execute("drop table incoming_typed")
-    rows_suppressed = con.execute("select count(*) from incoming where _suppressed").fetchall()[0][
-        0
-    ]
-    con.execute("delete from incoming where _suppressed")
-    con.execute("drop table incoming_records")
     columns = ", ".join(spec.column_names)
+    # In line order, as the records came (incoming keeps their order).
     con.execute(
-        f"insert into raw.{spec.table} select {columns}, ?, ?, ?, _line from incoming where _problem is null order by _line",
+        f"insert into raw.{spec.table} select {columns}, ?, ?, ?, _line from incoming "
+        "where _problem is null and not _suppressed",
         [delivery.sha256, delivery.name, delivered_on],
     )
     con.execute(
         """
         insert into quality.quarantine
-        select ?, ?, ?, _line, _problem, _raw, ?, ? from incoming where _problem is not null
-        union all
-        select ?, ?, ?, _line, _reason, _raw, ?, ? from incoming_rejects""",
-        [spec.source, spec.entity, delivery.name, delivery.sha256, now] * 2,
+        select ?, ?, ?, _line, _problem, _raw, ?, ? from incoming
+        where _problem is not null and not _suppressed""",
+        [spec.source, spec.entity, delivery.name, delivery.sha256, now],
     )
     con.execute(
         """
@@ -1060,18 +1148,18 @@ def _ingest_delivery(
         from (
             select _line, unnest(_field_issues) as issue, generate_subscripts(_field_issues, 1) as position
             from incoming
-            where _problem is null
+            where _problem is null and not _suppressed and len(_field_issues) > 0
         )
         order by _line, position""",
         [spec.source, spec.entity, delivery.name, delivery.sha256, now],
     )
-    loaded, typed_bad, field_issues = con.execute(
-        "select count(*) filter (where _problem is null), count(*) filter (where _problem is not null), "
-        "coalesce(sum(len(_field_issues)) filter (where _problem is null), 0) from incoming"
+    loaded, quarantined, rows_suppressed, field_issues = con.execute(
+        "select count(*) filter (where _problem is null and not _suppressed), "
+        "count(*) filter (where _problem is not null and not _suppressed), "
+        "count(*) filter (where _suppressed), "
+        "coalesce(sum(len(_field_issues)) filter (where _problem is null and not _suppressed), 0) "
+        "from incoming"
     ).fetchall()[0]
-    rejected = con.execute("select count(*) from incoming_rejects").fetchall()[0][0]
-    con.execute("drop table incoming")
-    con.execute("drop table incoming_rejects")
     summary = {
         "delivery_id": delivery.sha256,
         "file": delivery.name,
@@ -1079,9 +1167,9 @@ def _ingest_delivery(
         "entity": spec.entity,
         "delivered_on": delivered_on,
         "size_bytes": delivery.size_bytes,
-        "rows_read": loaded + typed_bad + rejected + rows_suppressed,
+        "rows_read": loaded + quarantined + rows_suppressed,
         "rows_loaded": loaded,
-        "rows_quarantined": typed_bad + rejected,
+        "rows_quarantined": quarantined,
         "ingested_at": now,
         "rows_suppressed": rows_suppressed,
     }
