@@ -308,3 +308,29 @@ def test_too_few_repeat_buyers_is_not_fitted_with_the_reason():
     assert con.execute(
         "select count(expected_average_value), count(predicted_value_12m) from marts.customer_value"
     ).fetchall() == [(0, 0)]
+
+
+def test_beyond_the_sample_size_the_fit_uses_a_sample_and_predicts_for_everyone():
+    from assets.marts import customer_value
+
+    truth = BgNbd(r=0.5, alpha=5.0, a=0.8, b=2.5)
+    x, t_x, T = simulate_bgnbd(truth, customers=6000, weeks=52.0, seed=3)
+    con = customer_value_warehouse(x, t_x, T, spend_per_purchase(x, seed=1))
+    sample = customer_value._fit_sample(6000, size=2000)
+    assert len(sample) == len(set(sample)) == 2000
+    assert list(sample) == list(customer_value._fit_sample(6000, size=2000))  # the same each run
+    original = customer_value.FIT_SAMPLE
+    customer_value.FIT_SAMPLE = 2000
+    try:
+        on_sample = write_customer_value(con)["bg_nbd"]["parameters"]
+    finally:
+        customer_value.FIT_SAMPLE = original
+    on_all = write_customer_value(con)["bg_nbd"]["parameters"]
+    # A third of the customers estimates r and alpha within a few tenths of the full fit.
+    assert on_sample["r"] == pytest.approx(on_all["r"], rel=0.2)
+    assert on_sample["alpha"] == pytest.approx(on_all["alpha"], rel=0.25)
+    assert on_sample != on_all  # it was fitted on the sample
+    ((buyers, predicted),) = con.execute(
+        "select count(*), count(probability_alive) from marts.customer_value"
+    ).fetchall()
+    assert buyers == predicted == 6000
