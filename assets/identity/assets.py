@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.identity.charts import file_uri
+from assets.identity.engines import EngineError
 from assets.identity.matching import match_records
 from assets.identity.stable_ids import assign_stable_ids
 from assets.identity.steward_decisions import StewardDecisionsError, applied_pairs, load_decisions
@@ -99,15 +100,20 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
     with settings.build(context.run_id) as con:
         records = con.sql("select * from identity.match_input").to_arrow_table()
         must_link, cannot_link = applied_pairs(con)
-        result = match_records(
-            records,
-            model=model,
-            charts_dir=folder,
-            must_link=must_link,
-            cannot_link=cannot_link,
-            memory_limit=settings.duckdb_memory_limit,
-            spill_dir=Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None,
-        )
+        try:
+            result = match_records(
+                records,
+                model=model,
+                charts_dir=folder,
+                must_link=must_link,
+                cannot_link=cannot_link,
+                memory_limit=settings.duckdb_memory_limit,
+                spill_dir=Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None,
+                engine=settings.identity_engine,
+                spark_master=settings.spark_master,
+            )
+        except EngineError as err:  # identity_engine spark cannot run (or read the model) as asked
+            raise dg.Failure(description=str(err)) from None
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)
             con.execute(f"create or replace table identity.{table} as select * from splink_output")
@@ -143,6 +149,7 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
                 "training": dg.MetadataValue.json(result.training.as_metadata()),
                 "conflict_guard": dg.MetadataValue.json(result.guard.as_metadata()),
                 "model_reused": model is not None,
+                "engine": settings.identity_engine,
                 **{
                     f"chart_{name}": dg.MetadataValue.url(file_uri(path))
                     for name, path in result.charts.items()

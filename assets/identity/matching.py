@@ -12,6 +12,9 @@ The model is declared as data in assets/identity/model.py; this module runs it:
 
 Splink runs in its own in-memory DuckDB so its working tables never land in the
 warehouse: the input is handed over as Arrow and the results come back the same way.
+With identity_engine = spark, training and scoring (2 and 3's scoring) run on Spark
+instead and the scored pairs come back as Parquet; all the rest stays on that DuckDB
+(assets/identity/engines.py).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from assets.identity.conflict_guard import (
     measure_rule,
     use_rule,
 )
+from assets.identity.engines import DuckDBEngine, SparkEngine, scoring_engine
 from assets.identity.model import (
     COMPARISONS,
     DEFAULT_MODEL,
@@ -507,6 +511,8 @@ def match_records(
     guard: GuardRule | None = None,
     memory_limit: str = SPLINK_MEMORY_LIMIT,
     spill_dir: Path | None = None,
+    engine: str = "duckdb",
+    spark_master: str = "local[*]",
 ) -> MatchResult:
     """Cluster `records` (identity.match_input) into people.
 
@@ -517,6 +523,8 @@ def match_records(
     measured on the records unless `guard` fixes it (benchmarks compare its parts). Splink's
     DuckDB holds at most `memory_limit` and spills beyond it to a folder made under
     `spill_dir` (the system's temporary folder when None), removed afterwards.
+    `engine` is where Splink trains and scores pairs: "duckdb" (that same DuckDB) or
+    "spark" (at `spark_master`; assets/identity/engines.py).
     """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -526,9 +534,21 @@ def match_records(
     ):
         con.execute(f"set memory_limit = '{memory_limit}'")
         con.execute(f"set temp_directory = '{spill}'")
-        return _match(
-            con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard
-        )
+        with scoring_engine(
+            engine, con, Path(spill), splink_settings(), memory_limit, spark_master
+        ) as scoring:
+            return _match(
+                con,
+                records,
+                threshold,
+                seed,
+                model,
+                charts_dir,
+                must_link,
+                cannot_link,
+                guard,
+                scoring,
+            )
 
 
 def _match(
@@ -541,6 +561,7 @@ def _match(
     must_link: pa.Table | None,
     cannot_link: pa.Table | None,
     guard: GuardRule | None,
+    scoring: DuckDBEngine | SparkEngine,
 ) -> MatchResult:
     con.register("match_input_records", records)
     con.execute("create table records as select * from match_input_records")
@@ -560,13 +581,13 @@ def _match(
         if not con.execute("select count(*) from must_link").fetchall()[0][0]:
             return _empty_result(report)
 
-    db_api = DuckDBAPI(connection=con)
+    db_api = scoring.db_api  # Splink's engine; post-processing runs on scoring.duckdb_api
     source = db_api.register(records, table_name="match_input")
     if model is not None:
-        linker = Linker(source, str(model), log_level=logging.ERROR)
+        linker = Linker(source, scoring.model_settings(model), log_level=logging.ERROR)
         report.parameters = "saved model"
     else:
-        settings = default_parameters(splink_settings().create_settings_dict("duckdb"))
+        settings = default_parameters(splink_settings().create_settings_dict(scoring.dialect))
         linker = Linker(source, settings, log_level=logging.ERROR)
         with report.step("train"):
             train(linker, con, report, seed=seed)
@@ -579,9 +600,7 @@ def _match(
     # prior or u-correction; SCORE_FLOOR keeps enough of them to re-estimate both.
     with report.step("predict"):
         predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
-        con.execute(
-            f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}"
-        )
+        scoring.load_candidates(con, SCORED_SELECT.format(predictions=predictions.physical_name))
     sampled_pairs = min(U_SAMPLE_PAIRS, records.num_rows * (records.num_rows - 1) / 2)
     recalibration = Recalibration(
         linker.misc.save_model_to_json(),
@@ -604,9 +623,13 @@ def _match(
     linker = Linker(source, model_json, log_level=logging.ERROR)
 
     with report.step("guard and cluster"):
-        guarded = guard_against_conflicts(con, db_api)
-    charts = write_charts(linker, predictions, db_api, guarded, charts_dir) if charts_dir else {}
-    saved = linker.misc.save_model_to_json()
+        guarded = guard_against_conflicts(con, scoring.duckdb_api)
+    charts = (
+        write_charts(linker, predictions, db_api, scoring.splink_table(con, guarded), charts_dir)
+        if charts_dir
+        else {}
+    )
+    saved = scoring.portable(linker.misc.save_model_to_json())
     saved.pop(
         "linker_uid", None
     )  # a random name per Linker: two runs on the same data save the same file
