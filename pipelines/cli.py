@@ -118,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stewards' decisions CSV (same_person / different_people pairs) honoured over the model (default: none)",
     )
     run.add_argument(
+        "--identity-engine",
+        default=env_default("identity_engine"),
+        help="where the matching model trains and scores record pairs: duckdb, or spark "
+        "(pip install '.[spark]'; docs/scale.md) (default: %(default)s)",
+    )
+    run.add_argument(
+        "--spark-master",
+        default=env_default("spark_master"),
+        help="with --identity-engine spark: local[*], local[N] or a cluster's URL (default: %(default)s)",
+    )
+    run.add_argument(
         "--job",
         choices=["omniloyal_everything", "loyalty_and_marts"],
         default="omniloyal_everything",
@@ -328,6 +339,8 @@ def command_run(args: argparse.Namespace) -> int:
         "phone_region": args.phone_region,
         "identity_model": args.identity_model,
         "identity_overrides": args.identity_overrides,
+        "identity_engine": args.identity_engine,
+        "spark_master": args.spark_master,
     }
     try:
         check_settings(settings)  # every setting, before any work (and before Dagster is imported)
