@@ -11,7 +11,7 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install lock demo test test-fast test-probes ui lint bench bench-er bench-guard clean
+.PHONY: install install-spark lock demo test test-fast test-probes test-spark ui lint bench bench-er bench-guard clean
 
 # The exact versions the tests ran with, from requirements.lock (make lock writes it from the
 # ranges in pyproject.toml). uv installs them in seconds; plain pip is the fallback.
@@ -47,14 +47,22 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 # The kill probes (runs killed in processes of their own, about a minute) are left to
 # `make test-probes`, which CI (.ci/run) runs after this.
 test: install
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe and not spark"
 
 test-probes: install
 	$(BIN)/pytest -q -m probe
 
+# identity_engine = spark: pyspark (the optional extra `spark`, not in requirements.lock) into
+# .venv, and the tests that run identity on Spark against DuckDB (a few minutes; Java 17).
+install-spark: install
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[spark]"
+
+test-spark: install-spark
+	$(BIN)/pytest -q -m spark
+
 # Everything but the end-to-end tests (marked e2e: they run the pipeline on generated inboxes).
 test-fast: install
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e and not spark"
 
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install $(DAGSTER_HOME_DIR)/dagster.yaml
