@@ -2,7 +2,6 @@
 
 from pipelines.summary import slowest_steps, stage_timings
 
-
 EVENTS = [
     (100.0, "STEP_START", "program"),  # loyalty starts first, but is listed in its place
     (100.5, "STEP_SUCCESS", "program"),
