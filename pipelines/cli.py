@@ -21,12 +21,16 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from datetime import date
 from pathlib import Path
 
 # Before dagster or great_expectations are imported anywhere.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# With pyspark installed (identity_engine spark), Great Expectations imports it, and pyspark
+# warns at every start that it is not yet tested with pandas 3: nothing here uses pandas on Spark.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 def _at_least_one(text: str) -> int:
