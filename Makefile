@@ -11,7 +11,7 @@ SEED   ?= 7
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install lock demo test test-fast test-probes test-slow ui lint bench bench-er bench-guard clean
+.PHONY: install install-spark lock demo test test-fast test-probes test-slow test-spark ui lint bench bench-er bench-guard clean
 
 # The exact versions the tests ran with, from requirements.lock (make lock writes it from the
 # ranges in pyproject.toml). uv installs them in seconds; plain pip is the fallback.
@@ -48,7 +48,7 @@ demo: install $(DAGSTER_HOME_DIR)/dagster.yaml
 # chain several pipeline runs (marked slow) are left to `make test-probes` and `make test-slow`,
 # which CI (.ci/run) runs after this.
 test: install
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe and not slow"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not probe and not slow and not spark"
 
 test-probes: install
 	$(BIN)/pytest -q -m probe
@@ -56,9 +56,17 @@ test-probes: install
 test-slow: install
 	$(BIN)/pytest -q -n auto --dist loadfile -m slow
 
+# identity_engine = spark: pyspark (the optional extra `spark`, not in requirements.lock) into
+# .venv, and the tests that run identity on Spark against DuckDB (a few minutes; Java 17).
+install-spark: install
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[spark]"
+
+test-spark: install-spark
+	$(BIN)/pytest -q -m spark
+
 # Everything but the end-to-end tests (marked e2e: they run the pipeline on generated inboxes).
 test-fast: install
-	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e and not probe and not slow"
+	$(BIN)/pytest -q -n auto --dist loadfile --no-loadscope-reorder -m "not e2e and not probe and not slow and not spark"
 
 # A first-time user finds an inbox to materialize: the demo's, generated when missing.
 ui: install $(DAGSTER_HOME_DIR)/dagster.yaml

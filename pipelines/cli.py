@@ -21,12 +21,16 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from datetime import date
 from pathlib import Path
 
 # Before dagster or great_expectations are imported anywhere.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# With pyspark installed (identity_engine spark), Great Expectations imports it, and pyspark
+# warns at every start that it is not yet tested with pandas 3: nothing here uses pandas on Spark.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 def _at_least_one(text: str) -> int:
@@ -128,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh",
         action="store_true",
         help="train the matching model afresh and score every record (--identity-refresh full)",
+    )
+    run.add_argument(
+        "--identity-engine",
+        default=env_default("identity_engine"),
+        help="where the matching model trains and scores record pairs: duckdb, or spark "
+        "(pip install '.[spark]'; docs/scale.md) (default: %(default)s)",
+    )
+    run.add_argument(
+        "--spark-master",
+        default=env_default("spark_master"),
+        help="with --identity-engine spark: local[*], local[N] or a cluster's URL (default: %(default)s)",
     )
     run.add_argument(
         "--job",
@@ -341,6 +356,8 @@ def command_run(args: argparse.Namespace) -> int:
         "identity_model": args.identity_model,
         "identity_overrides": args.identity_overrides,
         "identity_refresh": "full" if args.full_refresh else args.identity_refresh,
+        "identity_engine": args.identity_engine,
+        "spark_master": args.spark_master,
     }
     try:
         check_settings(settings)  # every setting, before any work (and before Dagster is imported)

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.identity.charts import file_uri
+from assets.identity.engines import EngineError
 from assets.identity.frozen_model import load_frozen
 from assets.identity.incremental import match_delta, plan, save_state
 from assets.identity.matching import match_records
@@ -109,22 +110,29 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
         path = plan(
             con, settings.identity_refresh, settings.incremental_max_share, saved, model is not None
         )
-        context.log.info(f"identity: {path.path} ({path.reason})")
-        spill_dir = Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None
-        delta = None
+        if path.path == "incremental":
+            previous_evidence = con.sql("select * from identity.match_evidence").to_arrow_table()
+            previous_clusters = con.sql("select * from identity.clusters").to_arrow_table()
+    context.log.info(f"identity: {path.path} ({path.reason})")
+    # The build stays closed while pairs are scored: Splink's own DuckDB (or Spark) and the
+    # build's would otherwise each hold up to duckdb_memory_limit at the same time.
+    spill_dir = Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None
+    delta = None
+    try:
         if path.path == "incremental":
             result, delta = match_delta(
                 records,
                 path.changed_ids,
                 path.seeds,
-                con.sql("select * from identity.match_evidence").to_arrow_table(),
-                con.sql("select * from identity.clusters").to_arrow_table(),
+                previous_evidence,
+                previous_clusters,
                 path.saved.frozen,
                 must_link=must_link,
                 cannot_link=cannot_link,
                 memory_limit=settings.duckdb_memory_limit,
                 spill_dir=spill_dir,
             )
+            del previous_evidence, previous_clusters
         else:
             result = match_records(
                 records,
@@ -135,7 +143,14 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
                 memory_limit=settings.duckdb_memory_limit,
                 spill_dir=spill_dir,
                 frozen=path.saved.frozen if path.path == "rescore" else None,
+                # A saved model's rescoring and incremental runs score on DuckDB.
+                engine=settings.identity_engine if path.path == "full" else "duckdb",
+                spark_master=settings.spark_master,
             )
+    except EngineError as err:  # identity_engine spark cannot run (or read the model) as asked
+        raise dg.Failure(description=str(err)) from None
+    del records
+    with settings.build(context.run_id) as con:
         run_summary = save_state(con, result, path, delta, settings.as_of_date(), saved)
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):
             con.register("splink_output", data)
@@ -173,6 +188,7 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
                 "conflict_guard": dg.MetadataValue.json(result.guard.as_metadata()),
                 "model_reused": model is not None or path.path != "full",
                 "identity_path": dg.MetadataValue.json(run_summary),
+                "engine": settings.identity_engine if path.path == "full" else "duckdb",
                 **{
                     f"chart_{name}": dg.MetadataValue.url(file_uri(path))
                     for name, path in result.charts.items()

@@ -12,6 +12,9 @@ The model is declared as data in assets/identity/model.py; this module runs it:
 
 Splink runs in its own in-memory DuckDB so its working tables never land in the
 warehouse: the input is handed over as Arrow and the results come back the same way.
+With identity_engine = spark, training and scoring (2 and 3's scoring) run on Spark
+instead and the scored pairs come back as Parquet; all the rest stays on that DuckDB
+(assets/identity/engines.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from assets.identity.conflict_guard import (
     measure_rule,
     use_rule,
 )
+from assets.identity.engines import DuckDBEngine, SparkEngine, scoring_engine
 from assets.identity.frozen_model import FrozenModel
 from assets.identity.model import (
     COMPARISONS,
@@ -542,6 +546,8 @@ def match_records(
     memory_limit: str = SPLINK_MEMORY_LIMIT,
     spill_dir: Path | None = None,
     frozen: FrozenModel | None = None,
+    engine: str = "duckdb",
+    spark_master: str = "local[*]",
 ) -> MatchResult:
     """Cluster `records` (identity.match_input) into people.
 
@@ -554,6 +560,8 @@ def match_records(
     `spill_dir` (the system's temporary folder when None), removed afterwards. With `frozen`
     (a model saved by an earlier run with its term frequencies and guard rule), every pair
     is scored again with exactly what that run scored with: no training, nothing measured.
+    `engine` is where Splink trains and scores pairs: "duckdb" (that same DuckDB) or
+    "spark" (at `spark_master`; assets/identity/engines.py).
     """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -563,9 +571,22 @@ def match_records(
     ):
         con.execute(f"set memory_limit = '{memory_limit}'")
         con.execute(f"set temp_directory = '{spill}'")
-        return _match(
-            con, records, threshold, seed, model, charts_dir, must_link, cannot_link, guard, frozen
-        )
+        with scoring_engine(
+            engine, con, Path(spill), splink_settings(), memory_limit, spark_master
+        ) as scoring:
+            return _match(
+                con,
+                records,
+                threshold,
+                seed,
+                model,
+                charts_dir,
+                must_link,
+                cannot_link,
+                guard,
+                scoring,
+                frozen,
+            )
 
 
 def _match(
@@ -578,6 +599,7 @@ def _match(
     must_link: pa.Table | None,
     cannot_link: pa.Table | None,
     guard: GuardRule | None,
+    scoring: DuckDBEngine | SparkEngine,
     frozen: FrozenModel | None = None,
 ) -> MatchResult:
     con.register("match_input_records", records)
@@ -600,17 +622,22 @@ def _match(
         if not con.execute("select count(*) from must_link").fetchall()[0][0]:
             return _empty_result(report)
 
-    db_api = DuckDBAPI(connection=con)
-    # The records table itself (with name_block_key), not a second copy of the Arrow input.
-    source = db_api.register("records", table_name="match_input")
+    db_api = scoring.db_api  # Splink's engine; post-processing runs on scoring.duckdb_api
+    # On DuckDB the records table itself (with name_block_key), not a second copy of the input.
+    source = db_api.register(
+        "records"
+        if scoring.dialect == "duckdb"
+        else con.sql("select * from records").to_arrow_table(),
+        table_name="match_input",
+    )
     if frozen is not None:
         linker = Linker(source, copy.deepcopy(frozen.model_json), log_level=logging.ERROR)
         report.parameters = "saved model"
     elif model is not None:
-        linker = Linker(source, str(model), log_level=logging.ERROR)
+        linker = Linker(source, scoring.model_settings(model), log_level=logging.ERROR)
         report.parameters = "saved model"
     else:
-        settings = default_parameters(splink_settings().create_settings_dict("duckdb"))
+        settings = default_parameters(splink_settings().create_settings_dict(scoring.dialect))
         linker = Linker(source, settings, log_level=logging.ERROR)
         with report.step("train"):
             train(linker, con, report, seed=seed)
@@ -627,9 +654,7 @@ def _match(
     # prior or u-correction; SCORE_FLOOR keeps enough of them to re-estimate both.
     with report.step("predict"):
         predictions = linker.inference.predict(threshold_match_probability=SCORE_FLOOR)
-        con.execute(
-            f"create table candidates as {SCORED_SELECT.format(predictions=predictions.physical_name)}"
-        )
+        scoring.load_candidates(con, SCORED_SELECT.format(predictions=predictions.physical_name))
     sampled_pairs = min(U_SAMPLE_PAIRS, records.num_rows * (records.num_rows - 1) / 2)
     recalibration = Recalibration(
         linker.misc.save_model_to_json(),
@@ -646,16 +671,21 @@ def _match(
         prior = first_prior
     report.prior = prior
     shifts = recalibration.shifts(prior)
-    scored_with = FrozenModel(exact_model(recalibration, prior), tf_table, guard)
+    # Saved in DuckDB's SQL whichever engine scored (incremental runs score on DuckDB).
+    scored_with = FrozenModel(scoring.portable(exact_model(recalibration, prior)), tf_table, guard)
     model_json = recalibration.model_at(prior)
     con.execute(scored_sql(shifts, logit2(prior) - logit2(first_prior), threshold))
     con.execute("create table links as select unique_id_l, unique_id_r, match_weight from scored")
     linker = Linker(source, model_json, log_level=logging.ERROR)
 
     with report.step("guard and cluster"):
-        guarded = guard_against_conflicts(con, db_api)
-    charts = write_charts(linker, predictions, db_api, guarded, charts_dir) if charts_dir else {}
-    saved = linker.misc.save_model_to_json()
+        guarded = guard_against_conflicts(con, scoring.duckdb_api)
+    charts = (
+        write_charts(linker, predictions, db_api, scoring.splink_table(con, guarded), charts_dir)
+        if charts_dir
+        else {}
+    )
+    saved = scoring.portable(linker.misc.save_model_to_json())
     saved.pop(
         "linker_uid", None
     )  # a random name per Linker: two runs on the same data save the same file

@@ -25,6 +25,13 @@ def _same(column: str) -> str:
     return f'"{column}_l" = "{column}_r"'
 
 
+def _duckdb_level(sql_condition: str, label: str) -> cll.CustomLevel:
+    """A level whose condition is written in DuckDB's SQL. Splink translates it when the
+    model runs on Spark (identity_engine = spark; assets/identity/engines.py): without the
+    dialect named, Spark would read "email_key_l" as a string and never see two agree."""
+    return cll.CustomLevel(sql_condition, label, base_dialect_str="duckdb")
+
+
 COMPARISONS = [
     # The whole name as one comparison, as Splink's ForenameSurnameComparison does, so the
     # term-frequency adjustment sees how rare the name is as a pair. The exact level is on
@@ -36,7 +43,7 @@ COMPARISONS = [
             cll.ExactMatchLevel("full_name_key").configure(tf_adjustment_column="full_name_key"),
             cll.ColumnsReversedLevel("first_name_key", "last_name_key", symmetrical=True),
             # Swapped and mistyped ('shephsrdson jacob' / 'jacob shepherdson').
-            cll.CustomLevel(
+            _duckdb_level(
                 "jaro_winkler_similarity(first_name_key_l, last_name_key_r) >= 0.88 "
                 "and jaro_winkler_similarity(last_name_key_l, first_name_key_r) >= 0.88",
                 "First and last name swapped, nearly the same",
@@ -63,11 +70,11 @@ COMPARISONS = [
         output_column_name="email",
         comparison_levels=[
             cll.NullLevel("email_key"),
-            cll.CustomLevel(
+            _duckdb_level(
                 f"{_same('email_key')} and not is_shared_email_l",
                 "Exact match on a personal mailbox",
             ),
-            cll.CustomLevel(_same("email_key"), "Exact match on a shared mailbox"),
+            _duckdb_level(_same("email_key"), "Exact match on a shared mailbox"),
             cll.JaroWinklerLevel("email_key", 0.88),
             cll.ElseLevel(),
         ],
@@ -76,11 +83,11 @@ COMPARISONS = [
         output_column_name="phone",
         comparison_levels=[
             cll.NullLevel("phone_e164"),
-            cll.CustomLevel(
+            _duckdb_level(
                 f"{_same('phone_e164')} and not is_shared_phone_l",
                 "Exact match on a personal phone",
             ),
-            cll.CustomLevel(_same("phone_e164"), "Exact match on a shared phone"),
+            _duckdb_level(_same("phone_e164"), "Exact match on a shared phone"),
             # A mistyped digit or two swapped digits: data entry at a till or on the phone.
             cll.DamerauLevenshteinLevel("phone_e164", 1),
             cll.ElseLevel(),
@@ -91,19 +98,19 @@ COMPARISONS = [
         output_column_name="address",
         comparison_levels=[
             cll.NullLevel("postcode"),
-            cll.CustomLevel(
+            _duckdb_level(
                 f"{_same('postcode')} and {_same('street_key')} and not is_shared_address_l",
                 "Same street and postcode, one household member",
             ),
-            cll.CustomLevel(
+            _duckdb_level(
                 f"{_same('postcode')} and {_same('street_key')}", "Same street and postcode, shared"
             ),
-            cll.CustomLevel(
+            _duckdb_level(
                 f"{_same('postcode')} and jaro_winkler_similarity(street_key_l, street_key_r) >= 0.88",
                 "Same postcode, street nearly the same",
             ),
-            cll.CustomLevel(_same("postcode"), "Same postcode"),
-            cll.CustomLevel(
+            _duckdb_level(_same("postcode"), "Same postcode"),
+            _duckdb_level(
                 "split_part(postcode_l, ' ', 1) = split_part(postcode_r, ' ', 1)",
                 "Same postcode district",
             ),

@@ -6,8 +6,10 @@ them to show its defaults, and must not pay Dagster's import time to start.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import shutil
 from pathlib import Path
 
 # The bundled program file (also assets.loyalty.program.DEFAULT_PROGRAM; read here without
@@ -58,7 +60,15 @@ DEFAULTS = {
     # Where DuckDB spills; empty: beside the run's build file (DuckDB's `<file>.tmp`) and,
     # for Splink's connection, the system's temporary folder. A fast local disk with room.
     "duckdb_temp_dir": ("OMNILOYAL_DUCKDB_TEMP_DIR", ""),
+    # Where Splink trains and scores record pairs: DuckDB on this machine, or Spark (the
+    # optional extra: pip install '.[spark]') at spark_master, local[*] or a cluster's URL.
+    # Everything else stays in DuckDB (assets/identity/engines.py; docs/scale.md).
+    "identity_engine": ("OMNILOYAL_IDENTITY_ENGINE", "duckdb"),
+    "spark_master": ("OMNILOYAL_SPARK_MASTER", "local[*]"),
 }
+
+# The values of identity_engine (assets/identity/engines.py).
+ENGINES = ("duckdb", "spark")
 
 
 def env_default(setting: str) -> str:
@@ -163,6 +173,42 @@ def _file_or_empty(text: str) -> str:
 
 _file_or_empty.expects = "an existing file, or empty"
 
+
+def spark_missing() -> str | None:
+    """Why Spark cannot start on this machine (pyspark or Java missing), or None."""
+    if importlib.util.find_spec("pyspark") is None:
+        return (
+            "setting identity_engine is spark, but pyspark is not installed: "
+            "make install-spark (or pip install '.[spark]')"
+        )
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        return (
+            "setting identity_engine is spark, which needs Java 17 or later: "
+            "none found (install a JDK or set JAVA_HOME)"
+        )
+    return None
+
+
+def _engine(text: str) -> str:
+    if text not in ENGINES:
+        raise ValueError
+    if text == "spark" and (problem := spark_missing()):
+        raise SettingsError(problem)
+    return text
+
+
+_engine.expects = " or ".join(ENGINES)
+
+
+def _spark_master(text: str) -> str:
+    # What Spark itself takes: local, local[N], local[*], local[N,F], spark://, yarn, k8s://.
+    if not re.fullmatch(r"local(\[(\d+|\*)(,\d+)?\])?|yarn|(spark|k8s|mesos)://\S+", text):
+        raise ValueError
+    return text
+
+
+_spark_master.expects = "a Spark master: local[*], local[N], spark://HOST:PORT, yarn or k8s://URL"
+
 # setting -> how its value is read; settings not listed are free text (folders are created).
 CHECKS = {
     "max_bad_row_share": _number_between(0, 1),
@@ -181,6 +227,8 @@ CHECKS = {
     "max_line_kb": _whole_number_from(1),
     "retention_days": _whole_number_from(1),
     "duckdb_memory_limit": _memory_size,
+    "identity_engine": _engine,
+    "spark_master": _spark_master,
 }
 
 
@@ -192,6 +240,8 @@ def parsed(setting: str, value: object):
         return value
     try:
         return check(value if isinstance(value, str) else str(value))
+    except SettingsError:
+        raise  # a check's own message (identity_engine spark without pyspark)
     except (ValueError, KeyError):
         variable = DEFAULTS[setting][0]
         source = f" (from {variable})" if os.environ.get(variable) == str(value) else ""

@@ -66,6 +66,9 @@ class PipelineSettings(dg.ConfigurableResource):
     # DuckDB's memory per connection (e.g. 4GB) and where it spills beyond it; empty: beside the build.
     duckdb_memory_limit: str = _from_env("duckdb_memory_limit")
     duckdb_temp_dir: str = _from_env("duckdb_temp_dir")
+    # Where Splink trains and scores pairs: duckdb, or spark at spark_master (docs/scale.md).
+    identity_engine: str = _from_env("identity_engine")
+    spark_master: str = _from_env("spark_master")
 
     # The program as read at the start of the run: every asset gets this one, so marketing
     # saving the file mid-run cannot give the ledger one program and the segments another.
