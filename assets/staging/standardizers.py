@@ -236,6 +236,12 @@ def email_match_key(text: str | None) -> str | None:
 
 # ---------------------------------------------------------------- phones, addresses
 
+# Results remembered per function, across DuckDB's batches and steps. A million people have
+# about 1.5M distinct phones and e-mails: a cache smaller than that is swept end to end by
+# every pass over them (least recently used goes first) and remembers nothing; 4M entries
+# of a few hundred bytes stay under a gigabyte when full.
+CACHED_VALUES = 1 << 22
+
 
 def standardize_phone(text: str | None, region: str = "GB") -> str | None:
     """E.164 of a valid or a possible number, else None: '07911 123456' -> '+447911123456'.
@@ -276,7 +282,7 @@ def region_for_country(country: str | None, default: str) -> str:
     return code if code in phonenumbers.SUPPORTED_REGIONS else default
 
 
-@lru_cache(maxsize=1 << 20)
+@lru_cache(maxsize=CACHED_VALUES)
 def _read_phone(text: str, region: str) -> tuple[str, bool] | None:
     fast = _e164_without_parsing(text, region)
     if fast is not None:
@@ -381,9 +387,9 @@ def _per_distinct_value(
     """An Arrow batch function computing `function` once per distinct value.
 
     Values repeat across the batches DuckDB hands over more than within one, so results
-    are remembered across batches, up to about a million distinct values.
+    are remembered across batches, up to CACHED_VALUES distinct values.
     """
-    remembered = lru_cache(maxsize=1 << 20)(function)
+    remembered = lru_cache(maxsize=CACHED_VALUES)(function)
 
     def apply(values: pa.Array) -> pa.Array:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
@@ -403,7 +409,7 @@ def _per_distinct_phone(
     Otherwise each row is keyed by its country, trimmed and upper-cased (anything but two
     letters becomes '--', which reads in the default region), then its phone.
     """
-    remembered = lru_cache(maxsize=1 << 20)(function)
+    remembered = lru_cache(maxsize=CACHED_VALUES)(function)
 
     def apply(values: pa.Array, countries: pa.Array) -> pa.Array:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
