@@ -184,22 +184,28 @@ movements as (
     union all select * from engagement_bonus
     union all select * from goodwill
     union all select * from redemptions
+),
+
+-- entry_id once per movement: it names the entry and breaks ties in the order lots are spent.
+identified as (
+    select md5(movements.rule || '|' || movements.event_id) as entry_id, movements.*
+    from movements
+    where movements.points <> 0
 )
 
 select
-    md5(movements.rule || '|' || movements.event_id) as entry_id,
-    movements.customer_id,
-    movements.entry_type,
-    movements.rule,
-    cast(movements.points as bigint) as points,
-    movements.occurred_at,
-    movements.source,
-    movements.source_event_id,
-    case when movements.points > 0 then movements.occurred_at + to_months(settings.expiry_months) end as expires_at,
+    identified.entry_id,
+    identified.customer_id,
+    identified.entry_type,
+    identified.rule,
+    cast(identified.points as bigint) as points,
+    identified.occurred_at,
+    identified.source,
+    identified.source_event_id,
+    case when identified.points > 0 then identified.occurred_at + to_months(settings.expiry_months) end as expires_at,
     -- The customer's credits up to and including this one, in the order lots are spent.
-    case when movements.points > 0 then cast(sum(movements.points) filter (where movements.points > 0) over (
-        partition by movements.customer_id order by movements.occurred_at, md5(movements.rule || '|' || movements.event_id)
+    case when identified.points > 0 then cast(sum(identified.points) filter (where identified.points > 0) over (
+        partition by identified.customer_id order by identified.occurred_at, identified.entry_id
         rows unbounded preceding
     ) as bigint) end as credited_through
-from movements, settings
-where movements.points <> 0
+from identified, settings
