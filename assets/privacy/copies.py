@@ -80,6 +80,7 @@ ACCOUNTING_TABLES = (
 )
 # Tables whose rows are lines of delivered files, matched by (file, line).
 LINE_TABLES = ("quality.quarantine", "quality.field_issues")
+SAVED_TERM_FREQUENCIES = "identity.saved_term_frequencies"
 HASH_SUFFIX = "_hash"
 # Splink's charts that describe the model, not records: kept for every date.
 MODEL_LEVEL_CHARTS = frozenset({"match_weights.html", "m_u_parameters.html", "splink_model.json"})
@@ -479,6 +480,14 @@ def scrub_warehouse_file(
                 result.deleted[table] = counts[0]
             if counts[1]:
                 result.rekeyed[table] = counts[1]
+        if (result.deleted or result.rekeyed) and SAVED_TERM_FREQUENCIES in tables:
+            # The saved model's name frequencies carry no record to match the person by: a
+            # file that held the person loses them all (a rollback to it then trains afresh,
+            # as every run after an erasure does: assets/identity/incremental.py).
+            plans[SAVED_TERM_FREQUENCIES] = ("true", None)
+            result.deleted[SAVED_TERM_FREQUENCIES] = con.execute(
+                f"select count(*) from src.{SAVED_TERM_FREQUENCIES}"
+            ).fetchall()[0][0]
         carry = "raw.deliveries" in tables and _privacy_tables_differ(con, tables, erased)
         if not result.deleted and not result.rekeyed and not carry:
             return result
