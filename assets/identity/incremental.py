@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +57,7 @@ from assets.identity.matching import (
     register_saved_term_frequencies,
     rounded,
     scored_sql,
+    splink_connection,
     splink_settings,
 )
 from assets.identity.model import (
@@ -296,12 +296,7 @@ def match_delta(
     pairs (plan); `frozen` the saved model those were made with.
     """
     logging.getLogger("splink").setLevel(logging.ERROR)
-    with (
-        tempfile.TemporaryDirectory(prefix="omniloyal-splink-", dir=spill_dir) as spill,
-        duckdb.connect() as con,
-    ):
-        con.execute(f"set memory_limit = '{memory_limit}'")
-        con.execute(f"set temp_directory = '{spill}'")
+    with splink_connection(memory_limit, spill_dir) as (con, _):
         con.register("all_records_arrow", records)
         # As the full path has them (matching._match): the name block key over all records.
         con.execute(

@@ -356,10 +356,13 @@ class Recalibration:
             prior = updated
         return prior
 
-    def model_at(self, prior: float) -> dict:
-        """The model with the corrected u and the prior, as Splink reads it."""
+    def exact_model(self, prior: float) -> dict:
+        """A copy of the model with the corrected u and the prior, unrounded: a pair scored
+        again by a later run must get the weight this run gave it to the last digit
+        (assets/identity/incremental.py)."""
+        model = copy.deepcopy(self.model)
         corrected = self.u(prior)
-        for comparison in self.model["comparisons"]:
+        for comparison in model["comparisons"]:
             levels = [
                 level for level in comparison["comparison_levels"] if not level.get("is_null_level")
             ]
@@ -367,8 +370,13 @@ class Recalibration:
                 key = (comparison["output_column_name"], len(levels) - 1 - i)
                 if key in corrected:
                     level["u_probability"] = corrected[key]
-        self.model["probability_two_random_records_match"] = prior
-        return rounded(self.model)
+        model["probability_two_random_records_match"] = prior
+        model.pop("linker_uid", None)
+        return model
+
+    def model_at(self, prior: float) -> dict:
+        """The model with the corrected u and the prior, rounded as the saved file has it."""
+        return rounded(self.exact_model(prior))
 
 
 def counted_shares(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
@@ -534,6 +542,21 @@ def _empty_result(report: TrainingReport) -> MatchResult:
     )
 
 
+@contextmanager
+def splink_connection(
+    memory_limit: str, spill_dir: Path | None
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
+    """Splink's own in-memory DuckDB, holding at most `memory_limit` and spilling to a folder
+    made under `spill_dir` (the system's temporary folder when None), removed afterwards."""
+    with (
+        tempfile.TemporaryDirectory(prefix="omniloyal-splink-", dir=spill_dir) as spill,
+        duckdb.connect() as con,
+    ):
+        con.execute(f"set memory_limit = '{memory_limit}'")
+        con.execute(f"set temp_directory = '{spill}'")
+        yield con, Path(spill)
+
+
 def match_records(
     records: pa.Table,
     threshold: float = MATCH_THRESHOLD,
@@ -565,14 +588,9 @@ def match_records(
     """
     # Splink warns about every level EM could not train; a pipeline log wants errors only.
     logging.getLogger("splink").setLevel(logging.ERROR)
-    with (
-        tempfile.TemporaryDirectory(prefix="omniloyal-splink-", dir=spill_dir) as spill,
-        duckdb.connect() as con,
-    ):
-        con.execute(f"set memory_limit = '{memory_limit}'")
-        con.execute(f"set temp_directory = '{spill}'")
+    with splink_connection(memory_limit, spill_dir) as (con, spill):
         with scoring_engine(
-            engine, con, Path(spill), splink_settings(), memory_limit, spark_master
+            engine, con, spill, splink_settings(), memory_limit, spark_master
         ) as scoring:
             return _match(
                 con,
@@ -672,7 +690,7 @@ def _match(
     report.prior = prior
     shifts = recalibration.shifts(prior)
     # Saved in DuckDB's SQL whichever engine scored (incremental runs score on DuckDB).
-    scored_with = FrozenModel(scoring.portable(exact_model(recalibration, prior)), tf_table, guard)
+    scored_with = FrozenModel(scoring.portable(recalibration.exact_model(prior)), tf_table, guard)
     model_json = recalibration.model_at(prior)
     con.execute(scored_sql(shifts, logit2(prior) - logit2(first_prior), threshold))
     con.execute("create table links as select unique_id_l, unique_id_r, match_weight from scored")
@@ -701,25 +719,6 @@ def _match(
         charts=charts,
         frozen=scored_with,
     )
-
-
-def exact_model(recalibration: Recalibration, prior: float) -> dict:
-    """The model the scores of this run were computed with, unrounded: Recalibration.model_at
-    rounds the saved file's probabilities, but a pair scored again by a later run must get the
-    weight this run gave it to the last digit (assets/identity/incremental.py)."""
-    model = copy.deepcopy(recalibration.model)
-    corrected = recalibration.u(prior)
-    for comparison in model["comparisons"]:
-        levels = [
-            level for level in comparison["comparison_levels"] if not level.get("is_null_level")
-        ]
-        for i, level in enumerate(levels):
-            key = (comparison["output_column_name"], len(levels) - 1 - i)
-            if key in corrected:
-                level["u_probability"] = corrected[key]
-    model["probability_two_random_records_match"] = prior
-    model.pop("linker_uid", None)
-    return model
 
 
 # Every scored pair and every steward's pair, whether it links its records and if not, why.
