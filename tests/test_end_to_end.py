@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from workspaces import run_arguments
 
 from assets.identity.evaluation import evaluate, hard_cases
 from assets.loyalty.program import load_program
@@ -42,21 +43,7 @@ def sha256(path: Path) -> str:
 
 
 def run(workspace: Path, inbox: Path | None = None) -> int:
-    return main(
-        [
-            "run",
-            "--inbox",
-            str(inbox or workspace / "inbox"),
-            "--warehouse",
-            str(workspace / "warehouse" / "omniloyal.duckdb"),
-            "--exports",
-            str(workspace / "exports"),
-            "--reports",
-            str(workspace / "reports"),
-            "--as-of",
-            AS_OF,
-        ]
-    )
+    return main(run_arguments(workspace, AS_OF, inbox))
 
 
 def query(workspace: Path, sql: str) -> list[tuple]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from workspaces import run_arguments
 
 from assets.identity import incremental
 from assets.identity.frozen_model import load_frozen, save_frozen
@@ -245,22 +246,7 @@ DAYS = 8
 def pipeline(workspace: Path, as_of: date, *extra: str) -> None:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(
-            [
-                "run",
-                "--inbox",
-                str(workspace / "inbox"),
-                "--warehouse",
-                str(workspace / "warehouse" / "omniloyal.duckdb"),
-                "--exports",
-                str(workspace / "exports"),
-                "--reports",
-                str(workspace / "reports"),
-                "--as-of",
-                as_of.isoformat(),
-                *extra,
-            ]
-        )
+        code = main([*run_arguments(workspace, as_of.isoformat()), *extra])
     assert code == 0, printed.getvalue()
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from tests.benchmarks.common import BIN, median
+from tests.workspaces import run_arguments
 
 END = date(2026, 6, 30)
 
@@ -32,21 +33,7 @@ def run(workspace: Path, as_of: date, *extra: str) -> tuple[float, str]:
     """Seconds of one `omniloyal run` on `workspace`, and what it printed."""
     started = time.perf_counter()
     result = subprocess.run(
-        [
-            str(BIN / "omniloyal"),
-            "run",
-            "--inbox",
-            str(workspace / "inbox"),
-            "--warehouse",
-            str(workspace / "warehouse" / "omniloyal.duckdb"),
-            "--exports",
-            str(workspace / "exports"),
-            "--reports",
-            str(workspace / "reports"),
-            "--as-of",
-            as_of.isoformat(),
-            *extra,
-        ],
+        [str(BIN / "omniloyal"), *run_arguments(workspace, as_of.isoformat()), *extra],
         check=True,
         capture_output=True,
         text=True,
