@@ -127,11 +127,13 @@ def _lines_are_records(
     quotes_not_whole = "false"
     if delivery.spec.format == "csv":
         longest = min(longest, csv.field_size_limit())
+        # A case, so the regular expression only runs on lines with a quote: `and` ran it on
+        # every line (0.2 CPU s a million lines).
         quotes_not_whole = (
-            f"""contains(_raw, '"') and not regexp_full_match(_raw, {_quote(WHOLE_FIELDS)})"""
+            f"""case when contains(_raw, '"') then not regexp_full_match(_raw, {_quote(WHOLE_FIELDS)}) """
+            "else false end"
         )
-    # A filter, so the regular expression only runs on lines with a quote. 3 bytes to
-    # spare: the exact path measures the first line with its BOM, which DuckDB dropped.
+    # 3 bytes to spare: the exact path measures the first line with its BOM, which DuckDB dropped.
     ((longest_line, with_cr, not_whole),) = con.execute(
         f"""
         select
