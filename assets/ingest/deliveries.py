@@ -734,7 +734,7 @@ def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> s
     """
     kept = "".join(f", {name}" for name in keep)
     # Step 1: each column's value, its text trimmed, null when empty (JSON: _parsed_json).
-    values = [f"nullif(trim({_text_of(spec, c)}), '') as _value_{c.name}" for c in spec.columns]
+    values = [f"nullif({trimmed(_text_of(spec, c))}, '') as _value_{c.name}" for c in spec.columns]
     carried = ["_line", "_raw", *keep]
     checks, row_problems, all_problems, issues, selects = [], [], [], [], []
     if spec.format == "jsonl":
@@ -829,6 +829,18 @@ def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> s
         f"checked as (\n  select *, {checked}\n  from typed\n)\n"
         f"select {', '.join(selects)}, _line, _raw{kept},\n  {problem} as _problem,\n"
         f"  {field_issues} as _field_issues\nfrom checked"
+    )
+
+
+def trimmed(text: str) -> str:
+    """SQL: trim(text), which strips spaces and the other Unicode space separators (no-break
+    space, ideographic space...), only run on a text that may have one at an end: trim
+    decodes every character, and cost more than any other step of typing a CSV file.
+    A text of ASCII characters only (as many bytes as characters) that neither starts nor
+    ends with a space is as trim would leave it."""
+    return (
+        f"case when {text} like ' %' or {text} like '% ' or strlen({text}) <> length({text}) "
+        f"then trim({text}) else {text} end"
     )
 
 
