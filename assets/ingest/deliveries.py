@@ -856,13 +856,12 @@ def _parsed_json(spec: SourceFile, relation: str) -> str:
     for each contract column its text (`_text_<column>`) and, when its value is an object
     or an array, the reason it has the wrong shape (`_shape_<column>`).
 
-    Each line is parsed three times: json_valid, json_extract (all the contract's paths in
-    one call) and json_keys. A value's JSON text tells the rest: its first character is
-    its type, and a string without a backslash is its text between the quotes (substring:
-    a slice [2:-2] costs twice as much); only a
-    string with an escape is parsed again (json_extract_string gives the same text a JSON
-    reader does, numbers and booleans are written alike by both). A line starting with
-    `{` that is JSON is an object; only other lines ask json_type.
+    Each line is parsed three times: json_valid, json_extract_string (all the contract's
+    paths in one call) and json_keys. An object or array reads as its JSON text, so only
+    a value whose text starts with `{` or `[` is asked its JSON type (a string may start
+    so too), and only a line that does not start with `{` is asked its own: the line's
+    first character is its JSON type. (Deriving texts and types from json_extract's JSON
+    text instead costs more in string functions than the parse it saves.)
 
     Only lines that are JSON are parsed further: try() evaluates a whole batch of rows
     again one by one when one of them fails, so malformed lines must not reach it.
@@ -870,21 +869,18 @@ def _parsed_json(spec: SourceFile, relation: str) -> str:
     paths = "[" + ", ".join(_quote("$." + name) for name in spec.column_names) + "]"
     columns = []
     for position, name in enumerate(spec.column_names, start=1):
-        value = f"_values[{position}]"
+        text = f"_texts[{position}]"
+        columns.append(f"{text} as _text_{name}")
         columns.append(
-            f"case when starts_with({value}, '\"') then "
-            f"case when contains({value}, '\\') then json_extract_string({value}, '$') "
-            f"else substring({value}, 2, length({value}) - 2) end "
-            f"when {value} <> 'null' then {value} end as _text_{name}"
-        )
-        columns.append(
-            f"case when starts_with({value}, '{{') then {_quote(name + ' is a JSON object, not a single value')} "
-            f"when starts_with({value}, '[') then {_quote(name + ' is a JSON array, not a single value')} "
+            f"case when starts_with({text}, '{{') or starts_with({text}, '[') then "
+            f"case try(json_type(_raw, {_quote('$.' + name)})) "
+            f"when 'OBJECT' then {_quote(name + ' is a JSON object, not a single value')} "
+            f"when 'ARRAY' then {_quote(name + ' is a JSON array, not a single value')} end "
             f"end as _shape_{name}"
         )
     return (
         f"(select *, {', '.join(columns)} from ("
-        f"select *, case when _valid then try(json_extract(_raw, {paths}))::varchar[] end as _values, "
+        f"select *, case when _valid then try(json_extract_string(_raw, {paths})) end as _texts, "
         "case when _valid then try(json_keys(_raw)) end as _keys, "
         "case when not _valid then null when starts_with(_raw, '{') then 'OBJECT' "
         "else try(json_type(_raw)) end as _kind "
