@@ -798,3 +798,36 @@ def test_json_shapes_and_duplicate_keys_after_one_read(tmp_path, con):
         ("U6", None, None),
     ]
     assert result.rows_read == 10
+
+
+def test_lines_of_any_whitespace_are_blank_on_both_paths(tmp_path, monkeypatch):
+    """A line of only whitespace (as str.strip() sees it: ideographic space, separators,
+    NEL) is skipped and counted in line numbers; a line starting with whitespace that has
+    text after it is a row."""
+    write(
+        tmp_path,
+        "app/events_20250306.jsonl",
+        "\n".join(
+            [
+                EVENT.format("E1"),
+                "\u3000\x1c",
+                EVENT.format("E2"),
+                "\x85 \u2029",
+                "\u00a0x",
+                "\u2003" + EVENT.format("E3"),
+            ]
+        )
+        + "\n",
+    )
+    fast, read_by = ingested(tmp_path)
+    assert read_by == [("app/events_20250306.jsonl", "duckdb")]
+    exact, _ = ingested(tmp_path, exact_only=True, monkeypatch=monkeypatch)
+    assert fast == exact
+    _, _, events, quarantined, _, delivered = fast
+    assert [(row[0], row[-1]) for row in events] == [("E1", 1), ("E2", 3)]
+    # An em space is not JSON whitespace: that line is a row, and not JSON.
+    assert quarantined == [
+        ("app/events_20250306.jsonl", 5, "malformed JSON line", "\u00a0x"),
+        ("app/events_20250306.jsonl", 6, "malformed JSON line", "\u2003" + EVENT.format("E3")),
+    ]
+    assert delivered == [("app/events_20250306.jsonl", 4, 2, 2)]
