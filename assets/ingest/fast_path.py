@@ -5,9 +5,11 @@ Python's csv module: it handles everything a sender can deliver, at about 100k r
 second. Here DuckDB reads the file itself, on every core, as one text column holding
 each whole line (NUL as the delimiter, no quote, no escape), and WITH ORDINALITY numbers
 the lines in file order (it is `row_number() over ()`, which follows the file's order).
-CSV fields are then split in SQL: with `string_split` for a line without a quote, with a
-regular expression for one with quoted fields (`"Flat 4, 12 High St"`). Records go to
-typing (deliveries.typed_select) as a query over the lines, never as Python objects.
+CSV fields are then split in SQL: with `string_split` for a line without a quote, at its
+quotes and then its commas for one with quoted fields (`"Flat 4, 12 High St"`), with a
+regular expression for the rare line with a quote inside an unquoted field. JSON lines are
+parsed in typing. Records go to typing (deliveries.typed_select) as a query over the
+lines, never as Python objects.
 
 That is only right when every record is one line, so the fast path checks the file first
 and declines (read_records returns None and leaves nothing behind, and the exact path
