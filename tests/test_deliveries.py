@@ -691,3 +691,143 @@ def test_a_generated_inbox_with_its_bad_rows_takes_the_fast_path(tmp_path, con, 
         assert quarantine(exact) == quarantine(con)
     finally:
         exact.close()
+
+
+# Every character trim() strips: the space and the other Unicode space separators.
+SPACES = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
+
+def test_trimmed_is_trim_without_decoding_plain_text(con):
+    from assets.ingest.deliveries import trimmed
+
+    texts = ["", " ", "  ", "a", " a", "a ", " a ", "a b", "\ta\t", "\na", "é", " é", "é\u3000"]
+    texts += [f"{space}x{space}" for space in SPACES] + [f"x{space}y" for space in SPACES]
+    texts += ["\u00a0", "\u200b x \u200b", "\ufeffx", "x\u0085"]
+    rows = con.execute(
+        f"select text, {trimmed('text')}, trim(text) from unnest(?::varchar[]) as t(text)",
+        [texts],
+    ).fetchall()
+    assert [(text, ours) for text, ours, _ in rows] == [(text, theirs) for text, _, theirs in rows]
+    # What trim does, by hand: spaces and space separators go, tabs and line breaks stay.
+    assert dict((text, ours) for text, ours, _ in rows)["\u3000x\u3000"] == "x"
+    assert dict((text, ours) for text, ours, _ in rows)["\ta\t"] == "\ta\t"
+
+
+# JSON values as a reader sees them: escapes, numbers as JSON writes them, padding.
+JSON_VALUES = [
+    ('"plain"', "plain"),
+    ('"  padded\\u00a0"', "padded"),
+    ('"quote \\" inside"', 'quote " inside'),
+    ('"back\\\\slash"', "back\\slash"),
+    ('"02\\/26\\/1951"', "02/26/1951"),
+    ('"\\u00e9t\\u00e9"', "été"),
+    ('"tab\\tin"', "tab\tin"),
+    ('"é"', "é"),
+    ('""', None),
+    ('"   "', None),
+    ("null", None),
+    ("1.50", "1.5"),
+    ("1e2", "100.0"),
+    ("-7", "-7"),
+    ("12345678901234567890", "12345678901234567890"),
+    ("true", "true"),
+    ("false", "false"),
+]
+
+
+def test_json_values_load_as_their_text(tmp_path, con):
+    """Each value's text comes from its JSON text (fast_path reads each line once for all
+    columns); it is what json_extract_string reads, trimmed, for every kind of value."""
+    lines = [
+        f'{{"user_id":"U{n}","name":{value},"email":"e{n}@example.com"}}'
+        for n, (value, _) in enumerate(JSON_VALUES)
+    ]
+    # Whitespace before the object, keys in another order, a key outside the contract twice.
+    lines.append(' \t{"name":"Ann","note":1,"note":2,"user_id":"U98"}')
+    write(tmp_path, "app/users_20250306.jsonl", "\n".join(lines) + "\n")
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert (result.rows_loaded, result.rows_quarantined) == (len(lines), 0)
+    loaded = dict(con.execute("select user_id, name from raw.app_users").fetchall())
+    expected = {f"U{n}": text for n, (_, text) in enumerate(JSON_VALUES)} | {"U98": "Ann"}
+    assert loaded == expected
+    # The same texts as DuckDB's own reading of each value.
+    oracle = con.execute(
+        "select nullif(trim(json_extract_string(line, '$.name')), '') "
+        "from unnest(?::varchar[]) with ordinality as t(line, n) order by n",
+        [lines],
+    ).fetchall()
+    assert [text for (text,) in oracle] == [*expected.values()]
+
+
+def test_json_shapes_and_duplicate_keys_after_one_read(tmp_path, con):
+    """Objects and arrays where the contract has one value, keys given twice, lines that
+    are not objects: each has its reason, whatever else is on the line."""
+    write(
+        tmp_path,
+        "app/users_20250306.jsonl",
+        "\n".join(
+            [
+                '{"user_id":"U1","name":{"first":"Ann"},"phone":["1","2"]}',
+                '{"user_id":"U2","name":"[not an array]","phone":"{not an object}"}',
+                '{"user_id":"U3","user_id":"U3","name":"Bob","name":"Rob"}',
+                '{"user_id":"U4","name":"\\u007b escaped brace"}',
+                '  {"user_id":"U5","birthday":"13/13/2000","name":{}}',
+                '"just a string"',
+                "42",
+                "[]",
+                '{"user_id":"U6",}',
+                '{"user_id":"U7"',
+            ]
+        )
+        + "\n",
+    )
+    result = ingest_inbox(con, tmp_path, max_bad_share=1.0)
+    assert con.execute("select line, reason from quality.quarantine order by line").fetchall() == [
+        (1, "name is a JSON object, not a single value; phone is a JSON array, not a single value"),
+        (3, "duplicate JSON key(s) user_id, name"),
+        (5, "name is a JSON object, not a single value; birthday is not a date as %m/%d/%Y"),
+        (6, "JSON line is not an object"),
+        (7, "JSON line is not an object"),
+        (8, "JSON line is not an object"),
+        (10, "malformed JSON line"),
+    ]
+    # Brackets inside a string are text; a trailing comma is allowed by DuckDB's reader.
+    assert con.execute("select user_id, name, phone from raw.app_users order by 1").fetchall() == [
+        ("U2", "[not an array]", "{not an object}"),
+        ("U4", "{ escaped brace", None),
+        ("U6", None, None),
+    ]
+    assert result.rows_read == 10
+
+
+def test_lines_of_any_whitespace_are_blank_on_both_paths(tmp_path, monkeypatch):
+    """A line of only whitespace (as str.strip() sees it: ideographic space, separators,
+    NEL) is skipped and counted in line numbers; a line starting with whitespace that has
+    text after it is a row."""
+    write(
+        tmp_path,
+        "app/events_20250306.jsonl",
+        "\n".join(
+            [
+                EVENT.format("E1"),
+                "\u3000\x1c",
+                EVENT.format("E2"),
+                "\x85 \u2029",
+                "\u00a0x",
+                "\u2003" + EVENT.format("E3"),
+            ]
+        )
+        + "\n",
+    )
+    fast, read_by = ingested(tmp_path)
+    assert read_by == [("app/events_20250306.jsonl", "duckdb")]
+    exact, _ = ingested(tmp_path, exact_only=True, monkeypatch=monkeypatch)
+    assert fast == exact
+    _, _, events, quarantined, _, delivered = fast
+    assert [(row[0], row[-1]) for row in events] == [("E1", 1), ("E2", 3)]
+    # An em space is not JSON whitespace: that line is a row, and not JSON.
+    assert quarantined == [
+        ("app/events_20250306.jsonl", 5, "malformed JSON line", "\u00a0x"),
+        ("app/events_20250306.jsonl", 6, "malformed JSON line", "\u2003" + EVENT.format("E3")),
+    ]
+    assert delivered == [("app/events_20250306.jsonl", 4, 2, 2)]

@@ -654,9 +654,9 @@ def check_header(delivery: Delivery, header: list[str], line: int) -> None:
 # ---------------------------------------------------------------- typing, generated from the contract
 
 
-def typed_expression(column: Column, text: str) -> str:
-    """SQL that turns the text of a column into its contract type, or null when it cannot."""
-    value = f"nullif(trim({text}), '')"
+def typed_expression(column: Column, value: str) -> str:
+    """SQL that turns a column's value (its text trimmed, null when empty) into its
+    contract type, or null when it cannot."""
     if column.type == "string":
         return value
     if column.type == "integer":
@@ -683,9 +683,9 @@ def typed_expression(column: Column, text: str) -> str:
     raise ValueError(f"unsupported column type {column.type}")
 
 
-def problem_expression(column: Column, text: str, typed: str) -> str:
-    """SQL giving a reason a person understands when the column breaks the contract, else null."""
-    value = f"nullif(trim({text}), '')"
+def problem_expression(column: Column, value: str, typed: str) -> str:
+    """SQL giving a reason a person understands when the column breaks the contract, else
+    null; `value` is its text trimmed (null when empty), `typed` its typed value."""
     checks = []
     if column.required:
         checks.append((f"{value} is null", f"missing required {column.name}"))
@@ -727,46 +727,50 @@ def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> s
     column (the shape is checked before: CSV field counts in Python, JSON objects below).
     A problem with an optional personal column nulls that column and is listed in
     `_field_issues` (column, reason, masked value).
+
+    The query works in steps, each naming what the next reads (`_value_<column>`, the
+    typed `<column>`, `_problem_<column>`), so that nothing is computed twice: written
+    as one expression per check, each trim and cast ran up to four times per field.
     """
-    checks, row_problems, all_problems, issues, selects = [], [], [], [], []
     kept = "".join(f", {name}" for name in keep)
+    # Step 1: each column's value, its text trimmed, null when empty (JSON: _parsed_json).
+    values = [f"nullif({trimmed(_text_of(spec, c))}, '') as _value_{c.name}" for c in spec.columns]
+    carried = ["_line", "_raw", *keep]
+    checks, row_problems, all_problems, issues, selects = [], [], [], [], []
     if spec.format == "jsonl":
-        # Each line is parsed once for all columns (_texts, _kinds, _keys: see _parsed_json).
+        relation = _parsed_json(spec, relation)
+        carried += ["_valid", "_kind"]
         # JSON allows a key twice and readers keep one of the values, unseen: which one the
         # exporter meant is a guess, so a contract key given twice quarantines the record.
+        # Most lines have the contract's keys in its order: that comparison is cheap, and
+        # spares them the search for a key given twice.
         names = "[" + ", ".join(_quote(name) for name in spec.column_names) + "]"
         repeated = (
             f"list_filter({names}, lambda name: len(list_filter(_keys, lambda k: k = name)) > 1)"
         )
-        # Most lines have the contract's keys in its order: that comparison is cheap, and
-        # spares them the search for a key given twice.
-        checks.append(
+        values.append(
             f"case when _keys = {names} then null "
             f"when len(_keys) > len(list_distinct(_keys)) and len({repeated}) > 0 "
             f"then 'duplicate JSON key(s) ' || array_to_string({repeated}, ', ') end as _duplicate_keys"
         )
         row_problems.append("_duplicate_keys")
         all_problems.append("_duplicate_keys")
-        relation = _parsed_json(spec, relation)
-    for position, column in enumerate(spec.columns, start=1):
-        text = _text_of(spec, column)
-        typed = typed_expression(column, text)
-        problem = problem_expression(column, text, typed)
-        checks.append(f"{typed} as {column.name}")
+    # Step 2: each column typed. Step 3: each column checked.
+    typed = [f"{typed_expression(c, f'_value_{c.name}')} as {c.name}" for c in spec.columns]
+    for column in spec.columns:
+        value = f"_value_{column.name}"
+        problem = problem_expression(column, value, column.name)
         if spec.format == "jsonl":
             # An object or array where the contract has one value is not a value of the
             # column in another format but the wrong record shape (`"user_id": {"id": "U1"}`
             # would load its JSON text as an id): the record is quarantined, even when the
             # column is optional and personal, and the column's other checks are moot.
-            wrong = f"_kinds[{position}] in ('OBJECT', 'ARRAY')"
-            checks.append(
-                f"case when {wrong} then {_quote(column.name + ' is a JSON ')} || lower(_kinds[{position}]) "
-                f"|| ', not a single value' end as _shape_{column.name}"
-            )
-            row_problems.append(f"_shape_{column.name}")
-            all_problems.append(f"_shape_{column.name}")
+            shape = f"_shape_{column.name}"
+            carried.append(shape)
+            row_problems.append(shape)
+            all_problems.append(shape)
             if problem != "null":
-                problem = f"case when {wrong} then null else {problem} end"
+                problem = f"case when {shape} is not null then null else {problem} end"
         if problem == "null":
             selects.append(column.name)
             continue
@@ -776,30 +780,21 @@ def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> s
             row_problems.append(f"_problem_{column.name}")
             selects.append(column.name)
             continue
-        value = f"nullif(trim({text}), '')"
         shown = mask_sql(value) if column.pii else value
-        checks.append(
-            f"case when _problem_{column.name} is not null then left({shown}, {SHOWN_VALUE_CHARS}) end "
-            f"as _value_{column.name}"
-        )
         selects.append(
             f"case when _problem_{column.name} is null then {column.name} end as {column.name}"
         )
         issues.append(
-            f"case when _problem_{column.name} is not null then {{'column_name': {_quote(column.name)}, "
-            f"'reason': _problem_{column.name}, 'masked_value': _value_{column.name}}} end"
+            (
+                f"_problem_{column.name}",
+                f"case when _problem_{column.name} is not null then {{'column_name': {_quote(column.name)}, "
+                f"'reason': _problem_{column.name}, 'masked_value': left({shown}, {SHOWN_VALUE_CHARS})}} end",
+            )
         )
     if spec.require_one_of:
         # e.g. an erasure request naming nobody: e-mail, phone, or source and record id.
         given = " or ".join(
-            "("
-            + " and ".join(
-                f"{typed_expression(column, _text_of(spec, column))} is not null"
-                for name in group
-                for column in spec.columns
-                if column.name == name
-            )
-            + ")"
+            "(" + " and ".join(f"{name} is not null" for name in group) + ")"
             for group in spec.require_one_of
         )
         wanted = ", or ".join(" with ".join(group) for group in spec.require_one_of)
@@ -808,10 +803,17 @@ def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> s
         )
         row_problems.append("_one_of")
         all_problems.append("_one_of")
-    row_problem = f"concat_ws('; ', {', '.join(row_problems)}) <> ''" if row_problems else "false"
+    # Every reason is a non-empty text: a record has a row problem when one is not null.
+    row_problem = f"coalesce({', '.join(row_problems)}) is not null" if row_problems else "false"
     problem = f"case when {row_problem} then concat_ws('; ', {', '.join(all_problems)}) end"
     if issues:
-        field_issues = f"list_filter([{', '.join(issues)}], lambda issue: issue is not null)"
+        # Most records have no field issue: they get the empty list without building one.
+        none = " and ".join(f"{name} is null" for name, _ in issues)
+        listed = ", ".join(issue for _, issue in issues)
+        field_issues = (
+            f"case when {none} then cast([] as {FIELD_ISSUE}[]) "
+            f"else list_filter([{listed}], lambda issue: issue is not null) end"
+        )
     else:
         field_issues = f"cast([] as {FIELD_ISSUE}[])"
     if spec.format == "jsonl":
@@ -820,37 +822,69 @@ def typed_select(spec: SourceFile, relation: str, keep: Iterable[str] = ()) -> s
             "case when not _valid then 'malformed JSON line' "
             f"when _kind <> 'OBJECT' then 'JSON line is not an object' else {problem} end"
         )
-        checks += ["_valid", "_kind"]
+    checked = ", ".join(checks) or "null as _no_checks"
     return (
-        f"with checked as (\n  select {', '.join(checks)}, _line, _raw{kept}\n  from {relation}\n)\n"
+        f"with valued as (\n  select {', '.join(carried + values)}\n  from {relation}\n),\n"
+        f"typed as (\n  select *, {', '.join(typed)}\n  from valued\n),\n"
+        f"checked as (\n  select *, {checked}\n  from typed\n)\n"
         f"select {', '.join(selects)}, _line, _raw{kept},\n  {problem} as _problem,\n"
         f"  {field_issues} as _field_issues\nfrom checked"
+    )
+
+
+def trimmed(text: str) -> str:
+    """SQL: trim(text), which strips spaces and the other Unicode space separators (no-break
+    space, ideographic space...), only run on a text that may have one at an end: trim
+    decodes every character, and cost more than any other step of typing a CSV file.
+    A text of ASCII characters only (as many bytes as characters) that neither starts nor
+    ends with a space is as trim would leave it."""
+    return (
+        f"case when {text} like ' %' or {text} like '% ' or strlen({text}) <> length({text}) "
+        f"then trim({text}) else {text} end"
     )
 
 
 def _text_of(spec: SourceFile, column: Column) -> str:
     if spec.format == "csv":
         return column.name
-    # JSON values arrive as text whatever their JSON type (numbers, booleans); an object
-    # or array is the wrong shape, quarantined by typed_select.
-    return f"_texts[{spec.column_names.index(column.name) + 1}]"
+    return f"_text_{column.name}"
 
 
 def _parsed_json(spec: SourceFile, relation: str) -> str:
-    """JSON lines with what typed_select needs of each, from one parse per function:
-    the text (`_texts`) and JSON type (`_kinds`) of every contract column in order, the
-    line's keys, whether it is JSON at all and its type (null when it is not).
+    """JSON lines with what typed_select needs of each: whether it is JSON at all
+    (`_valid`), its JSON type (`_kind`, null when it is not JSON), its keys (`_keys`), and
+    for each contract column its text (`_text_<column>`) and, when its value is an object
+    or an array, the reason it has the wrong shape (`_shape_<column>`).
+
+    Each line is parsed three times: json_valid, json_extract_string (all the contract's
+    paths in one call) and json_keys. An object or array reads as its JSON text, so only
+    a value whose text starts with `{` or `[` is asked its JSON type (a string may start
+    so too), and only a line that does not start with `{` is asked its own: the line's
+    first character is its JSON type. (Deriving texts and types from json_extract's JSON
+    text instead costs more in string functions than the parse it saves.)
 
     Only lines that are JSON are parsed further: try() evaluates a whole batch of rows
     again one by one when one of them fails, so malformed lines must not reach it.
     """
     paths = "[" + ", ".join(_quote("$." + name) for name in spec.column_names) + "]"
+    columns = []
+    for position, name in enumerate(spec.column_names, start=1):
+        text = f"_texts[{position}]"
+        columns.append(f"{text} as _text_{name}")
+        columns.append(
+            f"case when starts_with({text}, '{{') or starts_with({text}, '[') then "
+            f"case try(json_type(_raw, {_quote('$.' + name)})) "
+            f"when 'OBJECT' then {_quote(name + ' is a JSON object, not a single value')} "
+            f"when 'ARRAY' then {_quote(name + ' is a JSON array, not a single value')} end "
+            f"end as _shape_{name}"
+        )
     return (
-        f"(select *, case when _valid then try(json_extract_string(_raw, {paths})) end as _texts, "
-        f"case when _valid then try(json_type(_raw, {paths})) end as _kinds, "
+        f"(select *, {', '.join(columns)} from ("
+        f"select *, case when _valid then try(json_extract_string(_raw, {paths})) end as _texts, "
         "case when _valid then try(json_keys(_raw)) end as _keys, "
-        "case when _valid then try(json_type(_raw)) end as _kind "
-        f"from (select *, coalesce(try(json_valid(_raw)), false) as _valid from {relation}))"
+        "case when not _valid then null when starts_with(_raw, '{') then 'OBJECT' "
+        "else try(json_type(_raw)) end as _kind "
+        f"from (select *, coalesce(try(json_valid(_raw)), false) as _valid from {relation})))"
     )
 
 

@@ -12,11 +12,17 @@ assets/ingest/fast_path.py) or python (the exact path, assets/ingest/deliveries.
 --exact-only turns the fast path off, to measure the exact path on the same files. To
 measure another checkout (e.g. the code before the fast path), put it first on the path:
 PYTHONPATH=/work/main .venv/bin/python tests/benchmarks/bench_ingest.py ...
+
+--floor measures what DuckDB alone takes for each file instead: its own reader
+(read_csv, read_json) writing a table of the file into a fresh warehouse file, with no
+line numbers, checks or quarantine. That is the speed ingestion can at best approach.
+The load average is printed before and after: other work on the machine slows every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import time
@@ -59,19 +65,61 @@ def one_run(inbox: Path, work: Path, exact_only: bool) -> tuple[float, dict[str,
         shutil.rmtree(work, ignore_errors=True)
 
 
+def floor_run(inbox: Path, work: Path) -> tuple[float, dict[str, tuple]]:
+    """Per file (rows, seconds, CPU seconds, "floor"): DuckDB's reader writing a table of it."""
+    import duckdb
+
+    from assets.ingest import deliveries
+    from assets.shared.defaults import DEFAULTS
+
+    files = {}
+    for delivery in deliveries.find_deliveries(inbox):
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        config = {
+            "memory_limit": DEFAULTS["duckdb_memory_limit"][1],
+            "temp_directory": str(work / "tmp"),
+        }
+        con = duckdb.connect(str(work / "floor.duckdb"), config=config)
+        path = str(delivery.path).replace("'", "''")
+        if delivery.spec.format == "csv":
+            reader = f"read_csv('{path}', ignore_errors = true)"
+        else:
+            reader = f"read_json('{path}', format = 'newline_delimited', ignore_errors = true)"
+        try:
+            started, cpu = time.perf_counter(), time.process_time()
+            con.execute(f"create table delivery as select * from {reader}")
+            con.execute("checkpoint")
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            rows = con.execute("select count(*) from delivery").fetchall()[0][0]
+        finally:
+            con.close()
+            shutil.rmtree(work, ignore_errors=True)
+        files[delivery.name] = (rows, seconds, cpu, "floor")
+    return 0.0, files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--inbox", type=Path, required=True)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ingest_bench/work"))
     parser.add_argument("--exact-only", action="store_true", help="turn the fast path off")
+    parser.add_argument(
+        "--floor", action="store_true", help="DuckDB's own readers writing each file as a table"
+    )
     args = parser.parse_args()
     if not args.inbox.is_dir():
         parser.error(f"--inbox {args.inbox}: not a folder")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    runs = [one_run(args.inbox, args.work, args.exact_only) for _ in range(args.repeat)]
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    if args.floor:
+        runs = [floor_run(args.inbox, args.work) for _ in range(args.repeat)]
+    else:
+        runs = [one_run(args.inbox, args.work, args.exact_only) for _ in range(args.repeat)]
     names = list(runs[0][1])
 
     def median_of(name: str, field: int) -> float:
@@ -94,7 +142,10 @@ def main() -> None:
         median = statistics.median(seconds)
         print(f"{label:36} {rows:>10,} {'':>8} {median:>8.2f} {'':>7} {rows / median:>10,.0f}")
     shown = ", ".join(f"{t:.1f}" for t in totals)
+    cpu = statistics.median(sum(file[2] for file in run[1].values()) for run in runs)
     print(f"median of {args.repeat} runs (totals: {shown} s); cpu s: CPU seconds of all threads")
+    print(f"deliveries' CPU seconds: {cpu:.1f}, {rows / cpu:,.0f} rows a CPU second")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
