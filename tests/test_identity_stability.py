@@ -11,7 +11,8 @@ from assets.loyalty.settling import INVARIANTS, broken_invariants
 from pipelines.cli import main
 from pipelines.generator import generate_inbox
 
-pytestmark = pytest.mark.e2e  # runs the pipeline on a generated inbox
+# Two pipeline runs, a day apart: in `make test-slow`, which CI runs after `make test`.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EARNED = "select entry_id, points from loyalty.ledger where rule = 'purchase'"
 IDS = "select source, source_record_id, customer_id from identity.source_records"
