@@ -102,12 +102,18 @@ def previous(tmp_path_factory):
     """A warehouse as a full run over BASE leaves it: match_input, clusters, evidence, the
     matched records and the saved model."""
     path = tmp_path_factory.mktemp("incremental") / "w.duckdb"
-    full = match_records(pa.Table.from_pylist(BASE))
+    full = fully_matched(path, BASE)
     assert groups(full.clusters) == [["app:A2", "web:A1"], ["call:B2", "store:B1"]]
+    return path
+
+
+def fully_matched(path: Path, records: list[dict]):
+    """Write at `path` what a full run over `records` leaves; returns the match."""
+    full = match_records(pa.Table.from_pylist(records))
     con = duckdb.connect(str(path))
     con.execute("create schema identity")
     for table, data in (
-        ("match_input", pa.Table.from_pylist(BASE)),
+        ("match_input", pa.Table.from_pylist(records)),
         ("clusters", full.clusters),
         ("match_evidence", full.evidence),
     ):
@@ -117,7 +123,7 @@ def previous(tmp_path_factory):
     save_matched_records(con, con.sql(KEYS_SQL).to_arrow_table(), full.evidence)
     save_frozen(con, full.frozen, incremental.current_definition(), date(2026, 1, 1), 0)
     con.close()
-    return path
+    return full
 
 
 def run_both(previous: Path, tmp_path: Path, delivered: list[dict]):
@@ -187,21 +193,7 @@ def test_a_removed_record_splits_what_it_bridged(tmp_path):
     bridge = record("web:X1", "anna", "berg", "anna@berg.test", "+447700900123", "1980-01-01")
     first = tmp_path / "first"
     first.mkdir()
-    bridged = [*BASE, bridge]
-    full = match_records(pa.Table.from_pylist(bridged))
-    con = duckdb.connect(str(first / "w.duckdb"))
-    con.execute("create schema identity")
-    for table, data in (
-        ("match_input", pa.Table.from_pylist(bridged)),
-        ("clusters", full.clusters),
-        ("match_evidence", full.evidence),
-    ):
-        con.register("data", data)
-        con.execute(f"create table identity.{table} as select * from data")
-        con.unregister("data")
-    save_matched_records(con, con.sql(KEYS_SQL).to_arrow_table(), full.evidence)
-    save_frozen(con, full.frozen, incremental.current_definition(), date(2026, 1, 1), 0)
-    con.close()
+    fully_matched(first / "w.duckdb", [*BASE, bridge])
     result, report, chosen = run_both(first / "w.duckdb", tmp_path, BASE)
     assert chosen.removed == 1 and report.records_scored == 0
     assert groups(result.clusters) == [["app:A2", "web:A1"], ["call:B2", "store:B1"]]
