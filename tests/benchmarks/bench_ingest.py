@@ -29,24 +29,30 @@ import time
 from pathlib import Path
 
 
+def fresh_work(work: Path) -> dict:
+    """An empty `work` folder, and the DuckDB settings a run has: the default memory limit,
+    spilling into the folder."""
+    from assets.shared.defaults import DEFAULTS
+
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return {
+        "memory_limit": DEFAULTS["duckdb_memory_limit"][1],
+        "temp_directory": str(work / "tmp"),
+    }
+
+
 def one_run(inbox: Path, work: Path, exact_only: bool) -> tuple[float, dict[str, tuple]]:
     """Seconds to identify the inbox's files, and per file (rows read, seconds, CPU seconds, read by)."""
     from assets.ingest import deliveries
-    from assets.shared.defaults import DEFAULTS
     from assets.shared.warehouse import connect
 
     if exact_only:
         from assets.ingest import fast_path
 
         fast_path.read_records = lambda *args: None
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    config = {
-        "memory_limit": DEFAULTS["duckdb_memory_limit"][1],
-        "temp_directory": str(work / "tmp"),
-    }
-    con = connect(work / "bench.duckdb", config=config)
+    con = connect(work / "bench.duckdb", config=fresh_work(work))
     try:
         deliveries.create_raw_tables(con)
         started = time.perf_counter()
@@ -70,18 +76,10 @@ def floor_run(inbox: Path, work: Path) -> tuple[float, dict[str, tuple]]:
     import duckdb
 
     from assets.ingest import deliveries
-    from assets.shared.defaults import DEFAULTS
 
     files = {}
     for delivery in deliveries.find_deliveries(inbox):
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
-        config = {
-            "memory_limit": DEFAULTS["duckdb_memory_limit"][1],
-            "temp_directory": str(work / "tmp"),
-        }
-        con = duckdb.connect(str(work / "floor.duckdb"), config=config)
+        con = duckdb.connect(str(work / "floor.duckdb"), config=fresh_work(work))
         path = str(delivery.path).replace("'", "''")
         if delivery.spec.format == "csv":
             reader = f"read_csv('{path}', ignore_errors = true)"
