@@ -36,7 +36,8 @@ import pytest
 from pipelines.cli import main
 from pipelines.forget import write_request
 
-pytestmark = pytest.mark.e2e
+# Two pipeline runs (before and after the request): in `make test-slow`, which CI runs after `make test`.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 AS_OF = ["2026-06-01", "2026-06-02"]
 P = {
