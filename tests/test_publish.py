@@ -8,7 +8,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.shared.warehouse import Warehouse, WarehouseError, connect
+from assets.shared.warehouse import (
+    SPLINK_SCRATCH_FILE,
+    SPLINK_SCRATCH_PREFIX,
+    Warehouse,
+    WarehouseError,
+    connect,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,6 +127,24 @@ def test_leftovers_of_failed_builds_are_cleaned_but_not_a_build_in_use(warehouse
         assert (builds / "running.duckdb.wal").exists()
     finally:
         in_use.close()
+
+
+def test_splink_scratch_of_a_killed_run_is_removed_but_not_one_in_use(warehouse):
+    from assets.identity.matching import splink_connection
+
+    builds = warehouse.builds_dir
+    killed = builds / f"{SPLINK_SCRATCH_PREFIX}killed"
+    killed.mkdir()
+    leftover = duckdb.connect(str(killed / SPLINK_SCRATCH_FILE))
+    leftover.execute("create table records as select 'a person' as name")
+    leftover.close()
+    with splink_connection("1GB", builds) as (con, scratch):
+        con.execute("create table records as select 'another person' as name")
+        assert scratch.parent == builds and scratch.name.startswith(SPLINK_SCRATCH_PREFIX)
+        removed = warehouse.clean_leftovers()
+        assert removed == [killed] and not killed.exists()
+        assert (scratch / SPLINK_SCRATCH_FILE).exists()
+    assert not scratch.exists()  # a finished match removes its own
 
 
 def test_keep_versions_below_zero_is_refused(tmp_path):

@@ -116,7 +116,14 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
     context.log.info(f"identity: {path.path} ({path.reason})")
     # The build stays closed while pairs are scored: Splink's own DuckDB (or Spark) and the
     # build's would otherwise each hold up to duckdb_memory_limit at the same time.
-    spill_dir = Path(settings.duckdb_temp_dir) if settings.duckdb_temp_dir else None
+    # Splink's scratch database holds the records: beside the build, not in the system's
+    # temporary folder, so personal data stays in the warehouse's folder (and a killed
+    # run's scratch is removed by the next run: Warehouse.clean_leftovers).
+    spill_dir = (
+        Path(settings.duckdb_temp_dir)
+        if settings.duckdb_temp_dir
+        else settings.warehouse().builds_dir
+    )
     delta = None
     try:
         if path.path == "incremental":

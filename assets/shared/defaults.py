@@ -58,7 +58,8 @@ DEFAULTS = {
     # after another, so a run's peak is about this for the build plus this for Splink.
     "duckdb_memory_limit": ("OMNILOYAL_DUCKDB_MEMORY_LIMIT", "4GB"),
     # Where DuckDB spills; empty: beside the run's build file (DuckDB's `<file>.tmp`) and,
-    # for Splink's connection, the system's temporary folder. A fast local disk with room.
+    # for Splink's scratch database, in the warehouse's builds/ folder (a killed run's is
+    # removed by the next run). A fast local disk with room.
     "duckdb_temp_dir": ("OMNILOYAL_DUCKDB_TEMP_DIR", ""),
     # Where Splink trains and scores record pairs: DuckDB on this machine, or Spark (the
     # optional extra: pip install '.[spark]') at spark_master, local[*] or a cluster's URL.

@@ -52,6 +52,9 @@ SCHEMAS = ("raw", "staging", "identity", "core", "loyalty", "marts", "quality")
 # Builds of failed runs are kept this long for debugging, or retention_days when shorter:
 # they hold personal data and serve nothing once the failure is understood.
 STALE_BUILD_AGE_S = 2 * 86400
+# Splink's scratch database during matching (assets/identity/matching.py splink_connection).
+SPLINK_SCRATCH_PREFIX = "omniloyal-splink-"
+SPLINK_SCRATCH_FILE = "splink.duckdb"
 DAY_S = 86400
 
 
@@ -356,7 +359,9 @@ class Warehouse:
         """Remove what failed runs left in builds/; call it holding the run lock. Returns what was removed.
 
         Half copies (.partial) and write-ahead logs of builds no process has open go at
-        once: after a disk-full failure they are what keeps the next runs failing. Failed
+        once: after a disk-full failure they are what keeps the next runs failing. So do
+        Splink's scratch folders (SPLINK_SCRATCH_PREFIX) whose database no process has
+        open: they belong to a killed run, and they hold records. Failed
         builds are kept `stale_build_age_s` for debugging (default: two days, or
         retention_days when shorter). A build that a process has open for writing is never touched.
         """
@@ -368,6 +373,11 @@ class Warehouse:
         now = time.time()
         for path in sorted(self.builds_dir.iterdir()):
             name = path.name
+            if name.startswith(SPLINK_SCRATCH_PREFIX) and path.is_dir():
+                if writer_pid(path / SPLINK_SCRATCH_FILE) is None:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+                continue
             if name.endswith(".partial"):
                 stale = True
             elif name.endswith(".duckdb.wal"):
