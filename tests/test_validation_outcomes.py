@@ -6,9 +6,10 @@ examples are the contract of the staging checks.
 """
 
 import duckdb
+import pandas as pd
 import pytest
 
-from assets.staging.validation import ExpectationOutcome, validate_table
+from assets.staging.validation import ExpectationOutcome, suite_frame, validate_table
 
 NOT_NULL = "expect_column_values_to_not_be_null"
 UNIQUE = "expect_column_values_to_be_unique"
@@ -100,3 +101,35 @@ def test_web_customers_suite_masks_personal_examples(con):
         outcome(NOT_NULL, "birth_on", "warning", True, 2, 50.0, ["***", "***"]),
         outcome(IN_SET, "has_implausible_birth_date", "warning", True, 0, 0.0, []),
     ]
+
+
+def test_the_frame_is_the_one_duckdb_df_gives(con):
+    """Text through Arrow, the rest through .df(): equal to .df() in values, dtypes and order,
+    including the dtypes .df() picks from the data (a null in a BIGINT makes it Int64)."""
+    con.execute(
+        """
+        create table staging.kinds as select
+            'id' || i as text_full,
+            case when i % 3 = 0 then null else 'é' || i end as text_some,
+            cast(null as varchar) as text_none,
+            i as int_full,
+            case when i % 4 = 0 then null else i end as int_some,
+            i % 2 = 0 as bool_full,
+            case when i % 5 = 0 then null else i % 2 = 0 end as bool_some,
+            cast(i / 8 - 1 as decimal(18, 2)) as money,
+            i / 7 as ratio,
+            date '2026-01-01' + cast(i as integer) as day,
+            case when i % 6 = 0 then null else timestamp '2026-01-01' + to_seconds(i) end as ts
+        from range(5000) t(i)
+        """
+    )
+    columns = "text_full, text_some, text_none, int_full, int_some, bool_full, bool_some, money, ratio, day, ts"
+    expected = con.execute(f"select {columns} from staging.kinds").df()
+    built = suite_frame(con, "staging.kinds", columns)
+    pd.testing.assert_frame_equal(built, expected, check_exact=True)
+    assert str(built["int_some"].dtype) == "Int64" and str(built["text_none"].dtype) == "object"
+    # A table without rows: every column as .df() types it.
+    con.execute("create table staging.empty as select * from staging.kinds limit 0")
+    pd.testing.assert_frame_equal(
+        suite_frame(con, "staging.empty", "*"), con.execute("select * from staging.empty").df()
+    )
