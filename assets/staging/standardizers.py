@@ -492,9 +492,10 @@ def _per_distinct_phone(
 
     Most calls pass no country (every row null): then only the distinct phones count.
     Otherwise each row is keyed by its country, trimmed and upper-cased (anything but two
-    letters becomes '--', which reads in the default region), then its phone.
+    letters becomes '--', which reads in the default region), then its phone. `function`
+    remembers its own results (phone_udf_functions): both phone functions share them.
     """
-    remembered = lru_cache(maxsize=CACHED_VALUES)(function)
+    remembered = function
 
     def apply(values: pa.Array, countries: pa.Array) -> pa.Array:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
@@ -542,19 +543,26 @@ def udf_functions(phone_region: str = "GB") -> dict[str, Callable[[str | None], 
 def phone_udf_functions(
     phone_region: str = "GB",
 ) -> dict[str, tuple[Callable[[str | None, str], object], str]]:
-    """The (phone, country) functions behind the SQL macros of the same name, with their result type."""
-    return {
-        "standardize_phone": (
-            lambda text, country: standardize_phone(
-                text, region_for_country(country, phone_region)
-            ),
-            "VARCHAR",
-        ),
-        "is_valid_phone": (
-            lambda text, country: is_valid_phone(text, region_for_country(country, phone_region)),
-            "BOOLEAN",
-        ),
-    }
+    """The (phone, country) functions behind the SQL macros of the same name, with their result type.
+
+    Both read each distinct (phone, country) once between them: a model calls both on the
+    same phones, and reading one (cleaning, compacting, the region) was most of their cost
+    once the number itself is remembered.
+    """
+
+    @lru_cache(maxsize=CACHED_VALUES)
+    def reading(text: str | None, country: str) -> tuple[str, bool] | None:
+        return read_phone(text, region_for_country(country, phone_region))
+
+    def e164(text: str | None, country: str) -> str | None:
+        found = reading(text, country)
+        return found[0] if found else None
+
+    def is_valid(text: str | None, country: str) -> bool | None:
+        found = reading(text, country)
+        return found[1] if found else None
+
+    return {"standardize_phone": (e164, "VARCHAR"), "is_valid_phone": (is_valid, "BOOLEAN")}
 
 
 @dataclass(frozen=True)
