@@ -158,6 +158,9 @@ def name_match_key(text: str | None) -> str | None:
     return key or None
 
 
+# full_name_first and full_name_last split the same names: DuckDB computes both on each chunk
+# of rows, one after the other, so a cache the size of a few chunks splits each name once.
+@lru_cache(maxsize=1 << 16)
 def split_full_name(text: str | None) -> tuple[str | None, str | None]:
     """(first, last) display forms of 'Smith, John', 'John Smith' or 'Mr John Paul Smith'."""
     text = _clean(text)
