@@ -318,3 +318,40 @@ def test_standardizers_never_raise_and_keys_are_idempotent(text):
     email_key = email_match_key(text)
     if email_key is not None:
         assert email_match_key(email_key) == email_key
+
+
+def test_fast_phone_validity_is_phonenumbers_is_valid_number():
+    """is_valid_national_number answers as phonenumbers.is_valid_number on every region's
+    example numbers of every type and on their neighbours: the last digits changed, one digit
+    more or less, and random numbers starting like them (valid and invalid both occur)."""
+    import random
+
+    import phonenumbers
+
+    from assets.staging.standardizers import is_valid_national_number
+
+    rng = random.Random(7)
+    cases: set[tuple[int, str]] = set()
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            cc, national = example.country_code, str(example.national_number)
+            cases.add((cc, national))
+            cases.update((cc, national[:-1] + d) for d in "0123456789")
+            cases.update((cc, national[:-2] + f"{n:02d}") for n in rng.sample(range(100), 5))
+            cases.update({(cc, national[:-1]), (cc, national + "5")})
+            for _ in range(4):
+                head = national[: rng.randint(1, 3)]
+                tail = "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 10)))
+                cases.add((cc, head + tail))
+    cases = {(cc, n) for cc, n in cases if n and n[0] != "0"}
+    valid = 0
+    for cc, national in sorted(cases):
+        number = phonenumbers.PhoneNumber(country_code=cc, national_number=int(national))
+        expected = phonenumbers.is_valid_number(number)
+        assert is_valid_national_number(cc, national) == expected, (cc, national)
+        valid += expected
+    # Both answers are well represented, so the comparison tells something.
+    assert len(cases) > 20_000 and 0.2 < valid / len(cases) < 0.8
