@@ -41,6 +41,13 @@ HASH_SUFFIX = "_hash"
 # The analytics file's name on the build connection while it is written or checked.
 ATTACHED = "analytics"
 HEX_SHA256 = "[0-9a-f]{64}"
+# Text columns whose values are mostly distinct (ids such as entry_id, e-mails, their
+# pseudonyms) are written with ZSTD instead of DuckDB's default dictionary + FSST: a
+# dictionary of distinct values saves nothing, and analysing it was a third of the
+# file's build. The values are the same; the file is a little larger (docs/benchmarks.md).
+DISTINCT_TEXT_COMPRESSION = "zstd"
+DISTINCT_SHARE = 0.5
+MIN_ROWS_FOR_STATISTICS = 10_000
 
 
 class PrivacyError(ValueError):
@@ -117,9 +124,19 @@ def build_analytics(
                 else _quoted(column)
                 for column, personal in spec.columns
             )
+            source = f"{_quoted(build_db)}.{schema}.{name}"
+            types = _column_types(con, build_db, spec.table)
+            distinct = _mostly_distinct_text(con, build_db, spec.table)
+            definitions = ",\n  ".join(
+                f"{_quoted(column + HASH_SUFFIX if personal else column)} "
+                f"{'VARCHAR' if personal else types[column]}"
+                + (f" using compression {DISTINCT_TEXT_COMPRESSION}" if column in distinct else "")
+                for column, personal in spec.columns
+            )
             con.execute(f"create schema if not exists {ATTACHED}.{schema}")
+            con.execute(f"create table {ATTACHED}.{schema}.{name} (\n  {definitions}\n)")
             con.execute(
-                f"create table {ATTACHED}.{schema}.{name} as\nselect\n  {select}\nfrom {_quoted(build_db)}.{schema}.{name}"
+                f"insert into {ATTACHED}.{schema}.{name}\nselect\n  {select}\nfrom {source}"
             )
             _comment(con, spec)
         con.execute(f"checkpoint {ATTACHED}")
@@ -127,6 +144,42 @@ def build_analytics(
         con.execute(f"detach database if exists {ATTACHED}")
         con.execute(f"reset variable {SALT_VARIABLE}")
     return tables
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, database: str, table: str) -> dict[str, str]:
+    schema, name = table.split(".")
+    return dict(
+        con.execute(
+            "select column_name, data_type from duckdb_columns() "
+            "where database_name = ? and schema_name = ? and table_name = ?",
+            [database, schema, name],
+        ).fetchall()
+    )
+
+
+def _mostly_distinct_text(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[str]:
+    """The text columns of `table` whose values are mostly distinct (ids, e-mails), by the
+    statistics DuckDB keeps with the table (no scan). Their pseudonyms are as distinct."""
+    rows = con.execute(
+        "select estimated_size from duckdb_tables() where database_name = ? "
+        "and schema_name = ? and table_name = ?",
+        [database, *table.split(".")],
+    ).fetchall()[0][0]
+    text = _text_columns(con, table, database)
+    if not text or rows < MIN_ROWS_FOR_STATISTICS:
+        return set()
+    stats = con.execute(
+        "select "
+        + ", ".join(f"stats({_quoted(c)})" for c in text)
+        + f" from {_quoted(database)}.{table} limit 1"
+    ).fetchall()
+    if not stats:
+        return set()
+    return {
+        column
+        for column, found in zip(text, stats[0], strict=True)
+        if found and found.get("approx_unique", 0) >= rows * DISTINCT_SHARE
+    }
 
 
 def _comment(con: duckdb.DuckDBPyConnection, spec: AnalyticsTable) -> None:
