@@ -20,8 +20,9 @@ would hand analysts a quietly incomplete file and leave the question "is this pe
 unanswered; the catalog is the one place where it is answered (tests/test_end_to_end.py
 already demands every built column be documented, so this fires at development time).
 
-Everything is set-based: one `create table ... as select` per table into the attached
-analytics file, and the check (check_analytics) one semi join per text column.
+Everything is set-based: one `create table` and one `insert ... select` per table into the
+attached analytics file (mostly distinct text stored with ZSTD, see DISTINCT_TEXT_COMPRESSION),
+and the check (check_analytics) one pass over every text value of the file.
 """
 
 from __future__ import annotations
