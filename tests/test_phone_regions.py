@@ -237,6 +237,9 @@ def test_a_possible_but_invalid_number_is_kept_as_a_weaker_key(tmp_path):
         ("S3", None, None, True),
         ("S4", None, None, False),
     ]
+    # The summary takes the phones staging read for the rows it kept.
+    for table in ("web_customers", "app_users", "callcenter_contacts"):
+        run_model(con, f"staging/{table}")
     run_model(con, "quality/source_summary")
     # 3 phones given of 4 rows; 2 read (S1 valid, S2 possible); 1 valid of 4 rows.
     assert con.execute(
@@ -246,6 +249,7 @@ def test_a_possible_but_invalid_number_is_kept_as_a_weaker_key(tmp_path):
 
 def test_the_phone_check_warns_when_a_source_reads_fewer_than_90_percent(tmp_path):
     from assets.ingest.assets import phone_read_rate, raw_deliveries, source_summary
+    from assets.staging.assets import staging_assets
 
     inbox = tmp_path / "inbox"
     # Web: 10 of 10 phones read. Store: 8 of 10 (80%), over two deliveries (5 of 5, then 3 of 5).
@@ -268,7 +272,8 @@ def test_the_phone_check_warns_when_a_source_reads_fewer_than_90_percent(tmp_pat
     )
     settings = settings_for(tmp_path, phone_region="")
     result = dg.materialize(
-        [raw_deliveries, source_summary, phone_read_rate], resources={"settings": settings}
+        [raw_deliveries, *staging_assets, source_summary, phone_read_rate],
+        resources={"settings": settings},
     )
     assert result.success
     (evaluation,) = result.get_asset_check_evaluations()
@@ -291,7 +296,8 @@ def test_the_phone_check_warns_when_a_source_reads_fewer_than_90_percent(tmp_pat
     (inbox / "store/members_20260102.csv").unlink()
     settings = settings_for(tmp_path / "second", phone_region="", inbox=inbox)
     result = dg.materialize(
-        [raw_deliveries, source_summary, phone_read_rate], resources={"settings": settings}
+        [raw_deliveries, *staging_assets, source_summary, phone_read_rate],
+        resources={"settings": settings},
     )
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed
@@ -300,6 +306,7 @@ def test_the_phone_check_warns_when_a_source_reads_fewer_than_90_percent(tmp_pat
 def test_the_phone_check_warns_when_phones_are_read_in_the_wrong_region(tmp_path):
     """US numbers read as British are the right length for UK numbers: read, but not valid."""
     from assets.ingest.assets import phone_read_rate, raw_deliveries, source_summary
+    from assets.staging.assets import staging_assets
 
     write(
         tmp_path / "inbox",
@@ -319,12 +326,12 @@ def test_the_phone_check_warns_when_phones_are_read_in_the_wrong_region(tmp_path
         ],
     )
     result = dg.materialize(
-        [raw_deliveries, source_summary, phone_read_rate],
+        [raw_deliveries, *staging_assets, source_summary, phone_read_rate],
         resources={"settings": settings_for(tmp_path, phone_region="US")},
     )
     assert result.get_asset_check_evaluations()[0].passed
     result = dg.materialize(
-        [raw_deliveries, source_summary, phone_read_rate],
+        [raw_deliveries, *staging_assets, source_summary, phone_read_rate],
         resources={
             "settings": settings_for(tmp_path / "gb", phone_region="GB", inbox=tmp_path / "inbox")
         },
@@ -337,3 +344,42 @@ def test_the_phone_check_warns_when_phones_are_read_in_the_wrong_region(tmp_path
         evaluation.metadata["sources_below_floor"].value
         == "store (100.0% read, 20.0% of them valid)"
     )
+
+
+def test_the_summary_reads_replaced_rows_itself_and_staged_rows_from_staging(tmp_path):
+    """Rows staging kept take staging's phones and e-mails; rows a later delivery (or a later
+    line of the same file) replaced are standardized by the summary: each delivery's counts
+    are those of its own rows, as if every raw row were standardized."""
+    inbox = tmp_path / "inbox"
+    write(
+        inbox,
+        "web/customers_20260101.csv",
+        [
+            WEB_HEADER,
+            "W1,ann@example.com,Ann,Lee,07911 123451,,,,,GB,,",  # kept: read from staging
+            "W2,not-an-email,Bob,Ray,12345,,,,,GB,,",  # replaced on 2 January
+            "W3,,Cy,Fox,ask at desk,,,,,GB,,",  # replaced by the next line of this file
+            "W3,cy@example.com,Cy,Fox,07911 123453,,,,,GB,,",
+        ],
+    )
+    write(
+        inbox,
+        "web/customers_20260102.csv",
+        [WEB_HEADER, "W2,bob@example.com,Bob,Ray,07911 123452,,,,,GB,,"],
+    )
+    con = connect(":memory:", {"as_of": date(2026, 6, 30)})
+    con.execute(MACROS_FILE.read_text())
+    ingest_inbox(con, inbox)
+    register_udfs(con, "GB")
+    for table in ("web_customers", "app_users", "store_members", "callcenter_contacts"):
+        run_model(con, f"staging/{table}")
+    run_model(con, "quality/source_summary")
+    assert con.execute(
+        "select file, phones_present, phones_read, phones_valid, email_present_rate, email_valid_rate "
+        "from quality.source_summary where source = 'web' order by file"
+    ).fetchall() == [
+        # 4 phones: W1's and W3's second line read (valid), 12345 and 'ask at desk' not;
+        # 3 e-mails of 4 rows, 2 valid.
+        ("web/customers_20260101.csv", 4, 2, 2, 0.75, 0.5),
+        ("web/customers_20260102.csv", 1, 1, 1, 1.0, 1.0),
+    ]

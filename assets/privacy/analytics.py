@@ -20,8 +20,9 @@ would hand analysts a quietly incomplete file and leave the question "is this pe
 unanswered; the catalog is the one place where it is answered (tests/test_end_to_end.py
 already demands every built column be documented, so this fires at development time).
 
-Everything is set-based: one `create table ... as select` per table into the attached
-analytics file, and the check (check_analytics) one semi join per text column.
+Everything is set-based: one `create table` and one `insert ... select` per table into the
+attached analytics file (mostly distinct text stored with ZSTD, see DISTINCT_TEXT_COMPRESSION),
+and the check (check_analytics) one pass over every text value of the file.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ HASH_SUFFIX = "_hash"
 # The analytics file's name on the build connection while it is written or checked.
 ATTACHED = "analytics"
 HEX_SHA256 = "[0-9a-f]{64}"
+# Text columns whose values are mostly distinct (ids such as entry_id, e-mails, their
+# pseudonyms) are written with ZSTD instead of DuckDB's default dictionary + FSST: a
+# dictionary of distinct values saves nothing, and analysing it was a third of the
+# file's build. The values are the same; the file is a little larger (docs/benchmarks.md).
+DISTINCT_TEXT_COMPRESSION = "zstd"
+DISTINCT_SHARE = 0.5
+MIN_ROWS_FOR_STATISTICS = 10_000
 
 
 class PrivacyError(ValueError):
@@ -117,9 +125,19 @@ def build_analytics(
                 else _quoted(column)
                 for column, personal in spec.columns
             )
+            source = f"{_quoted(build_db)}.{schema}.{name}"
+            types = _column_types(con, build_db, spec.table)
+            distinct = _mostly_distinct_text(con, build_db, spec.table)
+            definitions = ",\n  ".join(
+                f"{_quoted(column + HASH_SUFFIX if personal else column)} "
+                f"{'VARCHAR' if personal else types[column]}"
+                + (f" using compression {DISTINCT_TEXT_COMPRESSION}" if column in distinct else "")
+                for column, personal in spec.columns
+            )
             con.execute(f"create schema if not exists {ATTACHED}.{schema}")
+            con.execute(f"create table {ATTACHED}.{schema}.{name} (\n  {definitions}\n)")
             con.execute(
-                f"create table {ATTACHED}.{schema}.{name} as\nselect\n  {select}\nfrom {_quoted(build_db)}.{schema}.{name}"
+                f"insert into {ATTACHED}.{schema}.{name}\nselect\n  {select}\nfrom {source}"
             )
             _comment(con, spec)
         con.execute(f"checkpoint {ATTACHED}")
@@ -127,6 +145,42 @@ def build_analytics(
         con.execute(f"detach database if exists {ATTACHED}")
         con.execute(f"reset variable {SALT_VARIABLE}")
     return tables
+
+
+def _column_types(con: duckdb.DuckDBPyConnection, database: str, table: str) -> dict[str, str]:
+    schema, name = table.split(".")
+    return dict(
+        con.execute(
+            "select column_name, data_type from duckdb_columns() "
+            "where database_name = ? and schema_name = ? and table_name = ?",
+            [database, schema, name],
+        ).fetchall()
+    )
+
+
+def _mostly_distinct_text(con: duckdb.DuckDBPyConnection, database: str, table: str) -> set[str]:
+    """The text columns of `table` whose values are mostly distinct (ids, e-mails), by the
+    statistics DuckDB keeps with the table (no scan). Their pseudonyms are as distinct."""
+    rows = con.execute(
+        "select estimated_size from duckdb_tables() where database_name = ? "
+        "and schema_name = ? and table_name = ?",
+        [database, *table.split(".")],
+    ).fetchall()[0][0]
+    text = _text_columns(con, table, database)
+    if not text or rows < MIN_ROWS_FOR_STATISTICS:
+        return set()
+    stats = con.execute(
+        "select "
+        + ", ".join(f"stats({_quoted(c)})" for c in text)
+        + f" from {_quoted(database)}.{table} limit 1"
+    ).fetchall()
+    if not stats:
+        return set()
+    return {
+        column
+        for column, found in zip(text, stats[0], strict=True)
+        if found and found.get("approx_unique", 0) >= rows * DISTINCT_SHARE
+    }
 
 
 def _comment(con: duckdb.DuckDBPyConnection, spec: AnalyticsTable) -> None:
@@ -240,37 +294,34 @@ def _leak_problems(
         + ("\nunion all\n".join(sources) or "select null::varchar as v")
         + ") where v is not null and v <> ''"
     )
-    con.execute("create or replace temp table privacy_hits (tbl varchar, col varchar, v varchar)")
-    problems = []
-    # Every text column of the file in one semi join: a query per column built the hash
-    # table of the personal values again each time (150 times, most of the check's time).
+    # Every text column of the file in one pass: each value is looked up among the personal
+    # values and searched for the salt. A query per column built the hash table of the
+    # personal values again each time (150 times), and a second pass for the salt read
+    # every text value again.
     text_values = [
         f"select {_literal(spec.table)} as tbl, {_literal(column)} as col, {_quoted(column)} as v "
         f"from {ATTACHED}.{spec.table}"
         for spec in tables
         for column in _text_columns(con, spec.table, database=ATTACHED)
     ]
-    if text_values:
-        con.execute(
-            "insert into privacy_hits select distinct tbl, col, v from (\n"
-            + "\nunion all\n".join(text_values)
-            + "\n) as text_values semi join privacy_personal_values using (v)"
+    con.execute(
+        "create or replace temp table privacy_hits as select distinct tbl, col, v, is_personal, has_salt from (\n"
+        "select tbl, col, v, v in (select v from privacy_personal_values) as is_personal, "
+        "contains(v, $salt) as has_salt from (\n"
+        + (
+            "\nunion all\n".join(text_values)
+            or "select null::varchar as tbl, null::varchar as col, null::varchar as v"
         )
-    for spec in tables:
-        target = f"{ATTACHED}.{spec.table}"
-        text_columns = _text_columns(con, spec.table, database=ATTACHED)
-        if text_columns:
-            salted = con.execute(
-                "select "
-                + ", ".join(f"count_if(contains({_quoted(c)}, $salt))" for c in text_columns)
-                + f" from {target}",
-                {"salt": salt},
-            ).fetchall()[0]
-            problems += [
-                f"{spec.table}.{c}: holds the pseudonym salt"
-                for c, n in zip(text_columns, salted, strict=True)
-                if n
-            ]
+        + "\n) as text_values\n) where is_personal or has_salt",
+        {"salt": salt},
+    )
+    problems = [
+        f"{table}.{column}: holds the pseudonym salt"
+        for table, column in con.execute(
+            "select distinct tbl, col from privacy_hits where has_salt order by all"
+        ).fetchall()
+    ]
+    con.execute("delete from privacy_hits where not is_personal")
     if con.execute("select count(*) from privacy_hits").fetchall()[0][0]:
         # Excuse the text the build also holds as documented non-personal data.
         for spec in tables:

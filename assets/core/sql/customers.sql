@@ -31,8 +31,11 @@ linked as (
     select
         source_records.customer_id,
         records.*,
-        -- A larger number is fresher; every record gets a distinct one, so picks are deterministic.
+        -- A larger number is fresher; every record of a customer gets a distinct one, so picks
+        -- are deterministic. Numbered per customer (every pick below is within one customer):
+        -- one sort per customer runs on every core, where one sort of all records did not.
         row_number() over (
+            partition by source_records.customer_id
             order by
                 records.delivered_on,
                 list_position(getvariable('source_priority'), records.source) desc,
@@ -44,33 +47,46 @@ linked as (
     join source_records using (source, source_record_id)
 ),
 
+-- Each spelling with how many records use it and its freshest record's source and date.
 first_name_spellings as (
-    select customer_id, first_name, count(*) as records, max(freshness) as freshness
+    select
+        customer_id, first_name, count(*) as records, max(freshness) as freshness,
+        arg_max(source, freshness) as source, arg_max(delivered_on, freshness) as delivered_on
     from linked
     where first_name is not null
     group by all
 ),
 
+-- The spelling most records use, ties to the freshest (freshness is distinct per record,
+-- so per spelling too): the largest (records, freshness).
 first_names as (
-    select customer_id, first_name, freshness
+    select
+        customer_id,
+        arg_max({'value': first_name, 'source': source, 'updated_on': delivered_on}, (records, freshness)) as pick
     from first_name_spellings
-    qualify row_number() over (partition by customer_id order by records desc, freshness desc) = 1
+    group by customer_id
 ),
 
 last_name_spellings as (
-    select customer_id, last_name, count(*) as records, max(freshness) as freshness
+    select
+        customer_id, last_name, count(*) as records, max(freshness) as freshness,
+        arg_max(source, freshness) as source, arg_max(delivered_on, freshness) as delivered_on
     from linked
     where last_name is not null
     group by all
 ),
 
 last_names as (
-    select customer_id, last_name, freshness
+    select
+        customer_id,
+        arg_max({'value': last_name, 'source': source, 'updated_on': delivered_on}, (records, freshness)) as pick
     from last_name_spellings
-    qualify row_number() over (partition by customer_id order by records desc, freshness desc) = 1
+    group by customer_id
 ),
 
-freshest_values as (
+-- Every per-customer value in one pass over the records: the freshest contacts and
+-- address, the latest consent per channel, and the record counts.
+customer_values as (
     select
         customer_id,
         arg_max({'value': email, 'source': source, 'updated_on': delivered_on}, freshness)
@@ -81,25 +97,11 @@ freshest_values as (
             filter (where birth_on is not null) as birth,
         arg_max({'street': street, 'city': city, 'postcode': postcode, 'country': country,
                  'source': source, 'updated_on': delivered_on}, freshness)
-            filter (where street is not null or postcode is not null) as address
-    from linked
-    group by customer_id
-),
-
-consent_statements as (
-    select
-        customer_id,
+            filter (where street is not null or postcode is not null) as address,
         arg_max({'value': marketing_opt_in, 'source': source, 'stated_at': consent_stated_at}, (consent_stated_at, freshness))
             filter (where marketing_opt_in is not null and consent_stated_at is not null) as email_consent,
         arg_max({'value': push_opt_in, 'source': source, 'stated_at': consent_stated_at}, (consent_stated_at, freshness))
-            filter (where push_opt_in is not null and consent_stated_at is not null) as push_consent
-    from linked
-    group by customer_id
-),
-
-record_counts as (
-    select
-        customer_id,
+            filter (where push_opt_in is not null and consent_stated_at is not null) as push_consent,
         coalesce(
             min(cast(registered_at as date)) filter (where source <> 'callcenter'),
             min(cast(registered_at as date))
@@ -114,63 +116,47 @@ record_counts as (
         count(*) filter (where source = 'callcenter') as callcenter_records
     from linked
     group by customer_id
-),
-
-name_sources as (
-    select linked.customer_id, first_names.first_name, linked.source as first_name_source,
-           linked.delivered_on as first_name_updated_on
-    from first_names
-    join linked using (customer_id, freshness)
-),
-
-last_name_sources as (
-    select linked.customer_id, last_names.last_name, linked.source as last_name_source,
-           linked.delivered_on as last_name_updated_on
-    from last_names
-    join linked using (customer_id, freshness)
 )
 
 select
-    record_counts.customer_id,
-    name_sources.first_name,
-    name_sources.first_name_source,
-    name_sources.first_name_updated_on,
-    last_name_sources.last_name,
-    last_name_sources.last_name_source,
-    last_name_sources.last_name_updated_on,
-    freshest_values.email.value as email,
-    freshest_values.email.source as email_source,
-    freshest_values.email.updated_on as email_updated_on,
-    freshest_values.phone.value as phone_e164,
-    freshest_values.phone.source as phone_source,
-    freshest_values.phone.updated_on as phone_updated_on,
-    freshest_values.birth.value as birth_on,
-    freshest_values.birth.source as birth_on_source,
-    freshest_values.birth.updated_on as birth_on_updated_on,
-    freshest_values.address.street as street,
-    freshest_values.address.city as city,
-    freshest_values.address.postcode as postcode,
-    freshest_values.address.country as country,
-    freshest_values.address.source as address_source,
-    freshest_values.address.updated_on as address_updated_on,
-    coalesce(consent_statements.email_consent.value, false) as has_email_consent,
-    consent_statements.email_consent.source as email_consent_source,
-    consent_statements.email_consent.stated_at as email_consent_stated_at,
-    coalesce(consent_statements.push_consent.value, false) as has_push_consent,
-    consent_statements.push_consent.source as push_consent_source,
-    consent_statements.push_consent.stated_at as push_consent_stated_at,
-    record_counts.customer_since,
-    record_counts.first_registered_at,
-    record_counts.first_seen_on,
-    record_counts.last_seen_on,
-    record_counts.records_total,
-    record_counts.web_records,
-    record_counts.app_records,
-    record_counts.store_records,
-    record_counts.callcenter_records
-from record_counts
-left join name_sources using (customer_id)
-left join last_name_sources using (customer_id)
-left join freshest_values using (customer_id)
-left join consent_statements using (customer_id)
+    customer_values.customer_id,
+    first_names.pick.value as first_name,
+    first_names.pick.source as first_name_source,
+    first_names.pick.updated_on as first_name_updated_on,
+    last_names.pick.value as last_name,
+    last_names.pick.source as last_name_source,
+    last_names.pick.updated_on as last_name_updated_on,
+    customer_values.email.value as email,
+    customer_values.email.source as email_source,
+    customer_values.email.updated_on as email_updated_on,
+    customer_values.phone.value as phone_e164,
+    customer_values.phone.source as phone_source,
+    customer_values.phone.updated_on as phone_updated_on,
+    customer_values.birth.value as birth_on,
+    customer_values.birth.source as birth_on_source,
+    customer_values.birth.updated_on as birth_on_updated_on,
+    customer_values.address.street as street,
+    customer_values.address.city as city,
+    customer_values.address.postcode as postcode,
+    customer_values.address.country as country,
+    customer_values.address.source as address_source,
+    customer_values.address.updated_on as address_updated_on,
+    coalesce(customer_values.email_consent.value, false) as has_email_consent,
+    customer_values.email_consent.source as email_consent_source,
+    customer_values.email_consent.stated_at as email_consent_stated_at,
+    coalesce(customer_values.push_consent.value, false) as has_push_consent,
+    customer_values.push_consent.source as push_consent_source,
+    customer_values.push_consent.stated_at as push_consent_stated_at,
+    customer_values.customer_since,
+    customer_values.first_registered_at,
+    customer_values.first_seen_on,
+    customer_values.last_seen_on,
+    customer_values.records_total,
+    customer_values.web_records,
+    customer_values.app_records,
+    customer_values.store_records,
+    customer_values.callcenter_records
+from customer_values
+left join first_names using (customer_id)
+left join last_names using (customer_id)
 order by customer_id
