@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.loyalty.program import PROGRAM_TABLES, ProgramError, write_program_tables
-from assets.loyalty.settling import INVARIANTS, settle_debits
+from assets.loyalty.settling import count_violations, settle_debits
 from assets.shared.lineage import step_reads
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
@@ -115,7 +115,7 @@ def _count(
     context: dg.AssetCheckExecutionContext, settings: PipelineSettings, invariant: str
 ) -> int:
     with settings.build(context.run.run_id) as con:
-        return con.execute(INVARIANTS[invariant]).fetchall()[0][0]
+        return count_violations(con, invariant)
 
 
 @dg.asset_check(asset=ledger, blocking=True, description="entry_id is unique.")

@@ -1,6 +1,11 @@
 """Benchmark of the loyalty engine on a synthetic ledger of about ten million entries.
 
     .venv/bin/python -m tests.benchmarks.bench_loyalty [--customers 500000] [--runs 3]
+    .venv/bin/python -m tests.benchmarks.bench_loyalty --warehouse W.duckdb --as-of 2026-11-26
+
+With --warehouse, the inputs are instead copied out of a warehouse a full run built (its
+core.events, core.customers, identity and privacy tables), so the stage runs on the data
+of `omniloyal generate`; the runs then also report their CPU seconds (user + system).
 
 The inputs (core.customers, core.events, the identity tables) are generated in DuckDB
 from hashes of row numbers, so every run sees the same data: two years of purchases
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -98,6 +104,28 @@ MODELS = [
 ]
 
 
+# What the loyalty stage reads from the stages before it (and privacy's erasures).
+WAREHOUSE_INPUTS = [
+    "core.events",
+    "core.customers",
+    "identity.match_input",
+    "identity.source_records",
+    "privacy.erased_records",
+]
+
+
+def copy_inputs(source: Path, warehouse: Path) -> None:
+    """The loyalty stage's inputs, copied out of a built warehouse (opened read-only)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    con.execute(f"attach '{source}' as source (read_only)")
+    for table in WAREHOUSE_INPUTS:
+        con.execute(f"create schema if not exists {table.split('.')[0]}")
+        con.execute(f"create table {table} as select * from source.{table}")
+    con.close()
+
+
 def stage_inputs(warehouse: Path, customers: int, events: int) -> None:
     import duckdb
 
@@ -106,13 +134,15 @@ def stage_inputs(warehouse: Path, customers: int, events: int) -> None:
     con.close()
 
 
-def stage_loyalty(warehouse: Path, report: Path) -> None:
+def stage_loyalty(warehouse: Path, report: Path, as_of: date = AS_OF) -> None:
     """Build the loyalty stage; write each step's seconds and the tables' sizes to `report` as JSON."""
     from assets.loyalty.program import load_program, write_program_tables
     from assets.loyalty.settling import broken_invariants, settle_debits
+    from assets.privacy.erasure import create_privacy_tables
     from assets.shared.warehouse import connect, row_count, run_model
 
-    con = connect(warehouse, {"as_of": AS_OF})
+    con = connect(warehouse, {"as_of": as_of})
+    create_privacy_tables(con)  # generated inputs erase nobody; a copied warehouse has its own
     write_program_tables(con, load_program())
     steps = {}
     for model in MODELS:
@@ -141,14 +171,20 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=500_000)
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--warehouse", type=Path, help="copy the inputs out of this built warehouse"
+    )
+    parser.add_argument("--as-of", type=date.fromisoformat, default=AS_OF)
     parser.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage:
         name, *rest = args.stage
         if name == "inputs":
             stage_inputs(Path(rest[0]), int(rest[1]), int(rest[2]))
+        elif name == "copy":
+            copy_inputs(Path(rest[0]), Path(rest[1]))
         else:
-            stage_loyalty(Path(rest[0]), Path(rest[1]))
+            stage_loyalty(Path(rest[0]), Path(rest[1]), date.fromisoformat(rest[2]))
         return
 
     import subprocess
@@ -156,17 +192,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="omniloyal-loyalty-"))
     try:
         inputs, warehouse = work / "inputs.duckdb", work / "w.duckdb"
-        subprocess.run(
-            child("inputs", str(inputs), str(args.customers), str(args.events)), check=True
-        )
-        runs = []
+        if args.warehouse:
+            subprocess.run(child("copy", str(args.warehouse), str(inputs)), check=True)
+        else:
+            subprocess.run(
+                child("inputs", str(inputs), str(args.customers), str(args.events)), check=True
+            )
+        runs, cpu = [], []
         for _ in range(args.runs):
             shutil.copy(inputs, warehouse)
             reference = reference_seconds()
-            seconds, peak = run_timed(child("loyalty", str(warehouse), str(work / "report.json")))
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            seconds, peak = run_timed(
+                child("loyalty", str(warehouse), str(work / "report.json"), args.as_of.isoformat())
+            )
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
             runs.append((seconds, peak, reference, json.loads((work / "report.json").read_text())))
             print(
-                f"run: {seconds:.1f} s, {peak:.2f} GB, reference {reference:.2f} s",
+                f"run: {seconds:.1f} s, {cpu[-1]:.1f} CPU s, {peak:.2f} GB, reference {reference:.2f} s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -186,6 +230,10 @@ def main() -> None:
     print()
     print("Steps of one run (s): " + ", ".join(f"{k} {v}" for k, v in detail["steps"].items()))
     print("Broken invariants: " + json.dumps(detail["broken"]))
+    print(
+        f"CPU seconds (user + system): median {median(cpu):.1f}, runs "
+        + ", ".join(f"{c:.1f}" for c in cpu)
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
--- One settling round of loyalty.debits (see assets/points.py). For each debit of the
+-- One settling round of loyalty.debits (see assets/loyalty/settling.py). For each debit of the
 -- customers still settling: the points available just before it (credits so far, minus
 -- expired, minus earlier debits), and a decision for the pending ones up to the first
 -- that asks for more than is available. Debits after that one wait for the next round,
 -- because the decision changes what is available to them.
 with
 
-settling as (select customer_id from loyalty.customers_to_settle),
+customers_to_settle as (select customer_id from loyalty.customers_to_settle),
 debits as (select * from loyalty.debits),
 movements as (select * from loyalty.point_movements),
 lots as (select * from loyalty.lot_expiry),
+
+-- Only customers with debits have anything to decide (the first round lists everybody).
+settling as (
+    select customer_id from customers_to_settle
+    semi join debits using (customer_id)
+),
 
 credited as (
     select movements.customer_id, movements.occurred_at, max(movements.credited_through) as credited_through
@@ -19,8 +25,9 @@ credited as (
 ),
 
 expired as (
-    select customer_id, expires_at, max(expired_through) as expired_through
+    select lots.customer_id, lots.expires_at, max(lots.expired_through) as expired_through
     from lots
+    semi join settling using (customer_id)
     group by all
 ),
 

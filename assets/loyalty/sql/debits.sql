@@ -1,9 +1,10 @@
 -- Every debit the rules ask for (a redemption, a refund, a store return) and what the
--- balance allowed of it. This model starts every debit as pending; assets/points.py
+-- balance allowed of it. This model starts every debit as pending; assets/loyalty/settling.py
 -- then settles them in rounds (loyalty/debit_checks.sql): a redemption above the points
 -- available at its moment is rejected, a reversal above them takes what is there.
 select
-    entry_id,
+    -- The ledger's entry_id: point_movements keys entries by the md5 as a number.
+    printf('%032x', entry_key) as entry_id,
     customer_id,
     entry_type,
     rule,

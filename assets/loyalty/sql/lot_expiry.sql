@@ -15,7 +15,7 @@ debits as (select * from loyalty.debits),
 
 lots as (
     select
-        movements.customer_id, movements.entry_id, movements.source, movements.source_event_id,
+        movements.customer_id, movements.entry_key, movements.source, movements.source_event_id,
         movements.points, movements.occurred_at, movements.expires_at, movements.credited_through as earned_through
     from movements
     semi join settling using (customer_id)
@@ -43,17 +43,21 @@ at_expiry as (
         and lots.expires_at > debited.occurred_at
 ),
 
+-- Both windows share one ordering, so DuckDB sorts the lots once: expired_points is what
+-- expired through this lot adds to expired through the one before (0 before the first).
 expired as (
     select *,
+           greatest(0, max(earned_through - debited_before_expiry) over (spending_order rows unbounded preceding)) as expired_through,
            greatest(0, max(earned_through - debited_before_expiry) over (
-               partition by customer_id order by occurred_at, entry_id rows unbounded preceding
-           )) as expired_through
+               spending_order rows between unbounded preceding and 1 preceding
+           )) as expired_before
     from at_expiry
+    window spending_order as (partition by customer_id order by occurred_at, entry_key)
 )
 
 select
     customer_id,
-    entry_id,
+    entry_key,
     source,
     source_event_id,
     points,
@@ -62,6 +66,5 @@ select
     cast(earned_through as bigint) as earned_through,
     cast(debited_before_expiry as bigint) as debited_before_expiry,
     cast(expired_through as bigint) as expired_through,
-    cast(expired_through - coalesce(lag(expired_through) over (partition by customer_id order by occurred_at, entry_id), 0)
-        as bigint) as expired_points
+    cast(expired_through - expired_before as bigint) as expired_points
 from expired

@@ -1,16 +1,20 @@
 -- Every points movement the program's rules ask for, before the balance rules: credits
 -- (earn, bonus, adjust) and requested debits (reverse, redeem). loyalty.debits decides
 -- how much of each debit the balance allows; loyalty.ledger is the result.
--- entry_id is derived from the rule and the source event, so reruns and re-deliveries
+-- entry_key is derived from the rule and the source event, so reruns and re-deliveries
 -- produce the same entries; nothing depends on which of a person's records an event
--- came through.
+-- came through. It is md5(rule || '|' || event_id) read as one unsigned 128-bit number
+-- (big-endian, so it sorts as the md5 text does): the ledger publishes the text,
+-- printf('%032x', entry_key), while sorting and joining on the number is much cheaper.
+-- Import CTEs read more than once are not materialized: a materialized copy of core.events
+-- costs more than scanning it again, and hides its size from the join planner.
 with
 
-events as (select * from core.events),
+events as not materialized (select * from core.events),
 customers as (select * from core.customers),
 match_input as (select * from identity.match_input),
 source_records as (select * from identity.source_records),
-qualifying_events as (select * from loyalty.qualifying_events),
+qualifying_events as not materialized (select * from loyalty.qualifying_events),
 tier_history as (select * from loyalty.tier_history),
 tiers as (select * from loyalty.program_tiers),
 engagement as (select * from loyalty.program_engagement),
@@ -186,15 +190,15 @@ movements as (
     union all select * from redemptions
 ),
 
--- entry_id once per movement: it names the entry and breaks ties in the order lots are spent.
+-- entry_key once per movement: it names the entry and breaks ties in the order lots are spent.
 identified as (
-    select md5(movements.rule || '|' || movements.event_id) as entry_id, movements.*
+    select ('0x' || md5(movements.rule || '|' || movements.event_id))::uhugeint as entry_key, movements.*
     from movements
     where movements.points <> 0
 )
 
 select
-    identified.entry_id,
+    identified.entry_key,
     identified.customer_id,
     identified.entry_type,
     identified.rule,
@@ -205,7 +209,7 @@ select
     case when identified.points > 0 then identified.occurred_at + to_months(settings.expiry_months) end as expires_at,
     -- The customer's credits up to and including this one, in the order lots are spent.
     case when identified.points > 0 then cast(sum(identified.points) filter (where identified.points > 0) over (
-        partition by identified.customer_id order by identified.occurred_at, identified.entry_id
+        partition by identified.customer_id order by identified.occurred_at, identified.entry_key
         rows unbounded preceding
     ) as bigint) end as credited_through
 from identified, settings

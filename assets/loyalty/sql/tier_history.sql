@@ -35,10 +35,22 @@ running as (
     group by customer_id, changed_at
 ),
 
+-- Thresholds ascend with the rank from 0 (assets/loyalty/program.py checks it), so the
+-- qualified rank is how many thresholds the value reaches: a lookup in a short list,
+-- where a join would sort every moment.
+thresholds as (
+    select list(cast(threshold as double) order by tier_rank) as thresholds from tiers
+),
+
 qualified as (
-    select running.customer_id, running.changed_at, tiers.tier_rank as qualified_rank
+    select
+        running.customer_id,
+        running.changed_at,
+        len(list_filter(
+            thresholds.thresholds, lambda threshold: threshold <= cast(greatest(running.qualifying_value, 0) as double)
+        )) as qualified_rank
     from running
-    asof join tiers on greatest(running.qualifying_value, 0) >= tiers.threshold
+    cross join thresholds
 ),
 
 -- Runs of moments with the same qualified tier (the first tier is where everyone starts).
