@@ -13,6 +13,7 @@ from assets.identity.matching import match_records
 from assets.identity.stable_ids import assign_stable_ids
 from assets.identity.steward_decisions import StewardDecisionsError, applied_pairs, load_decisions
 from assets.shared.lineage import step_reads
+from assets.shared.memory import release_freed_memory
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset, table_metadata, table_spec
 
@@ -157,6 +158,7 @@ def splink_matches(context: dg.AssetExecutionContext, settings: PipelineSettings
     except EngineError as err:  # identity_engine spark cannot run (or read the model) as asked
         raise dg.Failure(description=str(err)) from None
     del records
+    release_freed_memory()  # the records and Splink's working memory (assets/shared/memory.py)
     with settings.build(context.run_id) as con:
         run_summary = save_state(con, result, path, delta, settings.as_of_date(), saved)
         for table, data in (("clusters", result.clusters), ("match_evidence", result.evidence)):

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.ingest.contract import source_files
+from assets.shared.memory import release_freed_memory
 from assets.shared.settings import PipelineSettings
 from assets.shared.sql_assets import sql_asset
 from assets.staging.validation import ExpectationOutcome, validate_table
@@ -78,6 +79,8 @@ def expectations_check(table: str) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         with settings.build(context.run.run_id) as con:
             outcome = validate_table(con, f"staging.{table}")
+        # The suite's pandas frame is gone, but not the memory it took (assets/shared/memory.py).
+        release_freed_memory()
         failed = [o for o in outcome.outcomes if not o.success]
         metadata = {"rows": outcome.rows}
         if failed:
