@@ -10,7 +10,9 @@ process: Dagster's in-process executor, DuckDB's threads and Splink's DuckDB all
 it, each sample is given to the step running at that moment, from the run's event log. A
 stage's time is the sum of its steps' (they run one after another); its peak is the largest
 sample during its steps. The whole run's peak is GNU time's maximum resident set size.
-Prints Markdown for docs/benchmarks.md; --repeat N gives the median of N runs per size.
+Prints Markdown for docs/benchmarks.md; --repeat N gives the median of N runs per size;
+--steps also prints, to stderr, every step's seconds, the memory the process held when it
+started (what earlier steps left behind) and its peak.
 """
 
 from __future__ import annotations
@@ -86,12 +88,15 @@ def run_once(inbox: Path, folder: Path, extra: list[str]) -> dict:
     if child.returncode != 0:
         sys.exit(f"run failed at {inbox}: {stderr.strip().splitlines()[-1:]}")
     peak = int(stderr.rsplit("peak_kb=", 1)[1].split()[0]) / 1e6
-    stages = stage_figures(home, samples)
-    return {"seconds": elapsed, "peak_gb": peak, "stages": stages}
+    stages, steps = stage_figures(home, samples)
+    return {"seconds": elapsed, "peak_gb": peak, "stages": stages, "steps": steps}
 
 
-def stage_figures(home: Path, samples: list[tuple[float, float]]) -> dict[str, tuple[float, float]]:
-    """stage -> (seconds, peak GB) from the run's event log and the memory samples."""
+def stage_figures(
+    home: Path, samples: list[tuple[float, float]]
+) -> tuple[dict[str, tuple[float, float]], list[tuple[str, float, float, float]]]:
+    """stage -> (seconds, peak GB) from the run's event log and the memory samples, and
+    per step (in the order they ran): seconds, resident GB when it started, peak GB."""
     os.environ["DAGSTER_HOME"] = str(home)
     import dagster as dg
 
@@ -112,19 +117,22 @@ def stage_figures(home: Path, samples: list[tuple[float, float]]) -> dict[str, t
             for e in instance.all_logs(run.run_id)
             if e.dagster_event is not None and e.dagster_event.step_key
         ]
-    spans = []  # (start, end, stage)
+    spans = []  # (start, end, stage, step)
     started = {}
     for timestamp, kind, step in events:
         if kind == "STEP_START":
             started[step] = timestamp
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and step in started:
-            spans.append((started.pop(step), timestamp, stage_of_step.get(step, "other")))
+            spans.append((started.pop(step), timestamp, stage_of_step.get(step, "other"), step))
     figures: dict[str, list[float]] = {}
-    for start, end, stage in spans:
+    steps = []  # (step, seconds, GB when it started, peak GB): what a step carried from before
+    for start, end, stage, step in spans:
         seconds, peak = figures.get(stage, [0.0, 0.0])
         during = [gb for t, gb in samples if start <= t <= end]
+        before = [gb for t, gb in samples if t <= start]
         figures[stage] = [seconds + end - start, max([peak, *during])]
-    return {stage: (s, p) for stage, (s, p) in figures.items()}
+        steps.append((step, end - start, before[-1] if before else 0.0, max(during, default=0.0)))
+    return {stage: (s, p) for stage, (s, p) in figures.items()}, steps
 
 
 def main() -> None:
@@ -132,6 +140,11 @@ def main() -> None:
     parser.add_argument("--people", type=int, nargs="+", default=[100_000, 200_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/ladder"))
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="also print every step over a second: its seconds, memory at its start and peak",
+    )
     parser.add_argument("extra", nargs="*", help="more `omniloyal run` arguments, after --")
     args = parser.parse_args()
     rows = []
@@ -144,6 +157,13 @@ def main() -> None:
             result["reference"] = reference
             runs.append(result)
             print(f"{people:,} people, run {i + 1}: {result['seconds']:.1f} s", file=sys.stderr)
+            if args.steps:
+                for step, seconds, start_gb, peak_gb in result["steps"]:
+                    if seconds >= 1:
+                        print(
+                            f"  {step:60s} {seconds:6.1f} s  start {start_gb:4.1f} GB  peak {peak_gb:4.1f} GB",
+                            file=sys.stderr,
+                        )
         middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
         rows.append((people, middle, statistics.median(r["reference"] for r in runs)))
     print("| people | run s | peak GB | reference s | " + " | ".join(STAGES) + " |")
