@@ -498,7 +498,6 @@ def _per_distinct_phone(
     letters becomes '--', which reads in the default region), then its phone. `function`
     remembers its own results (phone_udf_functions): both phone functions share them.
     """
-    remembered = function
 
     def apply(values: pa.Array, countries: pa.Array) -> pa.Array:
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
@@ -507,14 +506,14 @@ def _per_distinct_phone(
         )
         if countries.null_count == len(countries):
             distinct = pc.unique(values)
-            results = pa.array([remembered(v, "--") for v in distinct.to_pylist()], result_type)
+            results = pa.array([function(v, "--") for v in distinct.to_pylist()], result_type)
             return pc.take(results, pc.index_in(values, value_set=distinct))
         codes = pc.utf8_upper(pc.utf8_trim_whitespace(countries))
         codes = pc.fill_null(pc.if_else(pc.equal(pc.utf8_length(codes), 2), codes, "--"), "--")
         keys = pc.binary_join_element_wise(codes, values, "")  # null when the phone is null
         distinct = pc.unique(keys)
         results = pa.array(
-            [None if k is None else remembered(k[2:], k[:2]) for k in distinct.to_pylist()],
+            [None if k is None else function(k[2:], k[:2]) for k in distinct.to_pylist()],
             result_type,
         )
         return pc.take(results, pc.index_in(keys, value_set=distinct))
