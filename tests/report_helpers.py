@@ -36,6 +36,8 @@ SNAPSHOT = [
     ("points_liability", "all", 10.0, "currency"),
     ("redemption_rate", "all", 0.1, "rate"),
     ("breakage_rate", "all", 0.25, "rate"),
+    ("breakage_estimate", "all", 0.4, "rate"),
+    ("deferred_revenue", "all", 6.0, "currency"),  # 10.00 x (1 - 0.4)
     ("some_new_share", "all", 0.5, "rate"),  # a KPI the report has no text for
     ("average_spend", "omnichannel", 12.5, "currency"),
     ("identity_match_rate", "web", 0.25, "rate"),
@@ -68,6 +70,11 @@ MONTHLY = [
     ("points_issued", "2026-05", "bonus", 50.0, "points"),
     ("points_redeemed", "2026-05", "all", 30.0, "points"),
     ("points_expired", "2026-06", "all", 20.0, "points"),
+    ("points_liability", "2026-05", "all", 8.0, "currency"),
+    ("points_liability", "2026-06", "all", 10.0, "currency"),
+    ("deferred_revenue", "2026-05", "all", 8.0, "currency"),  # no estimate yet: all of it
+    ("deferred_revenue", "2026-06", "all", 6.0, "currency"),
+    ("breakage_estimate", "2026-06", "all", 0.4, "rate"),
 ]
 
 # customer, r_score, fm_score, rfm_segment, historical_value, lifecycle stage, e-mail?, e-mail consent, push consent
@@ -191,6 +198,7 @@ CHARTS = {
     "revenue",
     "points",
     "redemption_breakage",
+    "liability",
     "tiers",
     "lifecycle",
     "channel_mix",

@@ -119,6 +119,19 @@ def test_points_chart_shows_redeemed_and_expired_and_the_rates_to_date(page):
     # Issued to date: 100, 350, 350; redeemed 0, 30, 30; expired 0, 0, 20.
     assert "redemption, May 2026: 8.6%" in rates and "breakage, Jun 2026: 5.7%" in rates
     assert "breakage, Apr 2026: 0.0%" in rates
+    # The estimate from lots past their expiry: no point before June, when there is one.
+    assert "breakage estimate (expired lots), Jun 2026: 40.0%" in rates
+    assert "breakage estimate (expired lots), May 2026" not in rates
+
+
+def test_liability_and_deferred_revenue_month_by_month(page):
+    liability = chart(page, "liability")
+    assert "<title>liability, May 2026: £8</title>" in liability
+    assert "<title>deferred revenue, May 2026: £8</title>" in liability
+    assert "<title>deferred revenue, Jun 2026: £6 (partial month)</title>" in liability
+    points = section(page, "Points")
+    assert "<td data-deferred-revenue>£6.00</td>" in points
+    assert "<span data-breakage-estimate>40.0%</span>" in points
 
 
 def test_points_liability_in_the_program_currency(page):

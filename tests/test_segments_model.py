@@ -264,13 +264,17 @@ RECORDS = [
     ("web", "W4", "C4", "2026-06-15"),
     ("store", "S5", "C5", "2026-06-20"),
 ]
-# customer, entry type, points, occurred_at
+# customer, entry type, points, occurred_at, expires_at (credits only). C2's lot lives
+# six weeks, so it is past its expiry by March. E1 was erased: an erasure entry closed
+# their balance, so their lot (past its expiry in April) is left out of the breakage estimate.
 LEDGER = [
-    ("C1", "earn", 100, "2026-06-01"),
-    ("C1", "earn", 200, "2026-05-01"),
-    ("C2", "earn", 300, "2026-01-15"),
-    ("C2", "redeem", -50, "2026-06-05"),
-    ("C2", "expire", -20, "2026-03-01"),
+    ("C1", "earn", 100, "2026-06-01", "2027-06-01"),
+    ("C1", "earn", 200, "2026-05-01", "2027-05-01"),
+    ("C2", "earn", 300, "2026-01-15", "2026-03-01"),
+    ("C2", "redeem", -50, "2026-06-05", None),
+    ("C2", "expire", -20, "2026-03-01", None),
+    ("E1", "earn", 40, "2026-02-01", "2026-04-01"),
+    ("E1", "erasure", -40, "2026-03-10", None),
 ]
 
 
@@ -293,9 +297,10 @@ def kpis(con):
             "insert into identity.match_input values (?, ?, ?)", [source, record, registered_at]
         )
     con.execute(
-        "create table loyalty.ledger (customer_id varchar, entry_type varchar, points bigint, occurred_at timestamp)"
+        "create table loyalty.ledger (customer_id varchar, entry_type varchar, points bigint, occurred_at timestamp, "
+        "expires_at timestamp)"
     )
-    con.executemany("insert into loyalty.ledger values (?, ?, ?, ?)", LEDGER)
+    con.executemany("insert into loyalty.ledger values (?, ?, ?, ?, ?)", LEDGER)
     con.execute(
         "create table loyalty.tier_history (customer_id varchar, tier varchar, valid_from timestamp, change varchar)"
     )
@@ -343,11 +348,15 @@ def test_snapshot_kpis_by_hand(kpis):
         ("purchase_frequency_12m", "all"): round(4 / 3, 6),
         ("points_outstanding", "all"): 530,
         ("points_liability", "all"): 5.3,  # 530 points at the bundled program's point_value 0.01
-        ("points_issued", "all"): 600,
+        ("points_issued", "all"): 640,
         ("points_redeemed", "all"): 50,
         ("points_expired", "all"): 20,
-        ("redemption_rate", "all"): round(50 / 600, 6),
-        ("breakage_rate", "all"): round(20 / 600, 6),
+        ("redemption_rate", "all"): round(50 / 640, 6),
+        ("breakage_rate", "all"): round(20 / 640, 6),
+        # Lots past their expiry date (E1's left out): C2's 300, of which 20 expired.
+        ("breakage_estimate", "all"): round(20 / 300, 6),
+        # The liability 5.30 times the expected redemption 1 - 20/300.
+        ("deferred_revenue", "all"): round(5.3 * 280 / 300, 6),
         ("members_per_tier", "Member"): 3,
         ("members_per_tier", "Silver"): 2,
         ("customers_per_rfm_segment", "At Risk"): 1,
@@ -404,10 +413,37 @@ def test_monthly_kpis_by_hand(kpis):
         ("enrolments", "2026-06", "store"): 2,
         ("enrolments", "2026-06", "web"): 1,
         ("points_issued", "2026-01", "earn"): 300,
+        ("points_issued", "2026-02", "earn"): 40,
         ("points_issued", "2026-05", "earn"): 200,
         ("points_issued", "2026-06", "earn"): 100,
         ("points_redeemed", "2026-06", "all"): 50,
         ("points_expired", "2026-03", "all"): 20,
+        # At each month's end since the first ledger entry: the ledger's running sum (June is
+        # the snapshot's 530), its value at 0.01 a point, the breakage estimate (none before
+        # C2's lot is past its expiry in March) and the deferred revenue (the whole liability
+        # while there is no estimate).
+        ("points_outstanding", "2026-01", "all"): 300,
+        ("points_outstanding", "2026-02", "all"): 340,
+        ("points_outstanding", "2026-03", "all"): 280,  # - 20 expired - 40 erased
+        ("points_outstanding", "2026-04", "all"): 280,
+        ("points_outstanding", "2026-05", "all"): 480,
+        ("points_outstanding", "2026-06", "all"): 530,
+        ("points_liability", "2026-01", "all"): 3.0,
+        ("points_liability", "2026-02", "all"): 3.4,
+        ("points_liability", "2026-03", "all"): 2.8,
+        ("points_liability", "2026-04", "all"): 2.8,
+        ("points_liability", "2026-05", "all"): 4.8,
+        ("points_liability", "2026-06", "all"): 5.3,
+        ("breakage_estimate", "2026-03", "all"): round(20 / 300, 6),
+        ("breakage_estimate", "2026-04", "all"): round(20 / 300, 6),
+        ("breakage_estimate", "2026-05", "all"): round(20 / 300, 6),
+        ("breakage_estimate", "2026-06", "all"): round(20 / 300, 6),
+        ("deferred_revenue", "2026-01", "all"): 3.0,
+        ("deferred_revenue", "2026-02", "all"): 3.4,
+        ("deferred_revenue", "2026-03", "all"): round(2.8 * 280 / 300, 6),
+        ("deferred_revenue", "2026-04", "all"): round(2.8 * 280 / 300, 6),
+        ("deferred_revenue", "2026-05", "all"): round(4.8 * 280 / 300, 6),
+        ("deferred_revenue", "2026-06", "all"): round(5.3 * 280 / 300, 6),
         ("tier_movements", "2025-01", "upgrade to Silver"): 1,
         ("tier_movements", "2026-05", "upgrade to Silver"): 1,
     }
@@ -424,6 +460,7 @@ def test_every_kpi_has_its_unit(con, kpis):
         "repeat_purchase_rate",
         "redemption_rate",
         "breakage_rate",
+        "breakage_estimate",
         "omnichannel_share",
         "retention_rate",
         "churn_rate",

@@ -72,6 +72,14 @@ KPI_TEXT: dict[str, KpiText] = {
     "breakage_rate": KpiText(
         "Breakage", "Points expired unspent as a share of points issued, to date."
     ),
+    "breakage_estimate": KpiText(
+        "Breakage estimate",
+        "Of the points in lots past their expiry date, the share that expired unspent.",
+    ),
+    "deferred_revenue": KpiText(
+        "Deferred revenue",
+        "The liability expected to be redeemed: points liability x (1 - breakage estimate).",
+    ),
     "members_per_tier": KpiText("Members per tier", "Members holding each tier."),
     "customers_per_rfm_segment": KpiText(
         "Customers per RFM segment", "Customers in each named RFM segment."

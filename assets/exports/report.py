@@ -29,6 +29,7 @@ import jinja2
 from assets.exports.charts import (
     BLUE,
     GREEN,
+    GREY,
     HALF_WIDTH,
     ORANGE,
     RED,
@@ -67,7 +68,17 @@ CARD_GROUPS = [
         "Sales, last 12 months",
         ["average_order_value_12m", "revenue_per_member_12m", "purchase_frequency_12m"],
     ),
-    ("Points", ["points_outstanding", "points_liability", "redemption_rate", "breakage_rate"]),
+    (
+        "Points",
+        [
+            "points_outstanding",
+            "points_liability",
+            "deferred_revenue",
+            "redemption_rate",
+            "breakage_rate",
+            "breakage_estimate",
+        ],
+    ),
 ]
 # Business order: the customer's life from first purchase to gone, then those who never bought.
 LIFECYCLE_ORDER = ["new", "active", "at risk", "lapsed", "churned", "prospect"]
@@ -185,7 +196,8 @@ def _monthly(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, dict[str, fl
     for kpi, dimension, period, value in _rows(
         con,
         "select kpi, dimension, period, value from marts.kpis where period <> 'as_of' and kpi in "
-        "('active_members', 'revenue', 'points_issued', 'points_redeemed', 'points_expired')",
+        "('active_members', 'revenue', 'points_issued', 'points_redeemed', 'points_expired', "
+        "'points_liability', 'deferred_revenue', 'breakage_estimate')",
     ):
         monthly[kpi][dimension][period] = value
     return monthly
@@ -233,6 +245,11 @@ def _activity(con, as_of: date, currency: str) -> dict[str, Any]:
     partial = last if is_partial_month(as_of) else None
     channels = in_order(list(revenue), CHANNEL_ORDER)
     redemption, breakage = cumulative_rates(issued, redeemed, expired)
+    liability = _summed(monthly["points_liability"])
+    deferred = _summed(monthly["deferred_revenue"])
+    estimate = {
+        m: 100 * v for m, v in monthly["breakage_estimate"].get("all", {}).items() if v is not None
+    }
     return {
         "months": months,
         "range": f"{month_label(months[0])} to {month_label(months[-1])}",
@@ -283,10 +300,27 @@ def _activity(con, as_of: date, currency: str) -> dict[str, Any]:
             "redemption_breakage",
             "Redemption and breakage to date (share of all points issued so far)",
             months,
-            [Series("redemption", ORANGE, redemption), Series("breakage", RED, breakage)],
+            [
+                Series("redemption", ORANGE, redemption),
+                Series("breakage", RED, breakage),
+                Series("breakage estimate (expired lots)", GREY, estimate),
+            ],
             unit="% of issued",
             partial_month=partial,
         ),
+        # Empty (no chart) when the program file sets no point_value.
+        "liability": monthly_chart(
+            "liability",
+            "Points liability and the deferred revenue it implies, at each month's end",
+            months,
+            [Series("liability", BLUE, liability), Series("deferred revenue", ORANGE, deferred)],
+            kind="currency",
+            unit=currency or "value",
+            currency=currency,
+            partial_month=partial,
+        )
+        if liability
+        else None,
     }
 
 
@@ -470,6 +504,8 @@ def _points(
 ) -> dict[str, Any]:
     outstanding = snapshot.get(("points_outstanding", "all"), (None, "points"))[0]
     liability = snapshot.get(("points_liability", "all"), (None, "currency"))[0]
+    deferred = snapshot.get(("deferred_revenue", "all"), (None, "currency"))[0]
+    breakage = snapshot.get(("breakage_estimate", "all"), (None, "rate"))[0]
     ((expiring,),) = _rows(
         con, "select coalesce(sum(points_expiring_next_30_days), 0)::double from loyalty.balances"
     )
@@ -494,6 +530,10 @@ def _points(
         "liability_delta": format_delta(
             liability, previous.values.get(("points_liability", "all")), "currency", currency
         ),
+        "deferred_revenue": format_value(deferred, "currency", currency),
+        "breakage_estimate": "no lot has expired yet"
+        if breakage is None
+        else format_value(breakage, "rate"),
         "expiring": format_value(expiring, "points"),
         "expiring_money": money(expiring),
         "tiers": [

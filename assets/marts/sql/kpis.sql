@@ -39,6 +39,8 @@ units (kpi, unit) as (
         ('points_expired', 'points'),
         ('redemption_rate', 'rate'),
         ('breakage_rate', 'rate'),
+        ('breakage_estimate', 'rate'),
+        ('deferred_revenue', 'currency'),
         ('members_per_tier', 'count'),
         ('customers_per_rfm_segment', 'count'),
         ('customers_per_lifecycle_stage', 'count'),
@@ -77,6 +79,71 @@ members_by_source as (
 -- A source's record is matched when its customer also has a record in another source.
 sources_per_customer as (
     select customer_id, count(distinct source) as sources from source_records group by customer_id
+),
+
+-- Points in money (README "Points in money"), at the end of every month since the first
+-- ledger entry (the current month ends at the as-of date): points outstanding, what they
+-- are worth, the breakage the program's own history shows and the deferred revenue.
+-- breakage_estimate counts only lots whose expiry date has passed: of the points they
+-- issued, the share that expired unspent (breakage_rate, by contrast, divides by every
+-- point issued so far, most of which cannot have expired yet). Erased people's lots stop
+-- expiring at their erasure, so they are left out of the estimate.
+month_ends as (
+    select month, least(month + interval 1 month, cast(getvariable('as_of') as timestamp) + interval 1 day) as ends_at
+    from range(
+        (select date_trunc('month', min(occurred_at)) from ledger),
+        date_trunc('month', cast(getvariable('as_of') as timestamp)) + interval 1 month,
+        interval 1 month
+    ) as months (month)
+),
+
+net_points_by_month as (
+    select date_trunc('month', occurred_at) as month, sum(points) as net_points
+    from ledger
+    group by all
+),
+
+erased_customers as (
+    select distinct customer_id from ledger where entry_type = 'erasure'
+),
+
+resolved_lots_by_month as (
+    select date_trunc('month', resolved_at) as month, sum(issued) as issued, sum(expired) as expired
+    from (
+        select expires_at as resolved_at, points as issued, 0 as expired
+        from ledger anti join erased_customers using (customer_id)
+        where points > 0 and expires_at < cast(getvariable('as_of') as timestamp) + interval 1 day
+        union all
+        select occurred_at, 0, -points
+        from ledger anti join erased_customers using (customer_id)
+        where entry_type = 'expire'
+    )
+    group by all
+),
+
+points_in_money as (
+    select
+        month_ends.month,
+        sum(coalesce(net_points_by_month.net_points, 0)) over through_month as points_outstanding,
+        sum(coalesce(resolved_lots_by_month.expired, 0)) over through_month
+            / nullif(sum(coalesce(resolved_lots_by_month.issued, 0)) over through_month, 0) as breakage_estimate
+    from month_ends
+    left join net_points_by_month using (month)
+    left join resolved_lots_by_month using (month)
+    window through_month as (order by month_ends.month rows unbounded preceding)
+),
+
+-- Deferred revenue: the liability times the share of it expected to be redeemed (one
+-- minus the breakage estimate). Without a lot past its expiry date there is no estimate,
+-- and every point is assumed redeemed: the deferred revenue is the whole liability.
+points_in_money_valued as (
+    select
+        points_in_money.*,
+        points_in_money.points_outstanding * settings.point_value as points_liability,
+        points_in_money.points_outstanding * settings.point_value
+            * (1 - coalesce(points_in_money.breakage_estimate, 0)) as deferred_revenue
+    from points_in_money
+    cross join settings
 ),
 
 snapshot as (
@@ -138,6 +205,12 @@ snapshot as (
            coalesce(-sum(points) filter (where entry_type = 'expire'), 0) / nullif(sum(points) filter (where points > 0), 0)
     from ledger
     union all
+    select 'breakage_estimate', 'all', breakage_estimate
+    from points_in_money_valued qualify month = max(month) over ()
+    union all
+    select 'deferred_revenue', 'all', deferred_revenue
+    from points_in_money_valued qualify month = max(month) over ()
+    union all
     select 'members_per_tier', tier, count(*) from balances group by tier
     union all
     select 'customers_per_rfm_segment', rfm_segment, count(*) from segments group by rfm_segment
@@ -192,6 +265,18 @@ monthly as (
     union all
     select 'points_expired', strftime(occurred_at, '%Y-%m'), 'all', -sum(points)
     from ledger where entry_type = 'expire' group by all
+    union all
+    select 'points_outstanding', strftime(month, '%Y-%m'), 'all', points_outstanding from points_in_money_valued
+    union all
+    -- Months without a value (no point_value, no lot past its expiry yet) have no row.
+    select 'points_liability', strftime(month, '%Y-%m'), 'all', points_liability
+    from points_in_money_valued where points_liability is not null
+    union all
+    select 'breakage_estimate', strftime(month, '%Y-%m'), 'all', breakage_estimate
+    from points_in_money_valued where breakage_estimate is not null
+    union all
+    select 'deferred_revenue', strftime(month, '%Y-%m'), 'all', deferred_revenue
+    from points_in_money_valued where deferred_revenue is not null
     union all
     select 'tier_movements', strftime(valid_from, '%Y-%m'), change || ' to ' || tier, count(*)
     from tier_history where cast(valid_from as date) <= getvariable('as_of') group by all
