@@ -851,6 +851,87 @@ def _new_phones(rng: np.random.Generator, size: int, profile: Profile) -> np.nda
     return format_phones(rng, pd.Series(_mobile_numbers(rng, size))).to_numpy()
 
 
+# The paid membership plans of pipelines/program.yaml (memberships.plans): name -> (price,
+# months, share of buyers, chance a period is renewed). "Plus Weekly" is no plan of the program:
+# one fee names it, so the demo shows an unknown_plan membership.
+MEMBERSHIP_PLANS = {"Plus Monthly": (4.99, 1, 0.7, 0.85), "Plus Annual": (49.00, 12, 0.3, 0.6)}
+UNKNOWN_PLAN = ("Plus Weekly", 1.99)
+
+
+def _add_months(moments: pd.Series, months: np.ndarray) -> pd.Series:
+    """moments + months, the day clamped to the month's end as DuckDB's to_months does."""
+    total = (moments.dt.year * 12 + moments.dt.month - 1 + months).to_numpy()
+    first = pd.to_datetime(pd.DataFrame({"year": total // 12, "month": total % 12 + 1, "day": 1}))
+    day = np.minimum(moments.dt.day.to_numpy(), first.dt.days_in_month.to_numpy())
+    return (
+        first + pd.to_timedelta(day - 1, unit="D") + (moments - moments.dt.normalize()).to_numpy()
+    )
+
+
+def membership_fees(seed: int, customers: pd.DataFrame, calendar: Calendar, currency: str):
+    """Web orders that buy a paid membership plan (membership_plan set), from a random stream of
+    their own so every other file stays byte-identical for a seed. About 4% of web accounts
+    buy a plan at a random moment after registering; each period is renewed (a new fee the
+    moment it ends) with the plan's chance while the calendar lasts. The most recent fee that
+    ends its chain is refunded, and one account pays for a plan the program does not know."""
+    rng = np.random.default_rng([seed, 172])
+    names = list(MEMBERSHIP_PLANS)
+    price, months, share, renewal = (np.array(v) for v in zip(*MEMBERSHIP_PLANS.values()))
+    end = pd.Timestamp(calendar.end_date) + pd.Timedelta(hours=23)
+    is_buyer = rng.random(len(customers)) < 0.04
+    plan = rng.choice(len(names), size=len(customers), p=share)
+    periods = rng.geometric(1 - renewal[plan])  # fees in the chain: 1 + renewals
+    fraction = rng.random(len(customers))
+    buyers = np.flatnonzero(is_buyer)
+    start = customers["_registered"].iloc[buyers].clip(lower=pd.Timestamp(calendar.history_start))
+    start = (start + (end - start) * fraction[buyers]).dt.floor("s").reset_index(drop=True)
+    owner = np.repeat(np.arange(len(buyers)), periods[buyers])
+    nth = np.arange(len(owner)) - np.repeat(
+        np.cumsum(periods[buyers]) - periods[buyers], periods[buyers]
+    )
+    plan_of = plan[buyers][owner]
+    at = _add_months(start.iloc[owner].reset_index(drop=True), months[plan_of] * nth)
+    fees = pd.DataFrame(
+        {
+            "account_id": customers["account_id"].to_numpy()[buyers][owner],
+            "_at": at,
+            "membership_plan": np.array(names)[plan_of],
+            "total_amount": price[plan_of],
+            "status": "completed",
+        }
+    )
+    fees = fees[fees["_at"] <= end].sort_values(["_at", "account_id"], kind="stable")
+    unknown = pd.DataFrame(
+        {
+            "account_id": [customers["account_id"].iloc[int(rng.integers(len(customers)))]],
+            "_at": [end - pd.Timedelta(days=20)],
+            "membership_plan": [UNKNOWN_PLAN[0]],
+            "total_amount": [UNKNOWN_PLAN[1]],
+            "status": ["completed"],
+        }
+    )
+    fees = pd.concat([fees, unknown], ignore_index=True)
+    fees.insert(0, "order_id", [f"WM{i:07d}" for i in range(len(fees))])
+    fees["ordered_at"] = fees["_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    fees["total_amount"] = [f"{a:.2f}" for a in fees["total_amount"]]
+    fees["currency"] = currency
+    fees["_day"] = calendar.delivery_of(fees["_at"])
+    # The refund: the latest fee ending its chain at least 15 days before the end, delivered
+    # as refunded a week after the fee (or at once when the calendar has no later day).
+    ends_chain = ~fees["account_id"].duplicated(keep="last") & (
+        fees["_at"] <= end - pd.Timedelta(days=15)
+    )
+    ends_chain &= fees["membership_plan"] != UNKNOWN_PLAN[0]
+    if ends_chain.any():
+        refunded = fees[ends_chain].tail(1).assign(status="refunded")
+        refunded["_day"] = np.minimum(refunded["_day"] + 7, calendar.days - 1)
+        if refunded["_day"].iloc[0] > fees.loc[refunded.index[0], "_day"]:
+            fees = pd.concat([fees, refunded], ignore_index=True)
+        else:
+            fees.loc[refunded.index[0], "status"] = "refunded"
+    return fees
+
+
 def _updates(
     rng: np.random.Generator, frame: pd.DataFrame, calendar: Calendar, change: dict
 ) -> pd.DataFrame:
@@ -957,6 +1038,10 @@ def generate_inbox(
             rng, records["store_members"], population, calendar
         ),
     }
+    # Paid membership fees: more web orders, from a random stream of their own (see
+    # membership_fees), written after each day's orders are corrupted so the main stream's
+    # draws and every other row stay as they were.
+    fees = membership_fees(seed, records["web_customers"], calendar, country.currency)
     for frame in records.values():
         frame["_day"] = calendar.delivery_of(frame["_registered"])
     for frame in activity.values():
@@ -1003,6 +1088,10 @@ def generate_inbox(
         for day in range(days):
             todays = frame[frame["_day"] == day]
             broken, short = corrupt(rng, todays.reset_index(drop=True), table, bad_row_rate)
+            if table == "web_orders":
+                todays_fees = fees[fees["_day"] == day]
+                broken = pd.concat([broken, todays_fees], ignore_index=True)
+                short = np.concatenate([short, np.zeros(len(todays_fees), dtype=bool)])
             write_delivery(
                 broken,
                 table,
@@ -1011,7 +1100,9 @@ def generate_inbox(
                 short,
                 compress,
             )
-        counts[f"{spec.source}/{spec.entity}"] = len(frame)
+        counts[f"{spec.source}/{spec.entity}"] = len(frame) + (
+            len(fees) if table == "web_orders" else 0
+        )
 
     if truth_path is not None:
         truth = pd.concat(

@@ -153,6 +153,42 @@ def test_ledger_reconciles_and_segments_cover_every_customer(workspace):
     assert query(workspace, "select count(*) from loyalty.balances where tier is null")[0][0] == 0
 
 
+def test_paid_memberships_in_generated_data(workspace):
+    # The generator buys plans, renews some, refunds one fee and names one unknown plan.
+    statuses = dict(query(workspace, "select status, count(*) from loyalty.memberships group by 1"))
+    assert set(statuses) == {"active", "renewed", "ended", "refunded", "unknown_plan"}
+    assert statuses["refunded"] == statuses["unknown_plan"] == 1
+    # Fees are no purchases: none earns, none counts as spend.
+    assert query(
+        workspace,
+        "select count(*), count(*) filter (where is_completed_purchase) from core.events "
+        "where event_type = 'membership_fee'",
+    )[0] == (sum(statuses.values()), 0)
+    assert query(
+        workspace,
+        "select count(*) from loyalty.ledger join core.events using (source_event_id) "
+        "where core.events.event_type = 'membership_fee'",
+    ) == [(0,)]
+    # Purchases inside a period earn the bonus, each inside one of its customer's periods.
+    assert query(
+        workspace,
+        "select count(*) > 0, bool_and(exists (select 1 from loyalty.memberships m "
+        "where m.customer_id = ledger.customer_id and ledger.occurred_at >= m.starts_at "
+        "and ledger.occurred_at < m.ends_at)) from loyalty.ledger where rule = 'membership' "
+        "and entry_type = 'bonus'",
+    ) == [(True, True)]
+    kpis = dict(
+        query(
+            workspace,
+            "select kpi || '/' || dimension, value from marts.kpis where period = 'as_of' "
+            "and kpi in ('paying_members', 'membership_renewal_rate', 'revenue_per_member_12m')",
+        )
+    )
+    assert 1 <= kpis["paying_members/all"] <= statuses["active"]  # customers, not periods
+    assert 0 < kpis["membership_renewal_rate/all"] < 1
+    assert {"revenue_per_member_12m/paying", "revenue_per_member_12m/not paying"} <= set(kpis)
+
+
 def test_exports_written_with_manifest(workspace):
     import json
 

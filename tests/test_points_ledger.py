@@ -99,6 +99,8 @@ def build(con, as_of: date = AS_OF, program_path=None) -> int:
     write_program_tables(con, load_program(program_path))
     run_model(con, "loyalty/qualifying_events")
     run_model(con, "loyalty/tier_history")
+    run_model(con, "loyalty/memberships")
+    run_model(con, "loyalty/membership_rewards")
     run_model(con, "loyalty/point_movements")
     rounds = settle_debits(con)
     run_model(con, "loyalty/ledger")
@@ -162,6 +164,7 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
                 event_type == "purchase" and status == "completed",
             ],
         )
+    con.execute("alter table core.events add column membership_plan varchar")  # no fees here
     con.execute(
         "create or replace table identity.match_input (unique_id varchar, source varchar, source_record_id varchar, registered_at timestamp)"
     )

@@ -264,6 +264,15 @@ RECORDS = [
     ("web", "W4", "C4", "2026-06-15"),
     ("store", "S5", "C5", "2026-06-20"),
 ]
+# Paid memberships (loyalty.memberships) as of 2026-06-30, bundled plans (Plus Monthly renews,
+# 7 grace days): customer, plan, starts_on, ends_at, is_renewed, status
+MEMBERSHIPS = [
+    ("C1", "Plus Monthly", "2026-05-15", "2026-06-15 09:00", True, "renewed"),
+    ("C1", "Plus Monthly", "2026-06-15", "2026-07-15 09:00", False, "active"),
+    ("C2", "Plus Monthly", "2026-01-01", "2026-02-01 09:00", False, "ended"),
+    ("C5", "Plus Monthly", "2026-06-20", "2026-06-21 12:00", False, "refunded"),
+    ("C4", "Diamond", None, None, False, "unknown_plan"),
+]
 # customer, entry type, points, occurred_at, expires_at (credits only). C2's lot lives
 # six weeks, so it is past its expiry by March. E1 was erased: an erasure entry closed
 # their balance, so their lot (past its expiry in April) is left out of the breakage estimate.
@@ -307,6 +316,11 @@ def kpis(con):
     con.execute(
         "insert into loyalty.tier_history values ('C1', 'Silver', '2026-05-01', 'upgrade'), ('C2', 'Silver', '2025-01-15', 'upgrade')"
     )
+    con.execute(
+        "create table loyalty.memberships (customer_id varchar, plan varchar, starts_on date, "
+        "ends_at timestamp, is_renewed boolean, status varchar)"
+    )
+    con.executemany("insert into loyalty.memberships values (?, ?, ?, ?, ?, ?)", MEMBERSHIPS)
     run_model(con, "marts/kpis")
     return {
         (kpi, period, dimension): round(value, 6)
@@ -341,10 +355,15 @@ def test_snapshot_kpis_by_hand(kpis):
         ("active_members_30d", "all"): 2,
         ("active_members_90d", "all"): 2,  # C1 and C5
         ("retention_rate_90d", "all"): 0.0,  # C2 bought in January and not since
+        # Paying = held a membership (not refunded, known plan) in the 12 months: C1 and C2.
+        # C2 is the only buyer of 91-180 days ago, and a paying one.
+        ("retention_rate_90d", "paying"): 0.0,
         ("repeat_purchase_rate", "all"): round(2 / 3, 6),  # C1 and C2 of three buyers
         # Purchases since 2025-06-30: 100.40 + 200.99 + 300 + 50 = 651.39 in 4 orders by 3 customers.
         ("average_order_value_12m", "all"): 162.8475,
         ("revenue_per_member_12m", "all"): 130.278,
+        ("revenue_per_member_12m", "paying"): 300.695,  # (100.40 + 200.99 + 300) / C1, C2
+        ("revenue_per_member_12m", "not paying"): round(50 / 3, 6),  # C5's 50 over C3, C4, C5
         ("purchase_frequency_12m", "all"): round(4 / 3, 6),
         ("points_outstanding", "all"): 530,
         ("points_liability", "all"): 5.3,  # 530 points at the bundled program's point_value 0.01
@@ -374,6 +393,12 @@ def test_snapshot_kpis_by_hand(kpis):
         ("omnichannel_share", "all"): round(1 / 3, 6),
         ("average_spend", "omnichannel"): 301.39,
         ("average_spend", "single channel"): 625.0,  # (1200 + 50) / 2
+        # Only C1's second period runs past the as-of date.
+        ("paying_members", "all"): 1,
+        ("paying_members", "Plus Monthly"): 1,
+        # Judged: C1's first (renewed) and C2's (ended 1 Feb, grace over); C1's second still runs;
+        # refunded and unknown plans never count.
+        ("membership_renewal_rate", "all"): 0.5,
     }
 
 
@@ -464,5 +489,6 @@ def test_every_kpi_has_its_unit(con, kpis):
         "omnichannel_share",
         "retention_rate",
         "churn_rate",
+        "membership_renewal_rate",
     }
     assert set(units.values()) == {"rate", "count", "currency", "points", "number"}

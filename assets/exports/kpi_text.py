@@ -49,7 +49,19 @@ KPI_TEXT: dict[str, KpiText] = {
         "Average order value", "Mean amount of a completed purchase, last 12 months.", +1
     ),
     "revenue_per_member_12m": KpiText(
-        "Revenue per member", "Last 12 months' revenue divided by all members.", +1
+        "Revenue per member",
+        "Last 12 months' revenue divided by all members (by dimension: paying members, those who "
+        "held a paid membership in the 12 months, against the others).",
+        +1,
+    ),
+    "paying_members": KpiText(
+        "Paying members", "Members whose paid membership runs past the as-of date (per plan).", +1
+    ),
+    "membership_renewal_rate": KpiText(
+        "Membership renewal rate",
+        "Of the paid membership periods of renewing plans that ended (grace days over) or were "
+        "renewed, the share renewed.",
+        +1,
     ),
     "purchase_frequency_12m": KpiText(
         "Orders per buyer", "Completed purchases per buying member, last 12 months.", +1

@@ -48,6 +48,30 @@ tier_history = sql_asset(
     description="Every tier each customer held above the first: upgrades at once, downgrades after the grace period.",
 )
 
+memberships = sql_asset(
+    "loyalty/memberships",
+    group="loyalty",
+    description="Every paid membership period bought by a fee, with its status as of the run.",
+)
+
+membership_rewards = sql_asset(
+    "loyalty/membership_rewards",
+    group="loyalty",
+    description="The paid membership's bonus on purchases inside a period, and its reversals.",
+)
+
+
+@dg.asset_check(asset=memberships, blocking=True, description="One row per fee order.")
+def memberships_one_row_per_fee(
+    context: dg.AssetCheckExecutionContext, settings: PipelineSettings
+) -> dg.AssetCheckResult:
+    with settings.build(context.run.run_id) as con:
+        duplicates = con.execute(
+            "select count(*) - count(distinct order_id) from loyalty.memberships"
+        ).fetchall()[0][0]
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_order_ids": duplicates})
+
+
 point_movements = sql_asset(
     "loyalty/point_movements",
     group="loyalty",

@@ -73,6 +73,20 @@ class Segmentation:
 
 
 @dataclass(frozen=True)
+class MembershipPlan:
+    """A paid membership plan (the program file's memberships.plans): its fee buys `months` of a
+    benefit, either an earn multiplier of its own or a tier's earn multiplier."""
+
+    name: str
+    price: float  # list price in the currency; the fee paid is the order's amount
+    months: int
+    tier: str | None  # the tier whose earn multiplier it grants, or None
+    earn_multiplier: float  # the plan's own multiplier, or the granted tier's
+    renews: bool  # a fee for it right after a period is a renewal (counts in the renewal rate)
+    renewal_grace_days: int  # how long after a period ends a new fee still renews it
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     # What one point is worth in the currency (points liability = points outstanding x this);
@@ -90,6 +104,9 @@ class Program:
     tiers: list[Tier]  # ascending thresholds, the first at 0
     rfm_segments: list[tuple[str, tuple[int, int], tuple[int, int]]]  # (name, r range, fm range)
     segmentation: Segmentation
+    # Paid membership plans; empty when the file has no memberships section (the program
+    # type is off: loyalty.memberships and its rewards are empty).
+    membership_plans: tuple[MembershipPlan, ...] = ()
 
 
 def segment_columns() -> set[str]:
@@ -419,6 +436,59 @@ class SegmentsFile(_Section):
         return custom
 
 
+def _optional_multiplier(value: object) -> float | None:
+    if value is None:
+        return None
+    if not _number(value) or value < 1:
+        raise ValueError(f"must be a number >= 1, got {value!r}")
+    return float(value)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+class MembershipPlanFile(_Section):
+    name: Annotated[str, BeforeValidator(_text)]
+    price: Rate
+    months: Months
+    # Exactly one of the two: the plan's own multiplier, or a tier whose multiplier it grants.
+    tier: Annotated[
+        str | None, BeforeValidator(lambda value: None if value is None else str(value))
+    ] = None
+    earn_multiplier: Annotated[float | None, BeforeValidator(_optional_multiplier)] = None
+    renews: Annotated[bool, BeforeValidator(_flag)]
+    renewal_grace_days: Annotated[int, _at_least(0, whole=True)] = 7
+
+    @model_validator(mode="after")
+    def _one_benefit(self) -> MembershipPlanFile:
+        if (self.tier is None) == (self.earn_multiplier is None):
+            raise ValueError("needs exactly one of tier and earn_multiplier")
+        return self
+
+
+class MembershipsFile(_Section):
+    plans: Annotated[list[MembershipPlanFile], _NONE_IS_EMPTY_LIST] = []
+
+    @field_validator("plans")
+    @classmethod
+    def _named_once(cls, plans: list[MembershipPlanFile]) -> list[MembershipPlanFile]:
+        if not plans:
+            raise ValueError(
+                "needs at least one plan (leave the memberships section out to turn it off)"
+            )
+        first: dict[str, int] = {}
+        for i, plan in enumerate(plans):
+            if first.setdefault(plan.name, i) != i:
+                raise _At(
+                    (i, "name"),
+                    f"plan names must be unique: {plan.name!r} is also memberships.plans[{first[plan.name]}]",
+                )
+        return plans
+
+
 class ProgramFile(_Section):
     """The program file as written; load_program turns it into a Program."""
 
@@ -432,6 +502,35 @@ class ProgramFile(_Section):
         list[RfmRuleFile], _NONE_IS_EMPTY_LIST, AfterValidator(_rfm_rules_cover_every_cell)
     ]
     segments: SegmentsFile
+    memberships: MembershipsFile | None = None  # left out: no paid membership
+
+    @model_validator(mode="after")
+    def _plan_tiers_exist(self) -> ProgramFile:
+        tiers = [tier.name for tier in self.tiers.levels]
+        for i, plan in enumerate(self.memberships.plans if self.memberships else []):
+            if plan.tier is not None and plan.tier not in tiers:
+                raise _At(
+                    ("memberships", "plans", i, "tier"),
+                    f"must be one of the tiers ({', '.join(tiers)}), got {plan.tier!r}",
+                )
+        return self
+
+    def membership_plans(self) -> tuple[MembershipPlan, ...]:
+        multiplier_of = {tier.name: tier.earn_multiplier for tier in self.tiers.levels}
+        return tuple(
+            MembershipPlan(
+                name=plan.name,
+                price=plan.price,
+                months=plan.months,
+                tier=plan.tier,
+                earn_multiplier=(
+                    multiplier_of[plan.tier] if plan.tier is not None else plan.earn_multiplier
+                ),
+                renews=plan.renews,
+                renewal_grace_days=plan.renewal_grace_days,
+            )
+            for plan in (self.memberships.plans if self.memberships else [])
+        )
 
     def program(self) -> Program:
         segments = self.segments
@@ -472,6 +571,7 @@ class ProgramFile(_Section):
                     for spec in segments.custom
                 ],
             ),
+            membership_plans=self.membership_plans(),
         )
 
 
@@ -599,11 +699,30 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
                 "fm_max": [fm[1] for _, _, fm in program.rfm_segments],
             }
         ),
+        "program_membership_plans": membership_plans_frame(program),
     }
     for table, frame in tables.items():
         con.register("program_frame", frame)
         con.execute(f"create or replace table loyalty.{table} as select * from program_frame")
         con.unregister("program_frame")
+
+
+def membership_plans_frame(program: Program) -> pd.DataFrame:
+    """loyalty.program_membership_plans: typed columns even when there is no plan (the section
+    left out), so the membership models run and come out empty."""
+    plans = program.membership_plans
+    return pd.DataFrame(
+        {
+            "plan": pd.Series([p.name for p in plans], dtype="object"),
+            "price": pd.Series([p.price for p in plans], dtype="float64"),
+            "months": pd.Series([p.months for p in plans], dtype="int64"),
+            "granted_tier": pd.Series([p.tier for p in plans], dtype="object"),
+            "earn_multiplier": pd.Series([p.earn_multiplier for p in plans], dtype="float64"),
+            "is_tier_grant": pd.Series([p.tier is not None for p in plans], dtype="bool"),
+            "renews": pd.Series([p.renews for p in plans], dtype="bool"),
+            "renewal_grace_days": pd.Series([p.renewal_grace_days for p in plans], dtype="int64"),
+        }
+    )
 
 
 PROGRAM_TABLES = [
@@ -614,4 +733,5 @@ PROGRAM_TABLES = [
     "program_rfm_segments",
     "program_value_bands",
     "program_engagement_levels",
+    "program_membership_plans",
 ]

@@ -90,13 +90,16 @@ select
     case when event_type in ('purchase', 'return') then cast(5 + hash(i, 'amount') % 20000 / 100.0 as decimal(18, 2)) end as amount,
     case when event_type = 'redeem' then cast(100 * (1 + hash(i, 'points') % 10) as bigint) end as points,
     case when channel = 'web' and hash(i, 'refund') % 20 = 0 then occurred_at + interval 10 day end as refunded_at,
-    event_type = 'purchase' and not (channel = 'web' and hash(i, 'refund') % 20 = 0) as is_completed_purchase
+    event_type = 'purchase' and not (channel = 'web' and hash(i, 'refund') % 20 = 0) as is_completed_purchase,
+    cast(null as varchar) as membership_plan
 from typed;
 """
 
 MODELS = [
     "loyalty/qualifying_events",
     "loyalty/tier_history",
+    "loyalty/memberships",
+    "loyalty/membership_rewards",
     "loyalty/point_movements",
     "settle",
     "loyalty/ledger",

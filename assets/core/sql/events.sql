@@ -50,7 +50,9 @@ attributed as (
         -- A refund is known from the first delivery showing it; it never precedes the order.
         case when events.refunded_on is not null
             then greatest(cast(events.refunded_on as timestamp), events.occurred_at) end as refunded_at,
-        events.event_type = 'purchase' and events.status = 'completed' as is_completed_purchase
+        events.event_type = 'purchase' and events.status = 'completed' as is_completed_purchase,
+        -- A membership_fee (a web order buying a paid plan) is not a purchase: loyalty.memberships reads it.
+        events.membership_plan
     from events
     left join source_records
         on source_records.source = events.source

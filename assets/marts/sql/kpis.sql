@@ -14,6 +14,8 @@ segments as (select * from marts.segments),
 source_records as (select * from identity.source_records),
 match_input as (select * from identity.match_input),
 settings as (select * from loyalty.program_settings),
+memberships as (select * from loyalty.memberships),
+membership_plans as (select * from loyalty.program_membership_plans),
 
 -- What each KPI's value measures, for readers such as the report: 'rate' is a share
 -- between 0 and 1 (shown as a percentage), 'count' a number of customers, records, orders
@@ -54,7 +56,9 @@ units (kpi, unit) as (
         ('retention_rate', 'rate'),
         ('churn_rate', 'rate'),
         ('enrolments', 'count'),
-        ('tier_movements', 'count')
+        ('tier_movements', 'count'),
+        ('paying_members', 'count'),
+        ('membership_renewal_rate', 'rate')
 ),
 
 purchases as (
@@ -146,6 +150,37 @@ points_in_money_valued as (
     cross join settings
 ),
 
+-- Paying members: customers who held a paid membership (a known plan, fee not refunded) at any
+-- time in the 12 months up to the as-of date. revenue_per_member_12m and retention_rate_90d
+-- compare them ('paying') with every other customer ('not paying').
+paying_customers as (
+    select distinct customer_id
+    from memberships
+    where status not in ('refunded', 'unknown_plan')
+        and starts_on <= getvariable('as_of')
+        and ends_at > cast(getvariable('as_of') as timestamp) + interval 1 day - interval 12 month
+),
+
+customers_by_paying as (
+    select
+        customers.customer_id,
+        case when paying_customers.customer_id is not null then 'paying' else 'not paying' end as paying
+    from customers
+    left join paying_customers using (customer_id)
+),
+
+-- A period of a renewing plan can be judged once it was renewed or its grace days are over.
+renewable_periods as (
+    select memberships.is_renewed
+    from memberships
+    join membership_plans using (plan)
+    where membership_plans.renews
+        and memberships.status not in ('refunded', 'unknown_plan')
+        and (memberships.is_renewed
+             or memberships.ends_at + to_days(membership_plans.renewal_grace_days)
+                < cast(getvariable('as_of') as timestamp) + interval 1 day)
+),
+
 snapshot as (
     select 'members' as kpi, 'all' as dimension, count(*)::double as value from customers
     union all
@@ -225,6 +260,32 @@ snapshot as (
     select 'average_spend', case when purchase_channels >= 2 then 'omnichannel' else 'single channel' end,
            avg(historical_value)
     from segments where purchase_channels > 0 group by 2
+    union all
+    -- Paying members now: customers with a membership period running past the as-of date.
+    select 'paying_members', 'all', count(distinct customer_id) from memberships where status = 'active'
+    union all
+    select 'paying_members', plan, count(distinct customer_id) from memberships where status = 'active' group by plan
+    union all
+    select 'membership_renewal_rate', 'all', avg(case when is_renewed then 1.0 else 0.0 end)
+    from renewable_periods having count(*) > 0  -- no row before any period can be judged
+    union all
+    select 'revenue_per_member_12m', customers_by_paying.paying,
+           coalesce(sum(spend.amount), 0) / count(distinct customers_by_paying.customer_id)
+    from customers_by_paying
+    left join (select customer_id, sum(amount) as amount from recent_purchases group by customer_id) as spend
+        using (customer_id)
+    group by customers_by_paying.paying
+    union all
+    select 'retention_rate_90d', customers_by_paying.paying, avg(case when again.customer_id is not null then 1.0 else 0.0 end)
+    from (
+        select distinct customer_id from purchases
+        where occurred_on > getvariable('as_of') - interval 180 day and occurred_on <= getvariable('as_of') - interval 90 day
+    ) as before
+    join customers_by_paying using (customer_id)
+    left join (
+        select distinct customer_id from purchases where occurred_on > getvariable('as_of') - interval 90 day
+    ) as again using (customer_id)
+    group by customers_by_paying.paying
 ),
 
 monthly as (

@@ -1,4 +1,6 @@
--- One row per web order, latest status. Column names are shared by every staging event table.
+-- One row per web order, latest status. Column names are shared by every staging event table,
+-- plus membership_plan: an order that buys a paid membership plan is a 'membership_fee', not a
+-- 'purchase', so nothing that reads purchases (points, tiers, RFM, CLV, revenue) counts it.
 with
 
 orders as (
@@ -23,13 +25,14 @@ events as (
         'web' as source,
         order_id as source_event_id,
         account_id as source_record_id,
-        'purchase' as event_type,
+        case when nullif(trim(membership_plan), '') is null then 'purchase' else 'membership_fee' end as event_type,
         coalesce(status, 'completed') as status,
         ordered_at as occurred_at,
         total_amount as amount,
         cast(null as bigint) as points,
         case when status = 'refunded' then refunds.refunded_on end as refunded_on,
-        _delivered_on as delivered_on
+        _delivered_on as delivered_on,
+        nullif(trim(membership_plan), '') as membership_plan
     from latest
     left join refunds using (order_id)
 )

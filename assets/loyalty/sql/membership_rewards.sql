@@ -1,0 +1,66 @@
+-- The paid benefit as ledger movements (rule 'membership'), in point_movements' columns:
+-- a bonus on every purchase made inside a membership period (starts_at <= occurred_at < ends_at,
+-- so a refunded membership covers purchases only before its refund), and its reversal when
+-- the purchase is refunded, as the purchase's own bonuses are.
+--   A plan with its own earn_multiplier m adds floor(base points x (m - 1)) on top of the
+--   tier's bonus: the two stack.
+--   A plan granting a tier lifts the purchase to that tier's multiplier when it is higher than
+--   the one held: the bonus is floor(base x (granted - 1)) - floor(base x (held - 1)), so the
+--   purchase earns exactly what the granted tier earns; nothing when the held tier is as high.
+-- A purchase inside two periods (an early renewal, two plans) gets the larger bonus, once.
+with
+
+qualifying_events as (select * from loyalty.qualifying_events),
+tier_history as (select * from loyalty.tier_history),
+tiers as (select * from loyalty.program_tiers),
+memberships as (select * from loyalty.memberships),
+plans as (select * from loyalty.program_membership_plans),
+
+-- The tier held just before the purchase, as point_movements prices the tier bonus.
+purchases as (
+    select
+        qualifying_events.*,
+        coalesce(tier_history.earn_multiplier, (select earn_multiplier from tiers where tier_rank = 1)) as held_multiplier
+    from qualifying_events
+    asof left join tier_history
+        on tier_history.customer_id = qualifying_events.customer_id
+        and qualifying_events.occurred_at > tier_history.valid_from
+    where qualifying_events.event_type = 'purchase'
+),
+
+covered as (
+    select
+        purchases.*,
+        memberships.order_id as membership_order_id,
+        case
+            when plans.is_tier_grant
+                then cast(floor(purchases.base_points * (greatest(plans.earn_multiplier, purchases.held_multiplier) - 1)) as bigint)
+                    - cast(floor(purchases.base_points * (purchases.held_multiplier - 1)) as bigint)
+            else cast(floor(purchases.base_points * (plans.earn_multiplier - 1)) as bigint)
+        end as bonus_points
+    from purchases
+    join memberships
+        on memberships.customer_id = purchases.customer_id
+        and purchases.occurred_at >= memberships.starts_at
+        and purchases.occurred_at < memberships.ends_at
+    join plans using (plan)
+),
+
+best as (
+    select
+        customer_id, event_id, channel, source_event_id, occurred_at, refunded_at,
+        max(bonus_points) as points
+    from covered
+    group by all
+)
+
+select customer_id, 'bonus' as entry_type, 'membership' as rule, points, occurred_at,
+       channel as source, source_event_id, event_id
+from best
+where points > 0
+union all
+-- event_id is unique per rule: the reversal's names the purchase and its refund.
+select customer_id, 'reverse', 'membership', -points, refunded_at,
+       channel, source_event_id, event_id || '|refund'
+from best
+where points > 0 and refunded_at is not null
