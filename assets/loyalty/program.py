@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,6 +90,9 @@ class Program:
     tiers: list[Tier]  # ascending thresholds, the first at 0
     rfm_segments: list[tuple[str, tuple[int, int], tuple[int, int]]]  # (name, r range, fm range)
     segmentation: Segmentation
+    # Partner earning: partner name -> points per currency unit of a partner sale. Empty when
+    # the program file has no `partners` section (partner earning is off).
+    partner_rates: dict[str, float] = field(default_factory=dict)
 
 
 def segment_columns() -> set[str]:
@@ -419,6 +422,22 @@ class SegmentsFile(_Section):
         return custom
 
 
+class PartnerFile(_Section):
+    name: Annotated[str, BeforeValidator(_text)]
+    points_per_currency_unit: Rate
+
+
+def _distinct_partners(partners: list[PartnerFile]) -> list[PartnerFile]:
+    first: dict[str, int] = {}
+    for i, partner in enumerate(partners):
+        if first.setdefault(partner.name, i) != i:
+            raise _At(
+                (i, "name"),
+                f"partner names must be unique: {partner.name!r} is also partners[{first[partner.name]}]",
+            )
+    return partners
+
+
 class ProgramFile(_Section):
     """The program file as written; load_program turns it into a Program."""
 
@@ -432,6 +451,10 @@ class ProgramFile(_Section):
         list[RfmRuleFile], _NONE_IS_EMPTY_LIST, AfterValidator(_rfm_rules_cover_every_cell)
     ]
     segments: SegmentsFile
+    # Optional: left out (or empty), partner earning is off and every partner row is unmatched.
+    partners: Annotated[
+        list[PartnerFile], _NONE_IS_EMPTY_LIST, AfterValidator(_distinct_partners)
+    ] = []
 
     def program(self) -> Program:
         segments = self.segments
@@ -472,6 +495,7 @@ class ProgramFile(_Section):
                     for spec in segments.custom
                 ],
             ),
+            partner_rates={p.name: p.points_per_currency_unit for p in self.partners},
         )
 
 
@@ -589,6 +613,12 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
                 "earn_multiplier": [tier.earn_multiplier for tier in program.tiers],
             }
         ),
+        "program_partners": pd.DataFrame(
+            {
+                "partner": pd.Series(list(program.partner_rates), dtype="object"),
+                "points_per_unit": pd.Series(list(program.partner_rates.values()), dtype="float64"),
+            }
+        ),
         "program_rfm_segments": pd.DataFrame(
             {
                 "segment": [name for name, _, _ in program.rfm_segments],
@@ -614,4 +644,5 @@ PROGRAM_TABLES = [
     "program_rfm_segments",
     "program_value_bands",
     "program_engagement_levels",
+    "program_partners",
 ]
