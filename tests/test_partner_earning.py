@@ -198,6 +198,31 @@ def test_matched_sales_are_ledger_entries_with_a_stable_id(con):
     assert balances == {"ANN": 91, "CAT": 16}
 
 
+def test_partner_kpis_per_partner(con):
+    # marts.kpis reads more than the partner tables: the rest is empty here.
+    con.execute(
+        "create table marts.segments (customer_id varchar, frequency bigint, rfm_segment varchar, "
+        "lifecycle_stage varchar, channel_mix varchar, purchase_channels bigint, historical_value double)"
+    )
+    run_model(con, "marts/kpis")
+    rows = con.execute(
+        "select kpi, dimension, round(value, 6), unit from marts.kpis "
+        "where kpi like 'partner%' and period = 'as_of' order by kpi, dimension"
+    ).fetchall()
+    assert rows == [
+        # FlyHigh: P1 matched (91 points), P2 and P6 not; FuelCo: P4 matched (16), P3 and P7 not.
+        ("partner_matched_share", "FlyHigh", round(1 / 3, 6), "rate"),
+        ("partner_matched_share", "FuelCo", round(1 / 3, 6), "rate"),
+        ("partner_matched_share", "ShopX", 0.0, "rate"),
+        ("partner_points_issued", "FlyHigh", 91.0, "points"),
+        ("partner_points_issued", "FuelCo", 16.0, "points"),
+        ("partner_points_issued", "ShopX", 0.0, "points"),
+        ("partner_transactions", "FlyHigh", 3.0, "count"),
+        ("partner_transactions", "FuelCo", 3.0, "count"),
+        ("partner_transactions", "ShopX", 1.0, "count"),
+    ]
+
+
 def test_without_a_partners_section_every_sale_is_an_unknown_partners(tmp_path):
     without = PROGRAM.split("partners:")[0]
     con = build_scenario(tmp_path, without)

@@ -302,6 +302,10 @@ def kpis(con):
     con.execute(
         "insert into loyalty.tier_history values ('C1', 'Silver', '2026-05-01', 'upgrade'), ('C2', 'Silver', '2025-01-15', 'upgrade')"
     )
+    # No partner sales here (tests/test_partner_earning.py has the partner KPIs).
+    con.execute(
+        "create table loyalty.partner_transactions (partner varchar, is_matched boolean, points bigint)"
+    )
     run_model(con, "marts/kpis")
     return {
         (kpi, period, dimension): round(value, 6)

@@ -14,6 +14,7 @@ segments as (select * from marts.segments),
 source_records as (select * from identity.source_records),
 match_input as (select * from identity.match_input),
 settings as (select * from loyalty.program_settings),
+partner_transactions as (select * from loyalty.partner_transactions),
 
 -- What each KPI's value measures, for readers such as the report: 'rate' is a share
 -- between 0 and 1 (shown as a percentage), 'count' a number of customers, records, orders
@@ -52,7 +53,10 @@ units (kpi, unit) as (
         ('retention_rate', 'rate'),
         ('churn_rate', 'rate'),
         ('enrolments', 'count'),
-        ('tier_movements', 'count')
+        ('tier_movements', 'count'),
+        ('partner_transactions', 'count'),
+        ('partner_matched_share', 'rate'),
+        ('partner_points_issued', 'points')
 ),
 
 purchases as (
@@ -152,6 +156,14 @@ snapshot as (
     select 'average_spend', case when purchase_channels >= 2 then 'omnichannel' else 'single channel' end,
            avg(historical_value)
     from segments where purchase_channels > 0 group by 2
+    union all
+    -- Per partner (as delivered, known to the program or not), sales up to the as-of date.
+    select 'partner_transactions', partner, count(*) from partner_transactions group by partner
+    union all
+    select 'partner_matched_share', partner, avg(case when is_matched then 1.0 else 0.0 end)
+    from partner_transactions group by partner
+    union all
+    select 'partner_points_issued', partner, sum(points) from partner_transactions group by partner
 ),
 
 monthly as (
