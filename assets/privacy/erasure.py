@@ -33,6 +33,10 @@ attributes them to a pseudonymous id (privacy.erased_records), so the ledger kee
 entries, closed by an 'erasure' entry. A call-center contact is a customer record (name,
 phone, e-mail): it is erased whole, goodwill points included.
 
+Partner sales (raw.partner_earnings) are no customer records: the rows carrying a suppressed
+e-mail or phone are deleted (their partner points go with them: the row is personal data),
+and their keys are listed so the copies outside the build find them by key.
+
 Suppressing: every erased record's `source:record id`, and each e-mail and phone of the
 request and of the erased records that no other customer's record holds (a household phone
 is never listed), go to privacy.suppressed_identifiers as salted hashes; ingestion drops
