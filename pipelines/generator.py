@@ -974,6 +974,62 @@ def corrupt(
     return frame, short
 
 
+# ---------------------------------------------------------------- partner sales
+
+# The default program's partners (pipelines/program.yaml) and one it does not know.
+PARTNERS = ["SkyMiles Air", "FuelUp", "Corner Cafe"]
+UNKNOWN_PARTNER = "Galaxy Cinemas"
+PARTNER_STREAM = 173  # issue 17's third part: its own random stream
+
+
+def partner_earnings(seed: int, people: pd.DataFrame, calendar: Calendar, profile: Profile = UK):
+    """Other companies' sales naming a person by e-mail, phone or both, as partners write them.
+
+    Drawn from a stream of its own ([seed, PARTNER_STREAM]) so every other file stays the
+    same for a seed. Most rows are people's own e-mails or phones (written the partner's
+    way: capitals, spaces, another phone format); some are strangers (no_match), a few give
+    neither (no_contact), household members share a landline (ambiguous when the phone
+    alone names them), and some come from a partner the program does not know.
+    """
+    rng = np.random.default_rng([seed, PARTNER_STREAM])
+    n = max(1, int(len(people) * 0.3))
+    who = rng.integers(0, len(people), size=n)
+    contact = rng.choice(
+        ["email", "phone", "both", "stranger", "none"], size=n, p=[0.42, 0.3, 0.15, 0.1, 0.03]
+    )
+    emails = mess_emails(
+        rng, people["email"].reset_index(drop=True).iloc[who].reset_index(drop=True)
+    )
+    phones = _write_phones(
+        rng, people["phone"].reset_index(drop=True).iloc[who].reset_index(drop=True), profile
+    )
+    strangers = pd.Series([f"guest{i:06d}@partner-mail.example" for i in range(n)])
+    stranger_phones = pd.Series(_new_phones(rng, n, profile))
+    is_stranger = contact == "stranger"
+    email = emails.where(np.isin(contact, ["email", "both"]), None)
+    email = email.where(~is_stranger, strangers)
+    phone = phones.where(np.isin(contact, ["phone", "both"]), None)
+    phone = phone.where(~is_stranger, stranger_phones)
+    partner = rng.choice(PARTNERS, size=n, p=[0.4, 0.35, 0.25]).astype(object)
+    partner[rng.random(n) < 0.04] = UNKNOWN_PARTNER
+    start = pd.Timestamp(calendar.end_date) - pd.Timedelta(days=365)
+    at = start + pd.to_timedelta(rng.random(n) * 366 * 86400 - 3600, unit="s").round("s")
+    order = np.argsort(at.to_numpy(), kind="stable")
+    frame = pd.DataFrame(
+        {
+            "partner": partner[order],
+            "email": email.to_numpy()[order],
+            "phone": phone.to_numpy()[order],
+            "_at": at.to_numpy()[order],
+            "amount": [f"{a:.2f}" for a in _amounts(rng, n, 25)[order]],
+        }
+    )
+    frame.insert(0, "partner_txn_id", [f"PT{i:08d}" for i in range(n)])
+    frame["occurred_at"] = frame["_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame["_day"] = calendar.delivery_of(frame["_at"])
+    return frame
+
+
 def write_delivery(
     frame: pd.DataFrame, table: str, folder: Path, day: date, short: np.ndarray, compress: bool
 ) -> Path:
@@ -1103,6 +1159,23 @@ def generate_inbox(
         counts[f"{spec.source}/{spec.entity}"] = len(frame) + (
             len(fees) if table == "web_orders" else 0
         )
+
+    # Written after every other file, from its own random stream: the files above stay
+    # byte-identical for a seed.
+    partner = partner_earnings(seed, population, calendar, country)
+    partner_rng = np.random.default_rng([seed, PARTNER_STREAM, 1])  # its bad rows, too
+    for day in range(days):
+        todays = partner[partner["_day"] == day].reset_index(drop=True)
+        broken, short = corrupt(partner_rng, todays, "partner_earnings", bad_row_rate)
+        write_delivery(
+            broken,
+            "partner_earnings",
+            out_dir,
+            calendar.first_delivery + timedelta(days=day),
+            short,
+            compress,
+        )
+    counts["partner/earnings"] = len(partner)
 
     if truth_path is not None:
         truth = pd.concat(

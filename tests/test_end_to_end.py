@@ -187,6 +187,34 @@ def test_paid_memberships_in_generated_data(workspace):
     assert 1 <= kpis["paying_members/all"] <= statuses["active"]  # customers, not periods
     assert 0 < kpis["membership_renewal_rate/all"] < 1
     assert {"revenue_per_member_12m/paying", "revenue_per_member_12m/not paying"} <= set(kpis)
+def test_partner_sales_are_matched_or_kept_unmatched_and_earn_in_the_ledger(workspace):
+    # The generator writes members' e-mails and phones, strangers, rows without either,
+    # household landlines and a partner the bundled program does not know.
+    outcomes = dict(
+        query(
+            workspace,
+            "select coalesce(reason, 'matched'), count(*) from loyalty.partner_transactions group by 1",
+        )
+    )
+    assert set(outcomes) == {"matched", "no_match", "ambiguous", "no_contact", "unknown_partner"}
+    assert outcomes["matched"] > sum(outcomes.values()) / 2
+    ((sales, held),) = query(
+        workspace,
+        "select (select count(*) from loyalty.partner_transactions), (select count(*) from staging.partner_earnings)",
+    )
+    assert sales == held  # the generated sales all lie before the as-of date
+    # Every matched sale is one ledger entry of its points; unmatched ones earn nothing.
+    assert query(
+        workspace,
+        "select count(*), sum(points) from loyalty.ledger where rule = 'partner'",
+    ) == query(
+        workspace,
+        "select count(*), sum(points) from loyalty.partner_transactions where is_matched and points > 0",
+    )
+    assert query(
+        workspace,
+        "select sum(value) from marts.kpis where kpi = 'partner_transactions' and period = 'as_of'",
+    ) == [(float(sales),)]
 
 
 def test_exports_written_with_manifest(workspace):

@@ -114,6 +114,14 @@ CONTACTS = [
     'CA1,"Boyce, Alma",07700 900111,alma.boyce@example.com,2026-05-11T10:00:00Z,delivery,resolved,5,0',
 ]
 P_RECORDS = ("WP1", "UP1", "SP1", "CP1")
+# Partner sales (partners of the bundled program): P's by a messy e-mail and by P's mobile,
+# Alma's by her mobile. Not customer records: erased because they carry P's e-mail and phone.
+PARTNER_HEADER = "partner_txn_id,partner,email,phone,occurred_at,amount"
+PARTNER_SALES = [
+    "XP1,FuelUp, Perpetua.Zandvoort@Example.org ,,2026-05-20T10:00:00Z,40.00",
+    "XP2,Corner Cafe,,07700 900461,2026-05-21T10:00:00Z,12.00",
+    "XA1,FuelUp,,07700 900111,2026-05-22T10:00:00Z,20.00",
+]
 
 
 def write(inbox: Path, name: str, lines: list[str]) -> None:
@@ -215,6 +223,7 @@ def erased(tmp_path_factory) -> dict:
     write(inbox, "store/members_20260601.csv", [STORE_HEADER, *STORE_ROWS])
     write(inbox, "store/transactions_20260601.csv", [TXN_HEADER, *TXNS])
     write(inbox, "callcenter/contacts_20260601.csv", [CONTACTS_HEADER, *CONTACTS])
+    write(inbox, "partner/earnings_20260601.csv", [PARTNER_HEADER, *PARTNER_SALES])
     warehouse = tmp / "w" / "omniloyal.duckdb"
     run(tmp, AS_OF[0])
     before = snapshot(warehouse)
@@ -466,7 +475,8 @@ def test_the_previous_version_keeps_the_erasure_and_q(erased):
     assert query(old, "select request_id, status from privacy.erasure_log") == [
         ("REQ-1", "completed")
     ]
-    assert query(old, "select count(*) from privacy.suppressed_identifiers") == [(6,)]
+    # The e-mail, the mobile, four record ids and the keys of two partner sales.
+    assert query(old, "select count(*) from privacy.suppressed_identifiers") == [(8,)]
     q = erased["before"]["q_customer"]
     assert query(
         old,
@@ -634,18 +644,45 @@ def test_the_erasure_log_counts_the_request_without_personal_data(erased):
     assert log["completed_at"] is not None and log["status"] == "completed"
     assert log["matched_by"] == "email"
     assert (log["customers_erased"], log["records_erased"]) == (1, 4)
-    # The e-mail, P's mobile and four record ids; not the landline Q shares.
-    assert log["identifiers_suppressed"] == 6
+    # The e-mail, P's mobile and four record ids; not the landline Q shares. And the keys of
+    # P's two partner sales, by which the copies outside the build find them.
+    assert log["identifiers_suppressed"] == 8
     assert log["tables_touched"] > 3 and log["rows_touched"] > 3
     kinds = query(
         erased["warehouse"],
         "select kind, count(*) from privacy.suppressed_identifiers group by 1 order by 1",
     )
-    assert kinds == [("email", 1), ("phone", 1), ("record", 4)]
+    assert kinds == [("email", 1), ("phone", 1), ("record", 6)]
     # The request row keeps no e-mail once applied.
     assert query(erased["warehouse"], "select email, phone from raw.erasure_requests") == [
         (None, None)
     ]
+
+
+def test_p_s_partner_sales_are_erased_and_alma_s_still_earns(erased):
+    def sales(path: Path) -> list[tuple]:
+        return query(
+            path,
+            "select t.partner_txn_id, t.is_matched, r.source_record_id from loyalty.partner_transactions as t "
+            "left join identity.source_records as r on r.customer_id = t.customer_id and r.source = 'web' "
+            "order by 1",
+        )
+
+    # Run 1: P's sale by the mobile matched P; the one by the e-mail matched nobody
+    # (example.org is a reserved domain, blocked for matching) but carries P's e-mail all the same.
+    assert sales(erased["tmp"] / "run1.duckdb") == [
+        ("XA1", True, "WA1"),
+        ("XP1", False, None),
+        ("XP2", True, "WP1"),
+    ]
+    # Run 2: gone from raw (with their text), staging and loyalty; Alma's untouched.
+    assert sales(erased["warehouse"]) == [("XA1", True, "WA1")]
+    for table in ("raw.partner_earnings", "staging.partner_earnings"):
+        assert query(erased["warehouse"], f"select partner_txn_id from {table}") == [("XA1",)]
+    assert query(
+        erased["warehouse"],
+        "select rows_read, rows_loaded, rows_erased from raw.deliveries where file like 'partner/%'",
+    ) == [(3, 3, 2)]
 
 
 def test_a_redelivery_of_p_is_dropped_at_ingestion_and_counted(erased, tmp_path):
@@ -675,6 +712,16 @@ def test_a_redelivery_of_p_is_dropped_at_ingestion_and_counted(erased, tmp_path)
             "OD1,WD1,2026-06-02T13:00:00Z,10.00,GBP,completed",
         ],
     )
+    # A partner re-sends P's sale (by the e-mail alone) beside a sale of Dora's.
+    write(
+        inbox,
+        "partner/earnings_20260603.csv",
+        [
+            PARTNER_HEADER,
+            "XP3,FuelUp,PERPETUA.ZANDVOORT@EXAMPLE.ORG,,2026-06-02T09:00:00Z,15.00",
+            "XD1,FuelUp,dora.vale@example.com,,2026-06-02T09:30:00Z,5.00",
+        ],
+    )
     copy = tmp_path / "next_build.duckdb"
     copy.write_bytes(erased["warehouse"].read_bytes())
     con = connect(copy, {"as_of": datetime(2026, 6, 3).date()})
@@ -682,13 +729,14 @@ def test_a_redelivery_of_p_is_dropped_at_ingestion_and_counted(erased, tmp_path)
     register_udfs(con, "GB")
     set_salt(con, load_salt(erased["warehouse"]))
     result = ingest_inbox(con, inbox)
-    assert (result.rows_read, result.rows_loaded, result.rows_suppressed) == (4, 2, 2)
+    assert (result.rows_read, result.rows_loaded, result.rows_suppressed) == (6, 3, 3)
     run_model(con, "quality/source_summary")
     summary = con.execute(
         "select file, rows_read, rows_loaded, rows_quarantined, rows_suppressed from quality.source_summary "
         "where delivered_on = date '2026-06-03' order by file"
     ).fetchall()
     assert summary == [
+        ("partner/earnings_20260603.csv", 2, 1, 0, 1),
         ("web/customers_20260603.csv", 2, 1, 0, 1),
         ("web/orders_20260603.csv", 2, 1, 0, 1),
     ]
@@ -703,9 +751,13 @@ def test_a_redelivery_of_p_is_dropped_at_ingestion_and_counted(erased, tmp_path)
     assert con.execute(
         "select count(*) from quality.quarantine where contains(raw, 'Zandvoort')"
     ).fetchall() == [(0,)]
+    assert con.execute(
+        "select partner_txn_id from raw.partner_earnings where _delivered_on = date '2026-06-03'"
+    ).fetchall() == [("XD1",)]
     con.close()
     (inbox / "web/customers_20260603.csv").unlink()
     (inbox / "web/orders_20260603.csv").unlink()
+    (inbox / "partner/earnings_20260603.csv").unlink()
 
 
 def test_without_the_salt_a_suppression_list_refuses_to_ingest(erased, tmp_path):
@@ -839,10 +891,11 @@ def test_e_mail_and_shared_phone_erase_p_only_and_never_list_q_s_phone(erased, t
         ("WC1",),
         ("WQ1",),
     ]
-    # The landline Q holds is not listed: Q's future rows still load.
+    # The landline Q holds is not listed: Q's future rows still load. The records: P's four
+    # and the keys of P's two partner sales.
     assert con.execute(
         "select kind, count(*) from privacy.suppressed_identifiers group by 1 order by 1"
-    ).fetchall() == [("email", 1), ("phone", 1), ("record", 4)]
+    ).fetchall() == [("email", 1), ("phone", 1), ("record", 6)]
     assert con.execute(
         "select count(*) from identity.source_records where source_record_id in ('WP1', 'UP1', 'SP1', 'CP1')"
     ).fetchall() == [(0,)]

@@ -321,6 +321,10 @@ def kpis(con):
         "ends_at timestamp, is_renewed boolean, status varchar)"
     )
     con.executemany("insert into loyalty.memberships values (?, ?, ?, ?, ?, ?)", MEMBERSHIPS)
+    # No partner sales here (tests/test_partner_earning.py has the partner KPIs).
+    con.execute(
+        "create table loyalty.partner_transactions (partner varchar, is_matched boolean, points bigint)"
+    )
     run_model(con, "marts/kpis")
     return {
         (kpi, period, dimension): round(value, 6)

@@ -124,6 +124,17 @@ KPI_TEXT: dict[str, KpiText] = {
     ),
     "enrolments": KpiText("Enrolments", "New web, app and store registrations per month.", +1),
     "tier_movements": KpiText("Tier movements", "Upgrades and downgrades per month."),
+    "partner_transactions": KpiText(
+        "Partner sales", "Sales at a partner (per partner) up to the as-of date, matched or not."
+    ),
+    "partner_matched_share": KpiText(
+        "Partner sales matched",
+        "Share of a partner's sales whose e-mail or phone reaches exactly one member.",
+        +1,
+    ),
+    "partner_points_issued": KpiText(
+        "Partner points issued", "Points members earned on a partner's sales (rule partner)."
+    ),
 }
 
 

@@ -58,6 +58,10 @@ class SourceFile:
     # `require_one_of:` groups of columns of which at least one group must be all given,
     # else the row is quarantined (an erasure request must identify somebody).
     require_one_of: tuple[tuple[str, ...], ...] = ()
+    # `identified_by_contact:` true for a file kind whose rows name a person only by e-mail
+    # or phone without being customer records (partner sales): ingestion drops its rows
+    # carrying a suppressed e-mail or phone, and erasure deletes those held.
+    identified_by_contact: bool = False
 
     @property
     def table(self) -> str:
@@ -121,6 +125,7 @@ def load_source(path: Path) -> list[SourceFile]:
                 table_name=spec.get("table"),
                 customer_records=bool(spec.get("customer_records", True)),
                 require_one_of=one_of,
+                identified_by_contact=bool(spec.get("identified_by_contact", False)),
             )
         )
     return files

@@ -100,7 +100,7 @@ def suppressed_sql(spec: SourceFile) -> str | None:
 
     Standardized exactly as staging standardizes (standardize_email, standardize_phone in
     the web account's country), so the UDFs must be registered on the connection."""
-    if not spec.customer_records:
+    if not spec.customer_records and not spec.identified_by_contact:
         return None
     tests = []
     names = spec.column_names
@@ -108,7 +108,8 @@ def suppressed_sql(spec: SourceFile) -> str | None:
     def listed(kind: str, hashed: str) -> str:
         return f"{hashed} in (select identifier_hash from {TABLE} where kind = '{kind}')"
 
-    is_record_file = customer_record_file(spec.source) == spec
+    # A partner sale names its person by e-mail or phone alone: those are what is listed.
+    is_record_file = customer_record_file(spec.source) == spec or spec.identified_by_contact
     if is_record_file and "email" in names:
         tests.append(listed("email", pseudonym_sql("standardize_email(email)")))
     if is_record_file and "phone" in names:

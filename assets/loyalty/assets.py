@@ -71,6 +71,24 @@ def memberships_one_row_per_fee(
         ).fetchall()[0][0]
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_order_ids": duplicates})
 
+# Partner earning: partner sales matched to customers through identity (README, "Partner earning").
+partner_transactions = sql_asset(
+    "loyalty/partner_transactions",
+    group="loyalty",
+    description="Every partner sale, matched to one customer or not (with the reason), and the points it earns.",
+)
+
+partner_earnings = sql_asset(
+    "loyalty/partner_earnings",
+    group="loyalty",
+    description="The ledger's credits for matched partner sales (rule partner).",
+)
+
+partner_unmatched = sql_asset(
+    "loyalty/partner_unmatched",
+    group="loyalty",
+    description="Partner sales no customer earns for, with the reason; no e-mail or phone.",
+)
 
 point_movements = sql_asset(
     "loyalty/point_movements",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -107,6 +107,9 @@ class Program:
     # Paid membership plans; empty when the file has no memberships section (the program
     # type is off: loyalty.memberships and its rewards are empty).
     membership_plans: tuple[MembershipPlan, ...] = ()
+    # Partner earning: partner name -> points per currency unit of a partner sale. Empty when
+    # the program file has no `partners` section (partner earning is off).
+    partner_rates: dict[str, float] = field(default_factory=dict)
 
 
 def segment_columns() -> set[str]:
@@ -487,6 +490,20 @@ class MembershipsFile(_Section):
                     f"plan names must be unique: {plan.name!r} is also memberships.plans[{first[plan.name]}]",
                 )
         return plans
+class PartnerFile(_Section):
+    name: Annotated[str, BeforeValidator(_text)]
+    points_per_currency_unit: Rate
+
+
+def _distinct_partners(partners: list[PartnerFile]) -> list[PartnerFile]:
+    first: dict[str, int] = {}
+    for i, partner in enumerate(partners):
+        if first.setdefault(partner.name, i) != i:
+            raise _At(
+                (i, "name"),
+                f"partner names must be unique: {partner.name!r} is also partners[{first[partner.name]}]",
+            )
+    return partners
 
 
 class ProgramFile(_Section):
@@ -531,6 +548,10 @@ class ProgramFile(_Section):
             )
             for plan in (self.memberships.plans if self.memberships else [])
         )
+    # Optional: left out (or empty), partner earning is off and every partner row is unmatched.
+    partners: Annotated[
+        list[PartnerFile], _NONE_IS_EMPTY_LIST, AfterValidator(_distinct_partners)
+    ] = []
 
     def program(self) -> Program:
         segments = self.segments
@@ -572,6 +593,7 @@ class ProgramFile(_Section):
                 ],
             ),
             membership_plans=self.membership_plans(),
+            partner_rates={p.name: p.points_per_currency_unit for p in self.partners},
         )
 
 
@@ -689,6 +711,12 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
                 "earn_multiplier": [tier.earn_multiplier for tier in program.tiers],
             }
         ),
+        "program_partners": pd.DataFrame(
+            {
+                "partner": pd.Series(list(program.partner_rates), dtype="object"),
+                "points_per_unit": pd.Series(list(program.partner_rates.values()), dtype="float64"),
+            }
+        ),
         "program_rfm_segments": pd.DataFrame(
             {
                 "segment": [name for name, _, _ in program.rfm_segments],
@@ -734,4 +762,5 @@ PROGRAM_TABLES = [
     "program_value_bands",
     "program_engagement_levels",
     "program_membership_plans",
+    "program_partners",
 ]

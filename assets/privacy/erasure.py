@@ -33,6 +33,10 @@ attributes them to a pseudonymous id (privacy.erased_records), so the ledger kee
 entries, closed by an 'erasure' entry. A call-center contact is a customer record (name,
 phone, e-mail): it is erased whole, goodwill points included.
 
+Partner sales (raw.partner_earnings) are no customer records: the rows carrying a suppressed
+e-mail or phone are deleted (their partner points go with them: the row is personal data),
+and their keys are listed so the copies outside the build find them by key.
+
 Suppressing: every erased record's `source:record id`, and each e-mail and phone of the
 request and of the erased records that no other customer's record holds (a household phone
 is never listed), go to privacy.suppressed_identifiers as salted hashes; ingestion drops
@@ -59,6 +63,7 @@ from assets.ingest.suppression import (
     create_suppression_table,
     customer_record_file,
     record_hash_sql,
+    suppressed_sql,
 )
 from assets.shared.pseudonyms import SALT_VARIABLE, pseudonym_sql
 from assets.shared.warehouse import table_exists
@@ -222,6 +227,7 @@ def apply_erasure_requests(con: duckdb.DuckDBPyConnection, now: datetime) -> Era
         """
     )
     _suppress(con, now)
+    _suppress_contact_rows(con, now)
     _list_customer_ids(con)  # before the deletes: they remove the id history it follows
     touched = _delete_everywhere(con)
     con.execute(
@@ -389,6 +395,39 @@ def _suppress(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
     )
 
 
+def _contact_files():
+    """File kinds whose rows name a person by e-mail or phone without being customer
+    records (partner sales): erased with the e-mails and phones just suppressed."""
+    return [spec for spec in source_files() if spec.identified_by_contact]
+
+
+def _suppress_contact_rows(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    """List the keys (`source:key`) of held rows of contact files carrying a suppressed
+    e-mail or phone, under the request that listed it, so the copies outside the build
+    (assets/privacy/copies.py) find those rows by key as they find erased records'."""
+    for spec in _contact_files():
+        raw = f"raw.{spec.table}"
+        if not table_exists(con, raw):
+            continue
+        email = pseudonym_sql("standardize_email(t.email)")
+        phone = pseudonym_sql("standardize_phone(t.phone)")
+        con.execute(
+            f"""
+            insert into {SUPPRESSED}
+            select distinct 'record', {record_hash_sql(f"'{spec.source}'", f"t.{spec.key[0]}")},
+                   min(listed.request_id), cast(? as date)
+            from {raw} as t
+            join {SUPPRESSED} as listed
+                on (listed.kind = 'email' and listed.identifier_hash = {email})
+                or (listed.kind = 'phone' and listed.identifier_hash = {phone})
+            group by t.{spec.key[0]}
+            having ('record', {record_hash_sql(f"'{spec.source}'", f"t.{spec.key[0]}")})
+                not in (select (kind, identifier_hash) from {SUPPRESSED})
+            """,
+            [now.date()],
+        )
+
+
 def _list_customer_ids(con: duckdb.DuckDBPyConnection) -> None:
     """privacy.erased_customers: every customer id the erased people ever had.
 
@@ -514,6 +553,18 @@ def _delete_everywhere(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             f"{key} in (select source_record_id from erasure_ids where source = '{spec.source}')",
             "_delivery_id",
         )
+    # Partner sales carrying a suppressed e-mail or phone: what ingestion would now drop.
+    for spec in _contact_files():
+        raw = f"raw.{spec.table}"
+        if not table_exists(con, raw):
+            continue
+        carries = suppressed_sql(spec)
+        if table_exists(con, "quality.field_issues"):
+            delete(
+                "quality.field_issues",
+                f"(file, line) in (select (_file, _line) from {raw} where {carries})",
+            )
+        delete(raw, carries, "_delivery_id")
     for table, columns in _tables_with_columns(con).items():
         if table in ("quality.quarantine", "quality.field_issues"):
             continue

@@ -20,6 +20,7 @@ tiers as (select * from loyalty.program_tiers),
 engagement as (select * from loyalty.program_engagement),
 settings as (select * from loyalty.program_settings),
 membership_rewards as (select * from loyalty.membership_rewards),
+partner_earnings as (select * from loyalty.partner_earnings),
 
 as_of as (
     select cast(getvariable('as_of') as timestamp) + interval 1 day as ends_at
@@ -190,6 +191,7 @@ movements as (
     union all select * from goodwill
     union all select * from redemptions
     union all select * from membership_rewards
+    union all select * from partner_earnings
 ),
 
 -- entry_key once per movement: it names the entry and breaks ties in the order lots are spent.

@@ -16,6 +16,7 @@ match_input as (select * from identity.match_input),
 settings as (select * from loyalty.program_settings),
 memberships as (select * from loyalty.memberships),
 membership_plans as (select * from loyalty.program_membership_plans),
+partner_transactions as (select * from loyalty.partner_transactions),
 
 -- What each KPI's value measures, for readers such as the report: 'rate' is a share
 -- between 0 and 1 (shown as a percentage), 'count' a number of customers, records, orders
@@ -58,7 +59,10 @@ units (kpi, unit) as (
         ('enrolments', 'count'),
         ('tier_movements', 'count'),
         ('paying_members', 'count'),
-        ('membership_renewal_rate', 'rate')
+        ('membership_renewal_rate', 'rate'),
+        ('partner_transactions', 'count'),
+        ('partner_matched_share', 'rate'),
+        ('partner_points_issued', 'points')
 ),
 
 purchases as (
@@ -286,6 +290,14 @@ snapshot as (
         select distinct customer_id from purchases where occurred_on > getvariable('as_of') - interval 90 day
     ) as again using (customer_id)
     group by customers_by_paying.paying
+    union all
+    -- Per partner (as delivered, known to the program or not), sales up to the as-of date.
+    select 'partner_transactions', partner, count(*) from partner_transactions group by partner
+    union all
+    select 'partner_matched_share', partner, avg(case when is_matched then 1.0 else 0.0 end)
+    from partner_transactions group by partner
+    union all
+    select 'partner_points_issued', partner, sum(points) from partner_transactions group by partner
 ),
 
 monthly as (
