@@ -99,6 +99,8 @@ def build(con, as_of: date = AS_OF, program_path=None) -> int:
     write_program_tables(con, load_program(program_path))
     run_model(con, "loyalty/qualifying_events")
     run_model(con, "loyalty/tier_history")
+    run_model(con, "loyalty/campaign_assignments")
+    run_model(con, "loyalty/campaign_rewards")
     run_model(con, "loyalty/point_movements")
     rounds = settle_debits(con)
     run_model(con, "loyalty/ledger")

@@ -48,6 +48,18 @@ tier_history = sql_asset(
     description="Every tier each customer held above the first: upgrades at once, downgrades after the grace period.",
 )
 
+campaign_assignments = sql_asset(
+    "loyalty/campaign_assignments",
+    group="loyalty",
+    description="Each started campaign's audience as of its start, and the arm (treatment or holdout) of each member.",
+)
+
+campaign_rewards = sql_asset(
+    "loyalty/campaign_rewards",
+    group="loyalty",
+    description="The campaign points of treated members' purchases in the period, within the cap and the budget.",
+)
+
 point_movements = sql_asset(
     "loyalty/point_movements",
     group="loyalty",

@@ -97,6 +97,8 @@ from typed;
 MODELS = [
     "loyalty/qualifying_events",
     "loyalty/tier_history",
+    "loyalty/campaign_assignments",
+    "loyalty/campaign_rewards",
     "loyalty/point_movements",
     "settle",
     "loyalty/ledger",
