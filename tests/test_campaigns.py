@@ -14,7 +14,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from report_helpers import AS_OF as REPORT_AS_OF
+from report_helpers import hand_made_warehouse
 
+from assets.exports.report import render_report
 from assets.loyalty.program import ProgramError, load_program, write_program_tables
 from assets.loyalty.settling import broken_invariants, settle_debits
 from assets.privacy.erasure import create_privacy_tables
@@ -476,4 +479,21 @@ def test_no_campaigns_section_means_no_campaigns_and_an_empty_table():
     con = connect(":memory:")
     write_program_tables(con, program)
     assert con.execute("select count(*) from loyalty.program_campaigns").fetchall() == [(0,)]
+    con.close()
+
+
+def test_the_report_shows_each_campaign_against_its_holdout():
+    con = hand_made_warehouse()
+    page = render_report(con, REPORT_AS_OF)
+    table = page[
+        page.index("<table data-campaigns>") : page.index(
+            "</table>", page.index("<table data-campaigns>")
+        )
+    ]
+    # The row of marts.campaign_results as report_helpers wrote it, in GBP.
+    assert (
+        "<td>Spring Double</td><td>email</td><td>2026-03-01 to 2026-03-31</td><td>800</td><td>200</td>"
+        "<td>£41.67</td><td>£23.33</td><td>£18.34</td><td>-£32.80 to £69.46</td>"
+        "<td>12,500 of 20,000</td><td>0.0085</td>"
+    ) in table
     con.close()

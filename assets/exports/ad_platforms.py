@@ -72,6 +72,15 @@ META_COLUMNS = {
 
 COLUMNS = {"google": GOOGLE_COLUMNS, "meta": META_COLUMNS}
 
+# Who is in each exportable audience (segmentation, segment, customer_id): the members of
+# marts' segments, and each campaign's treated members as segmentation 'campaign' (its
+# holdout never: loyalty.campaign_assignments). Shared with the plain files (segment_files).
+AUDIENCE_MEMBERS = """(
+    select segmentation, segment, customer_id from marts.segment_memberships
+    union all
+    select 'campaign', campaign, customer_id from loyalty.campaign_assignments where arm = 'treatment'
+)"""
+
 # Marketing consent, and something the platform can match on.
 CONSENT = (
     "customers.has_email_consent "
@@ -85,7 +94,7 @@ def platform_query(platform: str) -> str:
     return f"""
 select
     {columns}
-from marts.segment_memberships as memberships
+from {AUDIENCE_MEMBERS} as memberships
 join core.customers as customers using (customer_id)
 where memberships.segmentation = ? and memberships.segment = ?
     and {CONSENT}

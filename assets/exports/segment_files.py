@@ -1,6 +1,7 @@
 """Marketing export files: one CSV and one Parquet file per segment per run.
 
-Exported segmentations are RFM, lifecycle and marketing's custom segments. Each file
+Exported segmentations are RFM, lifecycle, marketing's custom segments and the treated
+members of each started campaign (program file `campaigns`; its holdout is never exported). Each file
 holds the customers of one segment who may be contacted on its channel: an e-mail
 audience only customers whose latest marketing_opt_in statement is consent and who have
 an e-mail, a push audience only those whose latest push_opt_in statement is consent
@@ -145,6 +146,17 @@ def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience
     for custom in program.segmentation.custom:
         reasons = tuple(dict.fromkeys(condition.column for condition in custom.conditions))
         listed.append(Audience("custom", custom.name, custom.channel, reasons))
+    # A campaign's treated members, on its channel (the holdout is never exported). Only a
+    # started campaign has members; one not started yet is exported when it starts.
+    started = {
+        name
+        for (name,) in con.execute(
+            "select distinct campaign from loyalty.campaign_assignments"
+        ).fetchall()
+    }
+    for campaign in program.campaigns:
+        if campaign.name in started:
+            listed.append(Audience("campaign", campaign.name, campaign.channel, ()))
     return listed
 
 
@@ -188,7 +200,7 @@ select
     customers.phone_e164,
     balances.tier,
     balances.points_balance{channel_columns}{reasons}{HASH_COLUMNS if hashes else ""}
-from marts.segment_memberships as memberships
+from {ad_platforms.AUDIENCE_MEMBERS} as memberships
 join marts.segments using (customer_id)
 join loyalty.balances as balances using (customer_id)
 join core.customers as customers using (customer_id){channel_join}
