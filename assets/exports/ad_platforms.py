@@ -72,14 +72,20 @@ META_COLUMNS = {
 
 COLUMNS = {"google": GOOGLE_COLUMNS, "meta": META_COLUMNS}
 
-# Who is in each exportable audience (segmentation, segment, customer_id): the members of
-# marts' segments, and each campaign's treated members as segmentation 'campaign' (its
-# holdout never: loyalty.campaign_assignments). Shared with the plain files (segment_files).
-AUDIENCE_MEMBERS = """(
-    select segmentation, segment, customer_id from marts.segment_memberships
-    union all
-    select 'campaign', campaign, customer_id from loyalty.campaign_assignments where arm = 'treatment'
+# Who is in an audience (segmentation, segment, customer_id): a segment's members, or for
+# segmentation 'campaign' a campaign's treated members (its holdout never: loyalty.campaign_assignments).
+# Shared with the plain files (segment_files.audience_query).
+SEGMENT_MEMBERS = "marts.segment_memberships"
+CAMPAIGN_MEMBERS = """(
+    select 'campaign' as segmentation, campaign as segment, customer_id
+    from loyalty.campaign_assignments
+    where arm = 'treatment'
 )"""
+
+
+def members_of(segmentation: str) -> str:
+    return CAMPAIGN_MEMBERS if segmentation == "campaign" else SEGMENT_MEMBERS
+
 
 # Marketing consent, and something the platform can match on.
 CONSENT = (
@@ -88,13 +94,13 @@ CONSENT = (
 )
 
 
-def platform_query(platform: str) -> str:
+def platform_query(platform: str, segmentation: str = "rfm") -> str:
     """The hashed-only audience of one segment for `platform`; parameters: segmentation, segment."""
     columns = ",\n    ".join(f'{sql} as "{header}"' for header, sql in COLUMNS[platform].items())
     return f"""
 select
     {columns}
-from {AUDIENCE_MEMBERS} as memberships
+from {members_of(segmentation)} as memberships
 join core.customers as customers using (customer_id)
 where memberships.segmentation = ? and memberships.segment = ?
     and {CONSENT}
