@@ -136,6 +136,15 @@ def hand_made_warehouse() -> duckdb.DuckDBPyConnection:
     con.execute(
         "create table marts.segment_memberships (customer_id varchar, segmentation varchar, segment varchar)"
     )
+    # One finished campaign (tests/test_campaigns.py reads it back from the page).
+    con.execute(
+        "create table marts.campaign_results as select 'Spring Double' as campaign, 'email' as channel, "
+        "date '2026-03-01' as starts_on, date '2026-03-31' as ends_on, true as is_finished, "
+        "800::bigint as treated_members, 200::bigint as holdout_members, 41.67 as treated_spend_per_member, "
+        "23.33 as holdout_spend_per_member, 18.34 as uplift_spend_per_member, -32.8 as uplift_ci_low, "
+        "69.46 as uplift_ci_high, 12500::bigint as points_issued, 20000::bigint as budget_points, "
+        "0.0085 as cost_per_incremental_revenue"
+    )
     for customer, r, fm, segment, spend, stage, has_email, email_ok, push_ok in CUSTOMERS:
         con.execute(
             "insert into marts.segments values (?, ?, ?, ?, ?, ?)",
@@ -208,7 +217,7 @@ CHARTS = {
     "records_per_customer",
     "records_per_source",
 }
-WINDOW = (1400, 4000)
+WINDOW = (1400, 4400)  # taller with the Campaigns table (issue 17)
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 
 # Added to a copy of the report for --dump-dom: measures, in the rendered page, where each

@@ -187,6 +187,8 @@ def test_paid_memberships_in_generated_data(workspace):
     assert 1 <= kpis["paying_members/all"] <= statuses["active"]  # customers, not periods
     assert 0 < kpis["membership_renewal_rate/all"] < 1
     assert {"revenue_per_member_12m/paying", "revenue_per_member_12m/not paying"} <= set(kpis)
+
+
 def test_partner_sales_are_matched_or_kept_unmatched_and_earn_in_the_ledger(workspace):
     # The generator writes members' e-mails and phones, strangers, rows without either,
     # household landlines and a partner the bundled program does not know.
@@ -217,6 +219,62 @@ def test_partner_sales_are_matched_or_kept_unmatched_and_earn_in_the_ledger(work
     ) == [(float(sales),)]
 
 
+def test_the_bundled_campaigns_reward_only_their_treated_members(workspace):
+    import json
+
+    # Both campaigns of pipelines/program.yaml lie inside the generated history (before AS_OF).
+    arms = query(
+        workspace,
+        "select campaign, arm, count(*) from loyalty.campaign_assignments group by all order by all",
+    )
+    assert [(c, a) for c, a, n in arms if n > 0] == [
+        ("Silver And Up Bonus", "holdout"),
+        ("Silver And Up Bonus", "treatment"),
+        ("Spring Double Points", "holdout"),
+        ("Spring Double Points", "treatment"),
+    ]
+    # Rewards go to treated members only, some of them cut by the cap; the ledger holds them.
+    ((held_out_rewarded, capped, rewarded, in_ledger),) = query(
+        workspace,
+        "select (select count(*) from loyalty.campaign_rewards join loyalty.campaign_assignments "
+        "  using (campaign, customer_id) where arm = 'holdout'), "
+        "(select count(*) from loyalty.campaign_rewards where limited_by = 'cap_per_member'), "
+        "(select sum(points) from loyalty.campaign_rewards), "
+        "(select sum(points) from loyalty.ledger where rule = 'campaign')",
+    )
+    assert held_out_rewarded == 0 and capped > 0 and rewarded > 0 and in_ledger == rewarded
+    results = query(
+        workspace,
+        "select campaign, treated_members + holdout_members, points_issued from marts.campaign_results order by 1",
+    )
+    assert [(c, n, p) for c, n, p in results] == [
+        (c, sum(k for c2, _, k in arms if c2 == c), p)
+        for c, p in query(
+            workspace,
+            "select campaign, sum(points) from loyalty.campaign_rewards group by 1 order by 1",
+        )
+    ]
+    # The export of a campaign holds none of its holdout.
+    manifest = json.loads(
+        (workspace / "exports" / AS_OF / "manifest.json").read_text(encoding="utf-8")
+    )
+    campaign_files = [f for f in manifest["files"] if f["segmentation"] == "campaign"]
+    assert {f["segment"] for f in campaign_files} == {"Spring Double Points", "Silver And Up Bonus"}
+    with (workspace / "exports" / AS_OF / "campaign_spring_double_points.csv").open(
+        newline="", encoding="utf-8-sig"
+    ) as handle:
+        exported = [row["customer_id"] for row in csv.DictReader(handle)]
+    held_out = {
+        c
+        for (c,) in query(
+            workspace,
+            "select customer_id from loyalty.campaign_assignments "
+            "where campaign = 'Spring Double Points' and arm = 'holdout'",
+        )
+    }
+    assert len(exported) > 0 and not held_out & set(exported)
+
+
 def test_exports_written_with_manifest(workspace):
     import json
 
@@ -228,7 +286,10 @@ def test_exports_written_with_manifest(workspace):
         "select count(distinct (segmentation, segment)) from marts.segment_memberships "
         "where segmentation in ('rfm', 'lifecycle')",
     )[0][0]
-    assert len(manifest["files"]) == rfm_and_lifecycle + len(load_program().segmentation.custom)
+    # ...and one per campaign of the bundled program: both have started by AS_OF.
+    assert len(manifest["files"]) == rfm_and_lifecycle + len(
+        load_program().segmentation.custom
+    ) + len(load_program().campaigns)
     assert (
         len(list(folder.glob("*.csv")))
         == len(list(folder.glob("*.parquet")))

@@ -90,6 +90,11 @@ def build_warehouse(con, tmp_path):
         "select customer_id, 'rfm' as segmentation, rfm_segment as segment from marts.segments "
         "union all select customer_id, 'custom', 'Push Gold' from loyalty.balances where tier = 'Gold'"
     )
+    # Campaign Spring: C1 and C2 treated, C5 held out (test_a_campaign_file_holds_its_treated_members_only).
+    con.execute(
+        "create table loyalty.campaign_assignments as select * from (values ('Spring', 'C1', 'treatment'), "
+        "('Spring', 'C2', 'treatment'), ('Spring', 'C5', 'holdout')) t(campaign, customer_id, arm)"
+    )
     bundled = (load_program.__defaults__[0]).read_text()
     start, end = bundled.index("  custom:"), bundled.index("rfm_segments:")
     program_path = tmp_path / "program.yaml"
@@ -303,3 +308,18 @@ def test_omniloyal_export_for_google_writes_the_file_and_its_manifest(tmp_path, 
         ["csv"],
     )
     assert_no_plain_identifier(read_back(folder / "rfm_champions.google.csv"))
+
+
+def test_a_campaign_file_holds_its_treated_members_only(tmp_path, warehouse):
+    import dataclasses
+
+    from assets.loyalty.program import Campaign
+
+    con, program = warehouse
+    spring = Campaign("Spring", date(2026, 3, 1), date(2026, 3, 31), "push", None, None, None,
+                      2.0, None, 100, 10, 0.5)  # fmt: skip
+    program = dataclasses.replace(program, campaigns=(spring,))
+    write_segment_exports(con, program, tmp_path, date(2026, 6, 30), only="Spring", platform="meta")
+    rows = read_back(tmp_path / "2026-06-30" / "campaign_spring.meta.csv")
+    # C2 has no marketing consent; C5 (consent) is held out: only C1.
+    assert list(rows["extern_id"]) == ["C1"]

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from loyalty_models import build_ledger
 
 from assets.loyalty.program import ProgramError, load_program, write_program_tables
-from assets.loyalty.settling import settle_debits
 from assets.privacy.erasure import create_privacy_tables
 from assets.shared.warehouse import connect, run_model
 
@@ -144,13 +144,7 @@ def con(tmp_path_factory):
     load_inputs(con)
     con.execute(f"set variable as_of = '{AS_OF.isoformat()}'::date")
     write_program_tables(con, load_program(path))
-    for model in ["loyalty/qualifying_events", "loyalty/tier_history", "loyalty/memberships"]:
-        run_model(con, model)
-    run_model(con, "loyalty/membership_rewards")
-    run_model(con, "loyalty/point_movements")
-    settle_debits(con)
-    run_model(con, "loyalty/ledger")
-    run_model(con, "loyalty/balances")
+    build_ledger(con)
     yield con
     con.close()
 

@@ -12,10 +12,10 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from loyalty_models import build_ledger
 
 from assets.ingest.deliveries import ingest_inbox
 from assets.loyalty.program import ProgramError, load_program, write_program_tables
-from assets.loyalty.settling import settle_debits
 from assets.privacy.erasure import create_privacy_tables
 from assets.shared.warehouse import MACROS_FILE, connect, run_model
 from assets.staging.standardizers import register_udfs
@@ -113,18 +113,7 @@ def build_scenario(tmp_path, program_text: str = PROGRAM):
     )
 
     write_program_tables(con, load_program(program_path))
-    for model in (
-        "loyalty/qualifying_events",
-        "loyalty/tier_history",
-        "loyalty/partner_transactions",
-        "loyalty/partner_earnings",
-        "loyalty/partner_unmatched",
-        "loyalty/point_movements",
-    ):
-        run_model(con, model)
-    settle_debits(con)
-    run_model(con, "loyalty/ledger")
-    run_model(con, "loyalty/balances")
+    build_ledger(con)
     return con
 
 

@@ -11,6 +11,7 @@ import hashlib
 from datetime import date, datetime
 
 import pytest
+from loyalty_models import build_ledger
 
 from assets.loyalty.program import load_program, write_program_tables
 from assets.loyalty.settling import (
@@ -18,10 +19,9 @@ from assets.loyalty.settling import (
     SCREENS,
     broken_invariants,
     count_violations,
-    settle_debits,
 )
 from assets.privacy.erasure import create_privacy_tables
-from assets.shared.warehouse import connect, run_model
+from assets.shared.warehouse import connect
 
 PROGRAM = """
 currency: GBP
@@ -116,17 +116,7 @@ def build(con, as_of: date = AS_OF, program_path=None) -> int:
     """Run the loyalty models in the order the asset graph does; returns the settling rounds."""
     con.execute(f"set variable as_of = '{as_of.isoformat()}'::date")
     write_program_tables(con, load_program(program_path))
-    run_model(con, "loyalty/qualifying_events")
-    run_model(con, "loyalty/tier_history")
-    run_model(con, "loyalty/memberships")
-    run_model(con, "loyalty/membership_rewards")
-    for model in PARTNER_MODELS:
-        run_model(con, model)
-    run_model(con, "loyalty/point_movements")
-    rounds = settle_debits(con)
-    run_model(con, "loyalty/ledger")
-    run_model(con, "loyalty/balances")
-    return rounds
+    return build_ledger(con)
 
 
 def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> None:

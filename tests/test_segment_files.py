@@ -97,6 +97,11 @@ def warehouse(tmp_path):
         "select customer_id, 'rfm' as segmentation, rfm_segment as segment from marts.segments "
         "union all select customer_id, 'custom', segment from marts.custom_segment_members"
     )
+    # Campaign Spring (test_a_campaign_exports_its_treated_members_only): C4 held out.
+    con.execute(
+        "create table loyalty.campaign_assignments as select * from (values ('Spring', 'C1', 'treatment'), "
+        "('Spring', 'C2', 'treatment'), ('Spring', 'C4', 'holdout')) t(campaign, customer_id, arm)"
+    )
     bundled = (load_program.__defaults__[0]).read_text()
     start, end = bundled.index("  custom:"), bundled.index("rfm_segments:")
     program_path = tmp_path / "program.yaml"
@@ -395,3 +400,37 @@ def test_a_re_export_of_one_format_leaves_the_manifest_describing_the_files_on_d
     assert not (folder / "rfm_lost.parquet").exists()  # no stale file of another shape beside it
     listed = {f["file"] for entry in manifest["files"] for f in entry["files"].values()}
     assert {p.name for p in folder.iterdir()} == listed | {"manifest.json"}
+
+
+def test_a_campaign_exports_its_treated_members_only(tmp_path, warehouse):
+    import dataclasses
+
+    from assets.loyalty.program import Campaign
+
+    con, program = warehouse
+    spring = Campaign(
+        name="Spring",
+        starts_on=date(2026, 3, 1),
+        ends_on=date(2026, 3, 31),
+        channel="email",
+        lifecycle=None,
+        tiers=None,
+        min_spend_12m=None,
+        reward_multiplier=2.0,
+        reward_bonus_points=None,
+        budget_points=100,
+        cap_per_member=10,
+        holdout_share=0.5,
+    )
+    # Autumn has not started: no member in loyalty.campaign_assignments, no file.
+    autumn = dataclasses.replace(spring, name="Autumn", starts_on=date(2026, 9, 1))
+    program = dataclasses.replace(program, campaigns=(spring, autumn))
+    files = write_segment_exports(con, program, tmp_path, date(2026, 6, 30))
+    folder = tmp_path / "2026-06-30"
+    assert not (folder / "campaign_autumn.csv").exists()
+    # Treated: C1 (e-mail consent) and C2 (no e-mail consent: left out); C4 is held out, although
+    # she has e-mail consent.
+    rows = read_csv(folder / "campaign_spring.csv")
+    assert [(r["customer_id"], r["email"]) for r in rows] == [("C1", "A@Example.com")]
+    entry = next(f for f in files if f["segmentation"] == "campaign")
+    assert (entry["segment"], entry["channel"], entry["rows"]) == ("Spring", "email", 1)

@@ -72,6 +72,21 @@ META_COLUMNS = {
 
 COLUMNS = {"google": GOOGLE_COLUMNS, "meta": META_COLUMNS}
 
+# Who is in an audience (segmentation, segment, customer_id): a segment's members, or for
+# segmentation 'campaign' a campaign's treated members (its holdout never: loyalty.campaign_assignments).
+# Shared with the plain files (segment_files.audience_query).
+SEGMENT_MEMBERS = "marts.segment_memberships"
+CAMPAIGN_MEMBERS = """(
+    select 'campaign' as segmentation, campaign as segment, customer_id
+    from loyalty.campaign_assignments
+    where arm = 'treatment'
+)"""
+
+
+def members_of(segmentation: str) -> str:
+    return CAMPAIGN_MEMBERS if segmentation == "campaign" else SEGMENT_MEMBERS
+
+
 # Marketing consent, and something the platform can match on.
 CONSENT = (
     "customers.has_email_consent "
@@ -79,13 +94,13 @@ CONSENT = (
 )
 
 
-def platform_query(platform: str) -> str:
+def platform_query(platform: str, segmentation: str = "rfm") -> str:
     """The hashed-only audience of one segment for `platform`; parameters: segmentation, segment."""
     columns = ",\n    ".join(f'{sql} as "{header}"' for header, sql in COLUMNS[platform].items())
     return f"""
 select
     {columns}
-from marts.segment_memberships as memberships
+from {members_of(segmentation)} as memberships
 join core.customers as customers using (customer_id)
 where memberships.segmentation = ? and memberships.segment = ?
     and {CONSENT}

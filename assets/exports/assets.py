@@ -30,6 +30,7 @@ WAREHOUSE_POOL = "omniloyal_warehouse"
         ["marts", "segments"],
         ["core", "customers"],
         ["loyalty", "balances"],
+        ["loyalty", "campaign_assignments"],
     ],
     group_name="exports",
     kinds={"csv", "parquet"},
@@ -70,6 +71,7 @@ def segment_exports(
     deps=[
         ["marts", "kpis"],
         ["marts", "kpi_history"],
+        ["marts", "campaign_results"],
         ["marts", "segments"],
         ["marts", "segment_memberships"],
         ["core", "customers"],
@@ -90,7 +92,7 @@ def run_report(
     context: dg.AssetExecutionContext, settings: PipelineSettings
 ) -> dg.MaterializeResult:
     """The run's HTML report: key figures with their change, members and segments, reachable audiences,
-    monthly activity, points liability and breakage, identity resolution and data quality."""
+    campaigns against their holdouts, monthly activity, points liability and breakage, identity resolution and data quality."""
     with settings.build(context.run_id) as con:
         path = write_report(con, Path(settings.reports_dir), settings.as_of_date())
     return dg.MaterializeResult(

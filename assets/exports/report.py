@@ -658,6 +658,7 @@ def report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, Any]:
         "points": _points(con, snapshot, previous, currency, point_value),
         "segments": segments,
         "audiences": _audiences(con, segments["rfm_order"]),
+        "campaigns": _campaigns(con, currency),
         "identity": _identity(con, snapshot),
         "quality": _quality(con),
         "kpis": [
@@ -674,6 +675,51 @@ def report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, Any]:
             for kpi, dimension, value, unit in rows
         ],
     }
+
+
+def _campaigns(con: duckdb.DuckDBPyConnection, currency: str) -> list[dict]:
+    """marts.campaign_results as the report's rows: each started campaign against its holdout."""
+    rows = _rows(
+        con,
+        "select campaign, channel, starts_on, ends_on, is_finished, treated_members, holdout_members, "
+        "treated_spend_per_member, holdout_spend_per_member, uplift_spend_per_member, uplift_ci_low, "
+        "uplift_ci_high, points_issued, budget_points, cost_per_incremental_revenue "
+        "from marts.campaign_results order by starts_on, campaign",
+    )
+    money = lambda value: format_value(value, "currency", currency)  # noqa: E731
+    return [
+        {
+            "campaign": campaign,
+            "channel": channel,
+            "period": f"{starts_on.isoformat()} to {ends_on.isoformat()}"
+            + ("" if finished else " (running)"),
+            "treated": format_value(treated, "count"),
+            "holdout": format_value(holdout, "count"),
+            "treated_spend": money(treated_spend),
+            "holdout_spend": money(holdout_spend),
+            "uplift": money(uplift),
+            "interval": "-" if low is None else f"{money(low)} to {money(high)}",
+            "points": f"{format_value(points, 'points')} of {format_value(budget, 'points')}",
+            "cost": "-" if cost is None else f"{cost:,.4f}",
+        }
+        for (
+            campaign,
+            channel,
+            starts_on,
+            ends_on,
+            finished,
+            treated,
+            holdout,
+            treated_spend,
+            holdout_spend,
+            uplift,
+            low,
+            high,
+            points,
+            budget,
+            cost,
+        ) in rows
+    ]
 
 
 def _environment() -> jinja2.Environment:

@@ -1,6 +1,7 @@
 """Marketing export files: one CSV and one Parquet file per segment per run.
 
-Exported segmentations are RFM, lifecycle and marketing's custom segments. Each file
+Exported segmentations are RFM, lifecycle, marketing's custom segments and the treated
+members of each started campaign (program file `campaigns`; its holdout is never exported). Each file
 holds the customers of one segment who may be contacted on its channel: an e-mail
 audience only customers whose latest marketing_opt_in statement is consent and who have
 an e-mail, a push audience only those whose latest push_opt_in statement is consent
@@ -145,6 +146,26 @@ def audiences(con: duckdb.DuckDBPyConnection, program: Program) -> list[Audience
     for custom in program.segmentation.custom:
         reasons = tuple(dict.fromkeys(condition.column for condition in custom.conditions))
         listed.append(Audience("custom", custom.name, custom.channel, reasons))
+    # A campaign's treated members, on its channel (the holdout is never exported). Only a
+    # started campaign has members; one not started yet is exported when it starts.
+    # A warehouse built before campaigns existed has no loyalty.campaign_assignments: no campaign.
+    has_campaigns = con.execute(
+        "select count(*) from duckdb_tables() "
+        "where schema_name = 'loyalty' and table_name = 'campaign_assignments'"
+    ).fetchall()[0][0]
+    started = (
+        {
+            name
+            for (name,) in con.execute(
+                "select distinct campaign from loyalty.campaign_assignments"
+            ).fetchall()
+        }
+        if has_campaigns
+        else set()
+    )
+    for campaign in program.campaigns:
+        if campaign.name in started:
+            listed.append(Audience("campaign", campaign.name, campaign.channel, ()))
     return listed
 
 
@@ -188,7 +209,7 @@ select
     customers.phone_e164,
     balances.tier,
     balances.points_balance{channel_columns}{reasons}{HASH_COLUMNS if hashes else ""}
-from marts.segment_memberships as memberships
+from {ad_platforms.members_of(audience.segmentation)} as memberships
 join marts.segments using (customer_id)
 join loyalty.balances as balances using (customer_id)
 join core.customers as customers using (customer_id){channel_join}
@@ -223,7 +244,11 @@ def write_audience(
     """The audience's files in `folder`; its manifest entry."""
     if platform is not None and hashes:
         raise ValueError("an ad platform's file is hashed-only: it takes no added hash columns")
-    query = audience_query(audience, hashes) if platform is None else platform_query(platform)
+    query = (
+        audience_query(audience, hashes)
+        if platform is None
+        else platform_query(platform, audience.segmentation)
+    )
     table = con.sql(query, params=[audience.segmentation, audience.segment]).to_arrow_table()
     folder.mkdir(parents=True, exist_ok=True)
     stem = file_stem(audience, platform)
@@ -269,12 +294,12 @@ def write_audience(
     return entry
 
 
-def platform_query(platform: str) -> str:
+def platform_query(platform: str, segmentation: str = "rfm") -> str:
     if platform not in ad_platforms.PLATFORMS:
         raise ValueError(
             f"no ad platform {platform!r}: known are {', '.join(ad_platforms.PLATFORMS)}"
         )
-    return ad_platforms.platform_query(platform)
+    return ad_platforms.platform_query(platform, segmentation)
 
 
 def _entry_key(entry: dict) -> tuple:

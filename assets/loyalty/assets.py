@@ -71,6 +71,7 @@ def memberships_one_row_per_fee(
         ).fetchall()[0][0]
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_order_ids": duplicates})
 
+
 # Partner earning: partner sales matched to customers through identity (README, "Partner earning").
 partner_transactions = sql_asset(
     "loyalty/partner_transactions",
@@ -88,6 +89,18 @@ partner_unmatched = sql_asset(
     "loyalty/partner_unmatched",
     group="loyalty",
     description="Partner sales no customer earns for, with the reason; no e-mail or phone.",
+)
+
+campaign_assignments = sql_asset(
+    "loyalty/campaign_assignments",
+    group="loyalty",
+    description="Each started campaign's audience as of its start, and the arm (treatment or holdout) of each member.",
+)
+
+campaign_rewards = sql_asset(
+    "loyalty/campaign_rewards",
+    group="loyalty",
+    description="The campaign points of treated members' purchases in the period, within the cap and the budget.",
 )
 
 point_movements = sql_asset(

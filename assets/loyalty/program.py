@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +36,8 @@ LIFECYCLE_STAGES = ("new", "active", "at_risk", "lapsed")
 SEGMENT_COLUMN_TABLES = ("marts.segments", "loyalty.balances")
 ENGAGEMENT_EVENTS = ("share", "review", "check_in")
 QUALIFY_ON = ("spend", "points")
+# Lifecycle stages a campaign audience may name, as marts.segments writes them.
+CAMPAIGN_LIFECYCLE_STAGES = ("prospect", "new", "active", "at risk", "lapsed", "churned")
 DEFAULT_PROGRAM = BUNDLED_PROGRAM  # pipelines/program.yaml
 
 
@@ -87,6 +90,23 @@ class MembershipPlan:
 
 
 @dataclass(frozen=True)
+class Campaign:
+    name: str
+    starts_on: date
+    ends_on: date  # inclusive
+    channel: str  # email or push: the consent its export needs
+    # The audience, evaluated as of starts_on on facts before it; None = no condition.
+    lifecycle: tuple[str, ...] | None
+    tiers: tuple[str, ...] | None
+    min_spend_12m: float | None
+    reward_multiplier: float | None  # exactly one of the two rewards is set
+    reward_bonus_points: int | None
+    budget_points: int
+    cap_per_member: int
+    holdout_share: float
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     # What one point is worth in the currency (points liability = points outstanding x this);
@@ -110,6 +130,7 @@ class Program:
     # Partner earning: partner name -> points per currency unit of a partner sale. Empty when
     # the program file has no `partners` section (partner earning is off).
     partner_rates: dict[str, float] = field(default_factory=dict)
+    campaigns: tuple[Campaign, ...] = ()  # none when the file has no `campaigns` section
 
 
 def segment_columns() -> set[str]:
@@ -490,6 +511,8 @@ class MembershipsFile(_Section):
                     f"plan names must be unique: {plan.name!r} is also memberships.plans[{first[plan.name]}]",
                 )
         return plans
+
+
 class PartnerFile(_Section):
     name: Annotated[str, BeforeValidator(_text)]
     points_per_currency_unit: Rate
@@ -504,6 +527,80 @@ def _distinct_partners(partners: list[PartnerFile]) -> list[PartnerFile]:
                 f"partner names must be unique: {partner.name!r} is also partners[{first[partner.name]}]",
             )
     return partners
+
+
+def _date(value: object) -> date:
+    # YAML reads 2026-03-01 as a date already; a quoted one arrives as text.
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"must be a date (YYYY-MM-DD), got {value!r}")
+
+
+def _audience(value: object) -> object:
+    # `all` (or nothing) is every member registered before the start.
+    return {} if value in ("all", None) else value
+
+
+class CampaignAudienceFile(_Section):
+    # A condition nobody asked for is a mistake: the audience must be what the file says.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    lifecycle: list[Annotated[str, _one_of(CAMPAIGN_LIFECYCLE_STAGES)]] | None = None
+    tier: list[Name] | None = None
+    min_spend_12m: Annotated[float, _at_least(0)] | None = None
+
+    @model_validator(mode="after")
+    def _non_empty_lists(self) -> CampaignAudienceFile:
+        for key in ("lifecycle", "tier"):
+            if getattr(self, key) == []:
+                raise _At((key,), "needs at least one value (leave the key out for any)")
+        return self
+
+
+class CampaignRewardFile(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    multiplier: Annotated[float, _at_least(1)] | None = None
+    bonus_points: Annotated[int, _at_least(1, whole=True)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CampaignRewardFile:
+        if (self.multiplier is None) == (self.bonus_points is None):
+            raise ValueError("needs exactly one of multiplier or bonus_points")
+        return self
+
+
+class CampaignFile(_Section):
+    name: Annotated[str, BeforeValidator(_text)]
+    starts_on: Annotated[date, BeforeValidator(_date)]
+    ends_on: Annotated[date, BeforeValidator(_date)]
+    audience: Annotated[CampaignAudienceFile, BeforeValidator(_audience)] = CampaignAudienceFile()
+    channel: Annotated[str, _one_of(EXPORT_CHANNELS)]
+    reward: CampaignRewardFile
+    budget_points: Count
+    cap_per_member: Count
+    holdout_share: Annotated[float, _share(up_to_one=False)]
+
+    @model_validator(mode="after")
+    def _period(self) -> CampaignFile:
+        if self.ends_on < self.starts_on:
+            raise _At(("ends_on",), f"must not be before starts_on ({self.starts_on})")
+        return self
+
+
+def _distinct_campaigns(campaigns: list[CampaignFile]) -> list[CampaignFile]:
+    first: dict[str, int] = {}
+    for i, campaign in enumerate(campaigns):
+        if first.setdefault(campaign.name, i) != i:
+            raise _At(
+                (i, "name"),
+                f"campaign names must be unique: {campaign.name!r} is also campaigns[{first[campaign.name]}]",
+            )
+    _distinct_file_names([campaign.name for campaign in campaigns], "campaign")
+    return campaigns
 
 
 class ProgramFile(_Section):
@@ -548,10 +645,26 @@ class ProgramFile(_Section):
             )
             for plan in (self.memberships.plans if self.memberships else [])
         )
+
     # Optional: left out (or empty), partner earning is off and every partner row is unmatched.
     partners: Annotated[
         list[PartnerFile], _NONE_IS_EMPTY_LIST, AfterValidator(_distinct_partners)
     ] = []
+    campaigns: Annotated[
+        list[CampaignFile], _NONE_IS_EMPTY_LIST, AfterValidator(_distinct_campaigns)
+    ] = []
+
+    @model_validator(mode="after")
+    def _campaign_tiers_exist(self) -> ProgramFile:
+        known = [tier.name for tier in self.tiers.levels]
+        for i, campaign in enumerate(self.campaigns):
+            for tier in campaign.audience.tier or []:
+                if tier not in known:
+                    raise _At(
+                        ("campaigns", i, "audience", "tier"),
+                        f"names no tier of tiers.levels: {tier!r} (known: {', '.join(known)})",
+                    )
+        return self
 
     def program(self) -> Program:
         segments = self.segments
@@ -594,6 +707,23 @@ class ProgramFile(_Section):
             ),
             membership_plans=self.membership_plans(),
             partner_rates={p.name: p.points_per_currency_unit for p in self.partners},
+            campaigns=tuple(
+                Campaign(
+                    name=c.name,
+                    starts_on=c.starts_on,
+                    ends_on=c.ends_on,
+                    channel=c.channel,
+                    lifecycle=None if c.audience.lifecycle is None else tuple(c.audience.lifecycle),
+                    tiers=None if c.audience.tier is None else tuple(c.audience.tier),
+                    min_spend_12m=c.audience.min_spend_12m,
+                    reward_multiplier=c.reward.multiplier,
+                    reward_bonus_points=c.reward.bonus_points,
+                    budget_points=c.budget_points,
+                    cap_per_member=c.cap_per_member,
+                    holdout_share=c.holdout_share,
+                )
+                for c in self.campaigns
+            ),
         )
 
 
@@ -648,6 +778,9 @@ def load_program(path: str | Path = DEFAULT_PROGRAM) -> Program:
     except yaml.YAMLError as err:
         # PyYAML's message spans lines (the problem, then a marked excerpt): one line of it.
         raise ProgramError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    except ValueError as err:
+        # YAML reads an unquoted 2026-13-01 as a date and fails outside its own errors.
+        raise ProgramError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(doc, dict):
         raise ProgramError(f"{path}: expected a mapping at the top level")
     try:
@@ -733,6 +866,43 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
         con.register("program_frame", frame)
         con.execute(f"create or replace table loyalty.{table} as select * from program_frame")
         con.unregister("program_frame")
+    write_campaigns_table(con, program)
+
+
+def write_campaigns_table(con: duckdb.DuckDBPyConnection, program: Program) -> None:
+    """loyalty.program_campaigns: one row per campaign, typed even when there is none (a
+    program without campaigns has the table, empty, so the campaign models still run)."""
+    con.execute(
+        """
+        create or replace table loyalty.program_campaigns (
+            campaign varchar, channel varchar, starts_on date, ends_on date,
+            audience_lifecycle varchar[], audience_tiers varchar[], audience_min_spend_12m double,
+            reward_multiplier double, reward_bonus_points bigint,
+            budget_points bigint, cap_per_member bigint, holdout_share double)
+        """
+    )
+    if not program.campaigns:
+        return
+    con.executemany(
+        "insert into loyalty.program_campaigns values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [
+                c.name,
+                c.channel,
+                c.starts_on,
+                c.ends_on,
+                None if c.lifecycle is None else list(c.lifecycle),
+                None if c.tiers is None else list(c.tiers),
+                c.min_spend_12m,
+                c.reward_multiplier,
+                c.reward_bonus_points,
+                c.budget_points,
+                c.cap_per_member,
+                c.holdout_share,
+            ]
+            for c in program.campaigns
+        ],
+    )
 
 
 def membership_plans_frame(program: Program) -> pd.DataFrame:
@@ -763,4 +933,5 @@ PROGRAM_TABLES = [
     "program_engagement_levels",
     "program_membership_plans",
     "program_partners",
+    "program_campaigns",
 ]

@@ -103,6 +103,12 @@ segment_memberships = sql_asset(
     description="Every segment every customer is in, one row each.",
 )
 
+campaign_results = sql_asset(
+    "marts/campaign_results",
+    group="marts",
+    description="Each campaign against its holdout: sizes, purchases and spend per member, uplift with its 95% CI, points and cost.",
+)
+
 kpis = sql_asset(
     "marts/kpis",
     group="marts",

@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 
 from tests.benchmarks.common import BIN, median, reference_seconds, run_timed
+from tests.loyalty_models import BEFORE_POINT_MOVEMENTS
 
 AS_OF = date(2026, 6, 30)
 
@@ -96,10 +97,7 @@ from typed;
 """
 
 MODELS = [
-    "loyalty/qualifying_events",
-    "loyalty/tier_history",
-    "loyalty/memberships",
-    "loyalty/membership_rewards",
+    *BEFORE_POINT_MOVEMENTS,
     "loyalty/point_movements",
     "settle",
     "loyalty/ledger",
