@@ -99,6 +99,8 @@ def build(con, as_of: date = AS_OF, program_path=None) -> int:
     write_program_tables(con, load_program(program_path))
     run_model(con, "loyalty/qualifying_events")
     run_model(con, "loyalty/tier_history")
+    run_model(con, "loyalty/referrals")
+    run_model(con, "loyalty/referral_rewards")
     run_model(con, "loyalty/point_movements")
     rounds = settle_debits(con)
     run_model(con, "loyalty/ledger")
@@ -168,6 +170,12 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
     con.execute(
         "create or replace table identity.source_records (source varchar, source_record_id varchar, customer_id varchar)"
     )
+    # Referrals read the web and app records' codes (tests/test_referrals.py): none here.
+    for table in ("staging.web_customers", "staging.app_users"):
+        con.execute(
+            f"create or replace table {table} (source varchar, source_record_id varchar, "
+            "registered_at timestamp, referral_code varchar, referred_by varchar)"
+        )
     for source, record_id, customer, registered_at in records:
         con.execute(
             "insert into identity.match_input values (? || ':' || ?, ?, ?, ?::timestamp)",

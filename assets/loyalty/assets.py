@@ -48,6 +48,18 @@ tier_history = sql_asset(
     description="Every tier each customer held above the first: upgrades at once, downgrades after the grace period.",
 )
 
+referrals = sql_asset(
+    "loyalty/referrals",
+    group="loyalty",
+    description="Every referral seen (a sign-up with a referral code): rewarded, pending, rejected or capped, and why.",
+)
+
+referral_rewards = sql_asset(
+    "loyalty/referral_rewards",
+    group="loyalty",
+    description="The referrer's and the referred customer's points of each rewarded referral, as ledger movements.",
+)
+
 point_movements = sql_asset(
     "loyalty/point_movements",
     group="loyalty",

@@ -73,6 +73,20 @@ class Segmentation:
 
 
 @dataclass(frozen=True)
+class Referrals:
+    """Rewards for bringing in a new customer (README, "Referrals")."""
+
+    referrer_points: int  # to the member whose code was used
+    referred_points: int  # to the new customer
+    qualify_within_days: (
+        int  # the referred customer's first completed purchase within this of registering
+    )
+    yearly_cap_per_referrer: (
+        int  # rewarded referrals per referrer per calendar year; beyond: capped
+    )
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     # What one point is worth in the currency (points liability = points outstanding x this);
@@ -90,6 +104,7 @@ class Program:
     tiers: list[Tier]  # ascending thresholds, the first at 0
     rfm_segments: list[tuple[str, tuple[int, int], tuple[int, int]]]  # (name, r range, fm range)
     segmentation: Segmentation
+    referrals: Referrals | None = None  # None: the program has no referral rewards
 
 
 def segment_columns() -> set[str]:
@@ -419,6 +434,13 @@ class SegmentsFile(_Section):
         return custom
 
 
+class ReferralsFile(_Section):
+    referrer_points: Count
+    referred_points: Count
+    qualify_within_days: Days
+    yearly_cap_per_referrer: Annotated[int, _at_least(1, whole=True)]
+
+
 class ProgramFile(_Section):
     """The program file as written; load_program turns it into a Program."""
 
@@ -432,6 +454,7 @@ class ProgramFile(_Section):
         list[RfmRuleFile], _NONE_IS_EMPTY_LIST, AfterValidator(_rfm_rules_cover_every_cell)
     ]
     segments: SegmentsFile
+    referrals: ReferralsFile | None = None  # left out: no referral rewards
 
     def program(self) -> Program:
         segments = self.segments
@@ -472,6 +495,7 @@ class ProgramFile(_Section):
                     for spec in segments.custom
                 ],
             ),
+            referrals=Referrals(**self.referrals.model_dump()) if self.referrals else None,
         )
 
 
@@ -599,11 +623,24 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
                 "fm_max": [fm[1] for _, _, fm in program.rfm_segments],
             }
         ),
+        "program_referrals": _referrals_frame(program.referrals),
     }
     for table, frame in tables.items():
         con.register("program_frame", frame)
         con.execute(f"create or replace table loyalty.{table} as select * from program_frame")
         con.unregister("program_frame")
+
+
+def _referrals_frame(referrals: Referrals | None) -> pd.DataFrame:
+    """One row of referral rules, or none when the program has no referrals (and then
+    loyalty.referrals and loyalty.referral_rewards are empty)."""
+    rows = [referrals] if referrals else []
+    return pd.DataFrame(
+        {
+            field: pd.Series([getattr(r, field) for r in rows], dtype="int64")
+            for field in Referrals.__dataclass_fields__
+        }
+    )
 
 
 PROGRAM_TABLES = [
@@ -614,4 +651,5 @@ PROGRAM_TABLES = [
     "program_rfm_segments",
     "program_value_bands",
     "program_engagement_levels",
+    "program_referrals",
 ]

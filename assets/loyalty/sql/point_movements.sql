@@ -19,6 +19,7 @@ tier_history as (select * from loyalty.tier_history),
 tiers as (select * from loyalty.program_tiers),
 engagement as (select * from loyalty.program_engagement),
 settings as (select * from loyalty.program_settings),
+referral_rewards as (select * from loyalty.referral_rewards),
 
 as_of as (
     select cast(getvariable('as_of') as timestamp) + interval 1 day as ends_at
@@ -188,6 +189,7 @@ movements as (
     union all select * from engagement_bonus
     union all select * from goodwill
     union all select * from redemptions
+    union all select * from referral_rewards
 ),
 
 -- entry_key once per movement: it names the entry and breaks ties in the order lots are spent.
