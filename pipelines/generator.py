@@ -844,9 +844,8 @@ def store_transactions(rng, members, people, calendar) -> pd.DataFrame:
 REFERRAL_CODE_SHARE = 0.35  # of web accounts and app users, a code of their own to share
 REFERRED_SHARE = 0.08  # of people's first web or app record, signed up with someone's code
 LATE_REFERRED_SHARE = 0.05  # of later records (the person was a customer already)
-SELF_REFERRED_SHARE = (
-    0.25  # of people with two web/app records: the later one uses the first's code
-)
+# Of the later web/app records of people with several: signed up with their first one's code.
+SELF_REFERRED_SHARE = 0.05
 CAPPED_REFERRER_REFERRALS = 8  # one member brings this many qualifying people in one year
 QUALIFY_DAYS = 30  # as in the default program (pipelines/program.yaml, referrals)
 
