@@ -34,6 +34,11 @@ AS_OF = date(2026, 6, 30)
 INPUTS_SQL = """
 create schema if not exists core;
 create schema if not exists identity;
+create schema if not exists staging;
+-- The columns loyalty.referrals reads; no referrals in the synthetic inputs.
+create or replace table staging.web_customers (
+    source varchar, source_record_id varchar, registered_at timestamp, referral_code varchar, referred_by varchar);
+create or replace table staging.app_users as select * from staging.web_customers;
 create or replace table core.customers as
 select
     'C' || i as customer_id,
@@ -97,6 +102,8 @@ from typed;
 MODELS = [
     "loyalty/qualifying_events",
     "loyalty/tier_history",
+    "loyalty/referrals",
+    "loyalty/referral_rewards",
     "loyalty/point_movements",
     "settle",
     "loyalty/ledger",
@@ -111,7 +118,14 @@ WAREHOUSE_INPUTS = [
     "identity.match_input",
     "identity.source_records",
     "privacy.erased_records",
+    "staging.web_customers",
+    "staging.app_users",
 ]
+# Only the columns the stage reads of tables holding personal data.
+INPUT_COLUMNS = {
+    "staging.web_customers": "source, source_record_id, registered_at, referral_code, referred_by",
+    "staging.app_users": "source, source_record_id, registered_at, referral_code, referred_by",
+}
 
 
 def copy_inputs(source: Path, warehouse: Path) -> None:
@@ -122,7 +136,8 @@ def copy_inputs(source: Path, warehouse: Path) -> None:
     con.execute(f"attach '{source}' as source (read_only)")
     for table in WAREHOUSE_INPUTS:
         con.execute(f"create schema if not exists {table.split('.')[0]}")
-        con.execute(f"create table {table} as select * from source.{table}")
+        columns = INPUT_COLUMNS.get(table, "*")
+        con.execute(f"create table {table} as select {columns} from source.{table}")
     con.close()
 
 
