@@ -839,6 +839,126 @@ def store_transactions(rng, members, people, calendar) -> pd.DataFrame:
     return frame
 
 
+# ---------------------------------------------------------------- referrals
+
+REFERRAL_CODE_SHARE = 0.35  # of web accounts and app users, a code of their own to share
+REFERRED_SHARE = 0.08  # of people's first web or app record, signed up with someone's code
+LATE_REFERRED_SHARE = 0.05  # of later records (the person was a customer already)
+# Of the later web/app records of people with several: signed up with their first one's code.
+SELF_REFERRED_SHARE = 0.05
+CAPPED_REFERRER_REFERRALS = 8  # one member brings this many qualifying people in one year
+QUALIFY_DAYS = 30  # as in the default program (pipelines/program.yaml, referrals)
+
+
+def add_referrals(
+    records: dict[str, pd.DataFrame], web_orders: pd.DataFrame, calendar: Calendar, seed: int
+) -> None:
+    """Give web accounts and app users their referral_code and referred_by columns, in place.
+
+    Drawn from a random stream of their own ([seed, 171]) and added after every other draw,
+    so every other file stays byte-identical for a seed. What loyalty.referrals should see:
+    people referred by another member (rewarded, or never buying: not qualified, or recent:
+    pending), a second account referred by the person's own first one (same customer),
+    later records of people who were customers already, one member over the yearly cap
+    (CAPPED_REFERRER_REFERRALS qualifying sign-ups in one year), and a few unknown codes.
+    """
+    rng = np.random.default_rng([seed, 171])
+    keys = {"web_customers": "account_id", "app_users": "user_id"}
+    coded = pd.concat(
+        [
+            records[table]
+            .drop_duplicates(key)[[key, "_person_id", "_registered"]]
+            .rename(columns={key: "key"})
+            .assign(table=table)
+            for table, key in keys.items()
+        ],
+        ignore_index=True,
+    )
+    # First registration per person over web, app and store (a call-center contact is no joining).
+    store = records["store_members"].drop_duplicates("card_number")
+    joined = pd.concat([coded[["_person_id", "_registered"]], store[["_person_id", "_registered"]]])
+    first_at = joined.groupby("_person_id")["_registered"].min()
+    coded["is_first"] = coded["_registered"].to_numpy() == first_at[coded["_person_id"]].to_numpy()
+    coded = coded.sort_values(["_registered", "table", "key"], kind="stable").reset_index(drop=True)
+
+    n = len(coded)
+    number = rng.permutation(n) + 10 ** len(str(n))
+    code = pd.Series([f"RF{x}" for x in number], dtype=object).where(
+        rng.random(n) < REFERRAL_CODE_SHARE, None
+    )
+    referred_by = pd.Series(None, index=coded.index, dtype=object)
+
+    # Self-referrals: the later of a person's two web/app records uses the first one's code.
+    repeat = coded["_person_id"].duplicated(keep="first") & (rng.random(n) < SELF_REFERRED_SHARE)
+    first_of_person = coded.groupby("_person_id").cumcount() == 0
+    first_index = pd.Series(
+        coded.index[first_of_person], index=coded["_person_id"][first_of_person]
+    )
+    own_first = first_index[coded.loc[repeat, "_person_id"]].to_numpy()
+    without = np.unique(own_first[code.iloc[own_first].isna().to_numpy()])
+    code.iloc[without] = [f"RS{i}" for i in without]
+    referred_by[repeat] = code.iloc[own_first].to_numpy()
+
+    def someone_elses_code(rows: np.ndarray) -> np.ndarray:
+        """A code held by a record registered before each row's (the list is in time order)."""
+        holders = np.flatnonzero(code.notna().to_numpy())
+        if not len(holders):
+            return np.full(len(rows), None, dtype=object)
+        before = np.searchsorted(holders, rows, side="left")
+        pick = holders[np.minimum((rng.random(len(rows)) * before).astype(int), len(holders) - 1)]
+        return np.where(before > 0, code.to_numpy()[pick], None)
+
+    free = referred_by.isna() & code.isna()
+    chosen = np.flatnonzero(
+        free
+        & np.where(
+            coded["is_first"], rng.random(n) < REFERRED_SHARE, rng.random(n) < LATE_REFERRED_SHARE
+        )
+    )
+    referred_by.iloc[chosen] = someone_elses_code(chosen)
+
+    # Recent sign-ups with a code: most have not bought yet (pending).
+    recent = np.flatnonzero(
+        (referred_by.isna() & coded["is_first"]).to_numpy()
+        & (
+            coded["_registered"] >= pd.Timestamp(calendar.end_date) - pd.Timedelta(days=20)
+        ).to_numpy()
+    )[:5]
+    referred_by.iloc[recent] = someone_elses_code(recent)
+
+    # One member over the yearly cap: the earliest code holder brings web customers who buy
+    # within QUALIFY_DAYS, all registered in the same calendar year.
+    completed = web_orders[web_orders["status"] == "completed"]
+    first_order = completed.groupby("account_id")["_at"].min()
+    web_first = coded[(coded["table"] == "web_customers") & coded["is_first"] & referred_by.isna()]
+    bought = first_order.reindex(web_first["key"]).to_numpy()
+    quick = web_first[
+        (bought >= web_first["_registered"].to_numpy())
+        & (bought < (web_first["_registered"] + pd.Timedelta(days=QUALIFY_DAYS)).to_numpy())
+    ]
+    holder = np.flatnonzero(code.notna().to_numpy())[:1]
+    if len(quick) and len(holder):
+        quick = quick[quick.index > holder[0]]
+        quick = quick[quick["_person_id"] != coded.at[holder[0], "_person_id"]]
+        year = quick["_registered"].dt.year.mode()
+        same_year = quick[quick["_registered"].dt.year == year.iloc[0]] if len(year) else quick
+        referred_by[same_year.index[:CAPPED_REFERRER_REFERRALS]] = code.iloc[holder[0]]
+
+    # Codes that match nobody's.
+    unknown = np.flatnonzero((referred_by.isna() & coded["is_first"]).to_numpy())[-3:]
+    referred_by.iloc[unknown] = [f"ZZ{i}" for i in range(len(unknown))]
+
+    # Typed by hand now and then: lower case, stray spaces (staging trims and upper-cases).
+    messy = referred_by.notna() & (rng.random(n) < 0.1)
+    referred_by[messy] = " " + referred_by[messy].str.lower() + " "
+
+    for table, key in keys.items():
+        mine = coded["table"] == table
+        frame = records[table]
+        frame["referral_code"] = frame[key].map(dict(zip(coded.loc[mine, "key"], code[mine])))
+        frame["referred_by"] = frame[key].map(dict(zip(coded.loc[mine, "key"], referred_by[mine])))
+
+
 # ---------------------------------------------------------------- deliveries and files
 
 
@@ -1136,6 +1256,8 @@ def generate_inbox(
             ),
         ]
     )
+
+    add_referrals(records, activity["web_orders"], calendar, seed)
 
     counts: dict[str, int] = {}
     out_dir = Path(out_dir)

@@ -15,6 +15,8 @@ from assets.shared.warehouse import run_model
 BEFORE_POINT_MOVEMENTS = [
     "loyalty/qualifying_events",
     "loyalty/tier_history",
+    "loyalty/referrals",
+    "loyalty/referral_rewards",
     "loyalty/memberships",
     "loyalty/membership_rewards",
     "loyalty/partner_transactions",
@@ -26,8 +28,14 @@ BEFORE_POINT_MOVEMENTS = [
 
 
 def add_missing_inputs(con) -> None:
-    """The inputs of memberships and partner earning, empty where a scenario has none: web
-    orders' membership_plan, identity's e-mail and phone keys, and no partner sales."""
+    """The inputs of referrals, memberships and partner earning, empty where a scenario has
+    none: the web and app records' referral codes, web orders' membership_plan, identity's
+    e-mail and phone keys, and partner sales."""
+    for table in ("staging.web_customers", "staging.app_users"):
+        con.execute(
+            f"create table if not exists {table} (source varchar, source_record_id varchar, "
+            "registered_at timestamp, referral_code varchar, referred_by varchar)"
+        )
     con.execute("alter table core.events add column if not exists membership_plan varchar")
     con.execute("alter table identity.match_input add column if not exists email_key varchar")
     con.execute("alter table identity.match_input add column if not exists phone_e164 varchar")

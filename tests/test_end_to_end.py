@@ -275,6 +275,32 @@ def test_the_bundled_campaigns_reward_only_their_treated_members(workspace):
     assert len(exported) > 0 and not held_out & set(exported)
 
 
+def test_referrals_in_generated_data(workspace):
+    # The generator's referrals (pipelines/generator.py, add_referrals) reach every outcome.
+    outcomes = set(query(workspace, "select distinct status, reason from loyalty.referrals"))
+    assert {
+        ("rewarded", None),
+        ("pending", "no_purchase_yet"),
+        ("capped", "yearly_cap"),
+        ("rejected", "same_customer"),
+        ("rejected", "already_customer"),
+        ("rejected", "unknown_code"),
+        ("rejected", "not_qualified_in_time"),
+    } <= outcomes, outcomes
+    # Each rewarded referral is one ledger entry per side, at the bundled program's points.
+    rewarded = query(workspace, "select count(*) from loyalty.referrals where status = 'rewarded'")
+    by_rule = query(
+        workspace,
+        "select rule, count(*), sum(points) from loyalty.ledger where rule like 'referral_%' group by rule order by rule",
+    )
+    referrals = load_program().referrals
+    (n,) = rewarded[0]
+    assert by_rule == [
+        ("referral_referred", n, n * referrals.referred_points),
+        ("referral_referrer", n, n * referrals.referrer_points),
+    ]
+
+
 def test_exports_written_with_manifest(workspace):
     import json
 

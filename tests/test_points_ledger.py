@@ -93,25 +93,6 @@ RECORDS = [
 ]
 
 
-# Partner sales feed the ledger (rule partner) through these, in this order.
-PARTNER_MODELS = [
-    "loyalty/partner_transactions",
-    "loyalty/partner_earnings",
-    "loyalty/partner_unmatched",
-]
-
-
-def no_partner_sales(con) -> None:
-    """The partner models' inputs, empty: these scenarios have no partner sales
-    (tests/test_partner_earning.py has them)."""
-    con.execute("alter table identity.match_input add column if not exists email_key varchar")
-    con.execute("alter table identity.match_input add column if not exists phone_e164 varchar")
-    con.execute(
-        "create or replace table staging.partner_earnings (partner_txn_id varchar, partner varchar, "
-        "email_key varchar, phone_e164 varchar, occurred_at timestamp, amount decimal(18, 2))"
-    )
-
-
 def build(con, as_of: date = AS_OF, program_path=None) -> int:
     """Run the loyalty models in the order the asset graph does; returns the settling rounds."""
     con.execute(f"set variable as_of = '{as_of.isoformat()}'::date")
@@ -175,7 +156,6 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
                 event_type == "purchase" and status == "completed",
             ],
         )
-    con.execute("alter table core.events add column membership_plan varchar")  # no fees here
     con.execute(
         "create or replace table identity.match_input (unique_id varchar, source varchar, source_record_id varchar, registered_at timestamp)"
     )
@@ -191,7 +171,6 @@ def load_inputs(con, records=RECORDS, customer_of=lambda customer: customer) -> 
             "insert into identity.source_records values (?, ?, ?)",
             [source, record_id, customer_of(customer)],
         )
-    no_partner_sales(con)
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,18 @@ campaign_rewards = sql_asset(
     description="The campaign points of treated members' purchases in the period, within the cap and the budget.",
 )
 
+referrals = sql_asset(
+    "loyalty/referrals",
+    group="loyalty",
+    description="Every referral seen (a sign-up with a referral code): rewarded, pending, rejected or capped, and why.",
+)
+
+referral_rewards = sql_asset(
+    "loyalty/referral_rewards",
+    group="loyalty",
+    description="The referrer's and the referred customer's points of each rewarded referral, as ledger movements.",
+)
+
 point_movements = sql_asset(
     "loyalty/point_movements",
     group="loyalty",

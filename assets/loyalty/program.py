@@ -107,6 +107,20 @@ class Campaign:
 
 
 @dataclass(frozen=True)
+class Referrals:
+    """Rewards for bringing in a new customer (README, "Referrals")."""
+
+    referrer_points: int  # to the member whose code was used
+    referred_points: int  # to the new customer
+    qualify_within_days: (
+        int  # the referred customer's first completed purchase within this of registering
+    )
+    yearly_cap_per_referrer: (
+        int  # rewarded referrals per referrer per calendar year; beyond: capped
+    )
+
+
+@dataclass(frozen=True)
 class Program:
     currency: str
     # What one point is worth in the currency (points liability = points outstanding x this);
@@ -131,6 +145,7 @@ class Program:
     # the program file has no `partners` section (partner earning is off).
     partner_rates: dict[str, float] = field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()  # none when the file has no `campaigns` section
+    referrals: Referrals | None = None  # None: the program has no referral rewards
 
 
 def segment_columns() -> set[str]:
@@ -603,6 +618,13 @@ def _distinct_campaigns(campaigns: list[CampaignFile]) -> list[CampaignFile]:
     return campaigns
 
 
+class ReferralsFile(_Section):
+    referrer_points: Count
+    referred_points: Count
+    qualify_within_days: Days
+    yearly_cap_per_referrer: Annotated[int, _at_least(1, whole=True)]
+
+
 class ProgramFile(_Section):
     """The program file as written; load_program turns it into a Program."""
 
@@ -666,6 +688,8 @@ class ProgramFile(_Section):
                     )
         return self
 
+    referrals: ReferralsFile | None = None  # left out: no referral rewards
+
     def program(self) -> Program:
         segments = self.segments
         return Program(
@@ -724,6 +748,7 @@ class ProgramFile(_Section):
                 )
                 for c in self.campaigns
             ),
+            referrals=Referrals(**self.referrals.model_dump()) if self.referrals else None,
         )
 
 
@@ -861,6 +886,7 @@ def write_program_tables(con: duckdb.DuckDBPyConnection, program: Program) -> No
             }
         ),
         "program_membership_plans": membership_plans_frame(program),
+        "program_referrals": _referrals_frame(program.referrals),
     }
     for table, frame in tables.items():
         con.register("program_frame", frame)
@@ -923,6 +949,18 @@ def membership_plans_frame(program: Program) -> pd.DataFrame:
     )
 
 
+def _referrals_frame(referrals: Referrals | None) -> pd.DataFrame:
+    """One row of referral rules, or none when the program has no referrals (and then
+    loyalty.referrals and loyalty.referral_rewards are empty)."""
+    rows = [referrals] if referrals else []
+    return pd.DataFrame(
+        {
+            field: pd.Series([getattr(r, field) for r in rows], dtype="int64")
+            for field in Referrals.__dataclass_fields__
+        }
+    )
+
+
 PROGRAM_TABLES = [
     "program_settings",
     "program_earn_rates",
@@ -934,4 +972,5 @@ PROGRAM_TABLES = [
     "program_membership_plans",
     "program_partners",
     "program_campaigns",
+    "program_referrals",
 ]

@@ -35,6 +35,11 @@ AS_OF = date(2026, 6, 30)
 INPUTS_SQL = """
 create schema if not exists core;
 create schema if not exists identity;
+create schema if not exists staging;
+-- The columns loyalty.referrals reads; no referrals in the synthetic inputs.
+create or replace table staging.web_customers (
+    source varchar, source_record_id varchar, registered_at timestamp, referral_code varchar, referred_by varchar);
+create or replace table staging.app_users as select * from staging.web_customers;
 create or replace table core.customers as
 select
     'C' || i as customer_id,
@@ -112,7 +117,14 @@ WAREHOUSE_INPUTS = [
     "identity.match_input",
     "identity.source_records",
     "privacy.erased_records",
+    "staging.web_customers",
+    "staging.app_users",
 ]
+# Only the columns the stage reads of tables holding personal data.
+INPUT_COLUMNS = {
+    "staging.web_customers": "source, source_record_id, registered_at, referral_code, referred_by",
+    "staging.app_users": "source, source_record_id, registered_at, referral_code, referred_by",
+}
 
 
 def copy_inputs(source: Path, warehouse: Path) -> None:
@@ -123,7 +135,8 @@ def copy_inputs(source: Path, warehouse: Path) -> None:
     con.execute(f"attach '{source}' as source (read_only)")
     for table in WAREHOUSE_INPUTS:
         con.execute(f"create schema if not exists {table.split('.')[0]}")
-        con.execute(f"create table {table} as select * from source.{table}")
+        columns = INPUT_COLUMNS.get(table, "*")
+        con.execute(f"create table {table} as select {columns} from source.{table}")
     con.close()
 
 

@@ -22,6 +22,7 @@ settings as (select * from loyalty.program_settings),
 membership_rewards as (select * from loyalty.membership_rewards),
 partner_earnings as (select * from loyalty.partner_earnings),
 campaign_rewards as (select * from loyalty.campaign_rewards),
+referral_rewards as (select * from loyalty.referral_rewards),
 
 as_of as (
     select cast(getvariable('as_of') as timestamp) + interval 1 day as ends_at
@@ -195,6 +196,7 @@ movements as (
     union all select * from partner_earnings
     union all select customer_id, entry_type, rule, points, occurred_at, source, source_event_id, event_id
         from campaign_rewards
+    union all select * from referral_rewards
 ),
 
 -- entry_key once per movement: it names the entry and breaks ties in the order lots are spent.

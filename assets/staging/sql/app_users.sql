@@ -28,7 +28,10 @@ standardized as (
         push_opt_in,
         cast(_delivered_on as timestamp) as consent_stated_at,
         _delivered_on as delivered_on,
-        _file as source_file
+        _file as source_file,
+        -- Referral codes (web and app only): trimmed and upper-cased, so ' ab12 ' is AB12.
+        nullif(upper(trim(referral_code)), '') as referral_code,
+        nullif(upper(trim(referred_by)), '') as referred_by
     from latest
 )
 
