@@ -214,6 +214,34 @@ def test_a_warehouse_published_with_the_old_status_column_ingests_without_it(tmp
     ]
 
 
+def test_a_warehouse_from_before_the_contract_gained_a_column_takes_it_by_name(tmp_path, con):
+    # raw.web_orders as published before orders had membership_plan (issue 17): the column is
+    # added, empty for the order delivered then, and a new delivery's value lands in it.
+    con.execute("create schema if not exists raw")
+    con.execute(
+        "create table raw.web_orders (order_id varchar, account_id varchar, ordered_at timestamp, "
+        "total_amount decimal(18, 2), currency varchar, status varchar, _delivery_id varchar not null, "
+        "_file varchar not null, _delivered_on date not null, _line bigint not null)"
+    )
+    con.execute(
+        "insert into raw.web_orders values ('O0', 'A0', '2025-03-01 09:00', 5, 'GBP', 'completed', "
+        "'d0', 'web/orders_20250301.csv', '2025-03-01', 2)"
+    )
+    write(
+        tmp_path,
+        "web/orders_20250306.csv",
+        ORDERS_HEADER
+        + ",membership_plan\nO1,A1,2025-03-04T10:15:00Z,12.50,GBP,completed,Plus Monthly\n",
+    )
+    assert ingest_inbox(con, tmp_path).rows_loaded == 1
+    assert con.execute(
+        "select order_id, status, membership_plan, _file, _line from raw.web_orders order by 1"
+    ).fetchall() == [
+        ("O0", "completed", None, "web/orders_20250301.csv", 2),
+        ("O1", "completed", "Plus Monthly", "web/orders_20250306.csv", 2),
+    ]
+
+
 def test_rerun_and_redelivered_copy_add_nothing(tmp_path, con):
     write(
         tmp_path,

@@ -974,6 +974,13 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"create table if not exists raw.{spec.table} ({columns}, "
             "_delivery_id varchar not null, _file varchar not null, _delivered_on date not null, _line bigint not null)"
         )
+        # A warehouse built before the contract gained an optional column (referral codes,
+        # membership plans) gets it here, empty for what was delivered before; rows are
+        # appended by name, so where it lands among the columns does not matter.
+        for column in spec.columns:
+            con.execute(
+                f"alter table raw.{spec.table} add column if not exists {column.name} {_sql_type(column)}"
+            )
     for table in (
         "raw.deliveries",
         "raw.duplicate_deliveries",
@@ -1164,7 +1171,8 @@ def _append(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> dict:
     columns = ", ".join(spec.column_names)
     # In line order, as the records came (incoming keeps their order).
     con.execute(
-        f"insert into raw.{spec.table} select {columns}, ?, ?, ?, _line from incoming "
+        f"insert into raw.{spec.table} by name select {columns}, ? as _delivery_id, ? as _file, "
+        "? as _delivered_on, _line from incoming "
         "where _problem is null and not _suppressed",
         [delivery.sha256, delivery.name, delivered_on],
     )
