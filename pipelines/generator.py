@@ -847,11 +847,16 @@ LATE_REFERRED_SHARE = 0.05  # of later records (the person was a customer alread
 # Of the later web/app records of people with several: signed up with their first one's code.
 SELF_REFERRED_SHARE = 0.05
 CAPPED_REFERRER_REFERRALS = 8  # one member brings this many qualifying people in one year
+HOUSEHOLD_REFERRALS = 5  # sign-ups with the code of someone they live with
 QUALIFY_DAYS = 30  # as in the default program (pipelines/program.yaml, referrals)
 
 
 def add_referrals(
-    records: dict[str, pd.DataFrame], web_orders: pd.DataFrame, calendar: Calendar, seed: int
+    records: dict[str, pd.DataFrame],
+    web_orders: pd.DataFrame,
+    calendar: Calendar,
+    seed: int,
+    households: pd.Series | None = None,
 ) -> None:
     """Give web accounts and app users their referral_code and referred_by columns, in place.
 
@@ -860,7 +865,9 @@ def add_referrals(
     people referred by another member (rewarded, or never buying: not qualified, or recent:
     pending), a second account referred by the person's own first one (same customer),
     later records of people who were customers already, one member over the yearly cap
-    (CAPPED_REFERRER_REFERRALS qualifying sign-ups in one year), and a few unknown codes.
+    (CAPPED_REFERRER_REFERRALS qualifying sign-ups in one year), a few sign-ups with the code
+    of someone in their household (`households`: person_id -> household; same_household
+    where the program counts a household as self), and a few unknown codes.
     """
     rng = np.random.default_rng([seed, 171])
     keys = {"web_customers": "account_id", "app_users": "user_id"}
@@ -925,6 +932,24 @@ def add_referrals(
         ).to_numpy()
     )[:5]
     referred_by.iloc[recent] = someone_elses_code(recent)
+
+    # Household members: a few first sign-ups use the code of the household's earliest code
+    # holder, another person registered before them. No draws: the stream is unchanged.
+    if households is not None:
+        household = households.reindex(coded["_person_id"]).to_numpy()
+        holding = np.flatnonzero(code.notna().to_numpy())
+        earliest_holder = pd.Series(holding, index=household[holding]).groupby(level=0).min()
+        holder_of = earliest_holder.reindex(household).to_numpy()
+        has_holder = ~np.isnan(holder_of)
+        holder_index = np.where(has_holder, holder_of, 0).astype(int)
+        person = coded["_person_id"].to_numpy()
+        candidates = np.flatnonzero(
+            (referred_by.isna() & coded["is_first"] & code.isna()).to_numpy()
+            & has_holder
+            & (holder_index < np.arange(n))
+            & (person != person[holder_index])
+        )[:HOUSEHOLD_REFERRALS]
+        referred_by.iloc[candidates] = code.to_numpy()[holder_index[candidates]]
 
     # One member over the yearly cap: the earliest code holder brings web customers who buy
     # within QUALIFY_DAYS, all registered in the same calendar year.
@@ -1257,7 +1282,13 @@ def generate_inbox(
         ]
     )
 
-    add_referrals(records, activity["web_orders"], calendar, seed)
+    add_referrals(
+        records,
+        activity["web_orders"],
+        calendar,
+        seed,
+        households=pd.Series(population["household"].to_numpy(), index=population["person_id"]),
+    )
 
     counts: dict[str, int] = {}
     out_dir = Path(out_dir)

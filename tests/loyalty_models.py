@@ -30,7 +30,7 @@ BEFORE_POINT_MOVEMENTS = [
 def add_missing_inputs(con) -> None:
     """The inputs of referrals, memberships and partner earning, empty where a scenario has
     none: the web and app records' referral codes, web orders' membership_plan, identity's
-    e-mail and phone keys, and partner sales."""
+    e-mail, phone and address keys, and partner sales."""
     for table in ("staging.web_customers", "staging.app_users"):
         con.execute(
             f"create table if not exists {table} (source varchar, source_record_id varchar, "
@@ -39,6 +39,8 @@ def add_missing_inputs(con) -> None:
     con.execute("alter table core.events add column if not exists membership_plan varchar")
     con.execute("alter table identity.match_input add column if not exists email_key varchar")
     con.execute("alter table identity.match_input add column if not exists phone_e164 varchar")
+    con.execute("alter table identity.match_input add column if not exists street_key varchar")
+    con.execute("alter table identity.match_input add column if not exists postcode varchar")
     con.execute(
         "create table if not exists staging.partner_earnings (partner_txn_id varchar, partner varchar, "
         "email_key varchar, phone_e164 varchar, occurred_at timestamp, amount decimal(18, 2))"

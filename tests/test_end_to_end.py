@@ -283,6 +283,7 @@ def test_referrals_in_generated_data(workspace):
         ("pending", "no_purchase_yet"),
         ("capped", "yearly_cap"),
         ("rejected", "same_customer"),
+        ("rejected", "same_household"),  # the bundled program counts a household as self
         ("rejected", "already_customer"),
         ("rejected", "unknown_code"),
         ("rejected", "not_qualified_in_time"),

@@ -316,6 +316,89 @@ def test_codes_are_read_trimmed_and_upper_cased_and_optional_in_the_files(tmp_pa
     con.close()
 
 
+# source_record_id, customer, registered_at, referred_by, street_key, postcode, phone: Ann's
+# household (Jim at her address, Kim on her landline) and Lou, who shares nothing with her.
+HOUSEHOLD = [
+    ("W-ANN", "ANN", "2025-01-01 10:00", None, "1 high st", "AB1 2CD", "+441632960001"),
+    ("W-JIM", "JIM", "2026-03-01 10:00", "ANN1", "1 high st", "AB1 2CD", None),
+    ("W-KIM", "KIM", "2026-03-02 10:00", "ANN1", "9 low rd", "ZZ9 9ZZ", "+441632960001"),
+    ("W-LOU", "LOU", "2026-03-03 10:00", "ANN1", "1 high st", "ZZ9 9ZZ", "+441632960002"),
+]
+
+
+def household_outcomes(tmp_path, household_counts_as_self: bool) -> dict:
+    con = connect(":memory:")
+    create_privacy_tables(con)
+    con.execute(
+        "create table core.customers (customer_id varchar, birth_on date, first_registered_at timestamp)"
+    )
+    con.execute(
+        "create table core.events (event_id varchar, customer_id varchar, channel varchar, source_event_id varchar, "
+        "source_record_id varchar, event_type varchar, status varchar, occurred_at timestamp, occurred_on date, "
+        "amount decimal(18, 2), points bigint, refunded_at timestamp, is_completed_purchase boolean)"
+    )
+    con.execute(
+        "create table identity.match_input (unique_id varchar, source varchar, source_record_id varchar, "
+        "registered_at timestamp, street_key varchar, postcode varchar, phone_e164 varchar)"
+    )
+    con.execute(
+        "create table identity.source_records (source varchar, source_record_id varchar, customer_id varchar)"
+    )
+    con.execute(
+        "create table staging.web_customers (source varchar, source_record_id varchar, registered_at timestamp, "
+        "referral_code varchar, referred_by varchar)"
+    )
+    for record, customer, registered_at, referred_by, street, postcode, phone in HOUSEHOLD:
+        con.execute(
+            "insert into core.customers values (?, date '1980-09-01', ?::timestamp)",
+            [customer, registered_at],
+        )
+        con.execute(
+            "insert into identity.match_input values ('web:' || ?, 'web', ?, ?::timestamp, ?, ?, ?)",
+            [record, record, registered_at, street, postcode, phone],
+        )
+        con.execute("insert into identity.source_records values ('web', ?, ?)", [record, customer])
+        con.execute(
+            "insert into staging.web_customers values ('web', ?, ?::timestamp, ?, ?)",
+            [record, registered_at, "ANN1" if customer == "ANN" else None, referred_by],
+        )
+        # Each referred customer buys five days after signing up: every referral qualifies.
+        con.execute(
+            "insert into core.events values ('web:P-' || ?, ?, 'web', 'P-' || ?, null, 'purchase', 'completed', "
+            "?::timestamp + interval 5 day, cast(?::timestamp + interval 5 day as date), 40, null, null, true)",
+            [customer, customer, customer, registered_at, registered_at],
+        )
+    program = tmp_path / f"program_{household_counts_as_self}.yaml"
+    program.write_text(
+        LEDGER_PROGRAM
+        + REFERRALS.replace("yearly_cap_per_referrer: 2", "yearly_cap_per_referrer: 5")
+        + f"  household_counts_as_self: {str(household_counts_as_self).lower()}\n"
+    )
+    build(con, as_of=AS_OF, program_path=program)
+    outcomes = {
+        record: (status, reason)
+        for record, status, reason in con.execute(
+            "select source_record_id, status, reason from loyalty.referrals"
+        ).fetchall()
+    }
+    con.close()
+    return outcomes
+
+
+def test_a_household_counts_as_self_only_where_the_program_says_so(tmp_path):
+    # Jim shares Ann's street address, Kim her phone; Lou shares her street but not her postcode.
+    assert household_outcomes(tmp_path, household_counts_as_self=True) == {
+        "W-JIM": ("rejected", "same_household"),
+        "W-KIM": ("rejected", "same_household"),
+        "W-LOU": ("rewarded", None),
+    }
+    assert household_outcomes(tmp_path, household_counts_as_self=False) == {
+        "W-JIM": ("rewarded", None),
+        "W-KIM": ("rewarded", None),
+        "W-LOU": ("rewarded", None),
+    }
+
+
 def test_a_bad_referrals_section_is_one_line_naming_the_key(tmp_path):
     path = tmp_path / "program.yaml"
     path.write_text(

@@ -118,6 +118,9 @@ class Referrals:
     yearly_cap_per_referrer: (
         int  # rewarded referrals per referrer per calendar year; beyond: capped
     )
+    # A referral between two customers of one household (a shared street address or phone)
+    # is rejected like a self-referral.
+    household_counts_as_self: bool = False
 
 
 @dataclass(frozen=True)
@@ -623,6 +626,7 @@ class ReferralsFile(_Section):
     referred_points: Count
     qualify_within_days: Days
     yearly_cap_per_referrer: Annotated[int, _at_least(1, whole=True)]
+    household_counts_as_self: Annotated[bool, BeforeValidator(_flag)] = False
 
 
 class ProgramFile(_Section):
@@ -955,7 +959,10 @@ def _referrals_frame(referrals: Referrals | None) -> pd.DataFrame:
     rows = [referrals] if referrals else []
     return pd.DataFrame(
         {
-            field: pd.Series([getattr(r, field) for r in rows], dtype="int64")
+            field: pd.Series(
+                [getattr(r, field) for r in rows],
+                dtype="bool" if field == "household_counts_as_self" else "int64",
+            )
             for field in Referrals.__dataclass_fields__
         }
     )

@@ -37,6 +37,32 @@ code_owners as (
     group by coded_records.referral_code
 ),
 
+-- A household, where the program counts one as the same person: customers whose records
+-- share a street address (street and postcode) or a phone number. Only the customers on
+-- either side of a referral are looked at.
+referral_parties as (
+    select referrer_customer_id as customer_id from code_owners where owners = 1
+    union
+    select source_records.customer_id
+    from coded_records
+    join source_records using (source, source_record_id)
+    where coded_records.referred_by is not null
+),
+
+party_contacts as (
+    select distinct
+        source_records.customer_id,
+        unnest([
+            case when match_input.street_key is not null and match_input.postcode is not null
+                then 'address|' || match_input.street_key || '|' || match_input.postcode end,
+            case when match_input.phone_e164 is not null then 'phone|' || match_input.phone_e164 end
+        ]) as contact
+    from match_input
+    join source_records using (source, source_record_id)
+    semi join referral_parties on referral_parties.customer_id = source_records.customer_id
+    where (select household_counts_as_self from rules)
+),
+
 referred as (
     select
         coded_records.source || ':' || coded_records.source_record_id as referral_id,
@@ -77,6 +103,17 @@ first_purchases as (
     group by customer_id
 ),
 
+same_household as (
+    select distinct referred.referral_id
+    from referred
+    join code_owners on code_owners.referral_code = referred.referred_by and code_owners.owners = 1
+    join party_contacts as referrer_contacts on referrer_contacts.customer_id = code_owners.referrer_customer_id
+    join party_contacts as referred_contacts
+        on referred_contacts.customer_id = referred.referred_customer_id
+        and referred_contacts.contact = referrer_contacts.contact
+    where referrer_contacts.contact is not null
+),
+
 -- The qualifying purchase: the first one inside the window that is not refunded (as known
 -- at the run), so a refunded order never pays a referral.
 qualifying as (
@@ -106,6 +143,7 @@ checked as (
             when code_owners.owners is null then 'unknown_code'
             when code_owners.owners > 1 then 'ambiguous_code'
             when code_owners.referrer_customer_id = referred.referred_customer_id then 'same_customer'
+            when same_household.referral_id is not null then 'same_household'
             when referred.registered_at is null then 'no_registration_date'
             when first_records.first_record_id <> referred.referral_id
                 or first_purchases.first_purchase_at < referred.registered_at then 'already_customer'
@@ -116,6 +154,7 @@ checked as (
     left join first_records on first_records.customer_id = referred.referred_customer_id
     left join first_purchases on first_purchases.customer_id = referred.referred_customer_id
     left join qualifying using (referral_id)
+    left join same_household using (referral_id)
 ),
 
 -- The yearly cap counts qualified referrals per referrer and calendar year of the
