@@ -17,7 +17,10 @@ the profile with each value's source (core.customers), every source record (core
 and every delivered row of those records (raw tables), consent statements with their dates
 (core.consent_history), events (core.events), ledger entries and balance (loyalty.ledger,
 loyalty.balances), tier history (loyalty.tier_history), segments (marts.segments,
-marts.segment_memberships), and the export files of every date they appear in: each
+marts.segment_memberships), paid memberships (loyalty.memberships), partner sales matched
+to them (loyalty.partner_transactions), the campaigns they were in and their arm
+(loyalty.campaign_assignments), the referrals they took part in on either side (their role,
+status and points, not the other party), and the export files of every date they appear in: each
 <exports>/<date>/manifest.json lists the files; DuckDB reads them all set-based and finds the
 customer_id (extern_id in Meta files) or, in Google's hashed-only files, the SHA-256 of one
 of their records' e-mails or phones. docs/privacy.md describes the file's format.
@@ -60,7 +63,26 @@ SECTIONS = {
     "tier_history": ("loyalty.tier_history", "many", "valid_from, tier_rank"),
     "segments": ("marts.segments", "one", "customer_id"),
     "segment_memberships": ("marts.segment_memberships", "many", "segmentation, segment"),
+    "memberships": ("loyalty.memberships", "many", "paid_at, order_id"),
+    "partner_sales": ("loyalty.partner_transactions", "many", "occurred_at, partner_txn_id"),
+    "campaigns": ("loyalty.campaign_assignments", "many", "campaign"),
 }
+
+# The referrals the person took part in, on either side: their role, what came of it and
+# the points it gave them. Neither the other party's customer_id nor their record is in it.
+REFERRALS = """
+select
+    case when referred_customer_id = $customer_id then 'referred' else 'referrer' end as role,
+    registered_at,
+    window_ends_at,
+    qualified_at,
+    status,
+    reason,
+    case when referred_customer_id = $customer_id then referred_points else referrer_points end as points
+from loyalty.referrals
+where $customer_id in (referrer_customer_id, referred_customer_id)
+order by registered_at, referral_id
+"""
 
 # The raw table of each customer-record source and its key (schemas/sources): every row of
 # every delivery of a record is kept there, older values included.
@@ -131,7 +153,7 @@ def json_value(value: object) -> object:
     return value
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict) -> list[dict]:
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [{n: json_value(v) for n, v in zip(names, row)} for row in cursor.fetchall()]
@@ -140,11 +162,27 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
 def customer_sections(con: duckdb.DuckDBPyConnection, customer_id: str) -> dict:
     """Every section of one customer, and the delivered rows of their records."""
     held: dict = {"customer_id": customer_id}
+    present = {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables()"
+        ).fetchall()
+    }
     for section, (table, shape, order) in SECTIONS.items():
-        rows = _rows(
-            con, f"select * from {table} where customer_id = ? order by {order}", [customer_id]
+        # A warehouse published before a table existed holds nothing of it.
+        rows = (
+            _rows(
+                con, f"select * from {table} where customer_id = ? order by {order}", [customer_id]
+            )
+            if table in present
+            else []
         )
         held[section] = (rows[0] if rows else None) if shape == "one" else rows
+    held["referrals"] = (
+        _rows(con, REFERRALS, {"customer_id": customer_id})
+        if "loyalty.referrals" in present
+        else []
+    )
     held["delivered_rows"] = delivered_rows(con, customer_id)
     return held
 
@@ -288,7 +326,7 @@ def export_appearances(
 
 def glossary() -> dict[str, dict]:
     """What each exported table and column is (schemas/warehouse/), for the person reading the file."""
-    tables = [table for table, _, _ in SECTIONS.values()]
+    tables = [table for table, _, _ in SECTIONS.values()] + ["loyalty.referrals"]
     tables += [table for table, _ in RAW_RECORD_TABLES.values()]
     catalog = documented()
     return {

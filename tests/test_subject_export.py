@@ -101,6 +101,31 @@ def build_loyalty_and_marts(con) -> None:
         "insert into marts.segment_memberships values "
         "('C1', 'rfm', 'Champions'), ('C1', 'lifecycle', 'new'), ('C2', 'rfm', 'Hibernating')"
     )
+    # Issue 17's programs: Ann bought a plan, a partner sale matched her, she was held out
+    # of a campaign, and Bob signed up with her code (rewarded: 500 to her, 250 to him).
+    create_documented(con, "loyalty.memberships")
+    con.execute(
+        "insert into loyalty.memberships by name select 'O9' as order_id, 'C1' as customer_id, "
+        "'Plus Monthly' as plan, 4.99 as fee, timestamp '2026-01-02 09:00' as paid_at, 'active' as status"
+    )
+    create_documented(con, "loyalty.partner_transactions")
+    con.execute(
+        "insert into loyalty.partner_transactions by name select 'T1' as partner_txn_id, "
+        "'FuelUp' as partner, 'C1' as customer_id, true as is_matched, 30.00 as amount, 30 as points, "
+        "timestamp '2026-01-02 08:00' as occurred_at"
+    )
+    create_documented(con, "loyalty.campaign_assignments")
+    con.execute(
+        "insert into loyalty.campaign_assignments by name select 'Spring' as campaign, "
+        "'C1' as customer_id, 'holdout' as arm"
+    )
+    create_documented(con, "loyalty.referrals")
+    con.execute(
+        "insert into loyalty.referrals by name select 'web:W2' as referral_id, "
+        "'C1' as referrer_customer_id, 'C2' as referred_customer_id, "
+        "timestamp '2025-02-01 00:00' as registered_at, 'rewarded' as status, "
+        "500 as referrer_points, 250 as referred_points"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +269,29 @@ def test_segments_and_the_exports_she_appeared_in(ann):
         ("2026-01-02", "Champions", "meta", "rfm_champions.meta.csv"),
         ("2026-01-02", "Champions", None, "rfm_champions.parquet"),
     ]
+
+
+def test_memberships_partner_sales_campaigns_and_referrals_on_either_side(workspace, ann):
+    (customer,) = ann["customers"]
+    assert [(m["order_id"], m["plan"], m["status"]) for m in customer["memberships"]] == [
+        ("O9", "Plus Monthly", "active")
+    ]
+    assert [(s["partner_txn_id"], s["points"]) for s in customer["partner_sales"]] == [("T1", 30)]
+    assert [(c["campaign"], c["arm"]) for c in customer["campaigns"]] == [("Spring", "holdout")]
+    # Her side of Bob's referral: her role and points, not Bob's id or record.
+    (referral,) = customer["referrals"]
+    assert (referral["role"], referral["status"], referral["points"]) == (
+        "referrer",
+        "rewarded",
+        500,
+    )
+    assert "C2" not in json.dumps(referral) and "W2" not in json.dumps(referral)
+    code, out = export(workspace, "--customer-id", "C2", out_name="bob.json")
+    assert code == 0
+    with open(out, encoding="utf-8") as handle:
+        (bob,) = json.load(handle)["customers"]
+    assert [(r["role"], r["points"]) for r in bob["referrals"]] == [("referred", 250)]
+    assert bob["memberships"] == [] and bob["partner_sales"] == [] and bob["campaigns"] == []
 
 
 def test_the_file_is_for_its_owner_only_and_the_command_prints_no_value(workspace, capsys):
