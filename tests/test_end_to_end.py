@@ -569,6 +569,7 @@ def table_fingerprints(workspace: Path, skip: set[str]) -> dict[str, tuple]:
     }
 
 
+@pytest.mark.slow  # a second pipeline run on its own workspace (make test-slow, CI)
 def test_a_rerun_with_only_a_redelivered_copy_changes_nothing_and_spares_a_reader(
     own_workspace, capsys
 ):

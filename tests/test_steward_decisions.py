@@ -359,6 +359,7 @@ def steward_run(tmp_path_factory) -> dict:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # two pipeline runs chained (make test-slow, CI)
 def test_records_declared_different_people_get_different_customers(steward_run):
     after = dict(query(steward_run["warehouse"], IDS))
     a, b = steward_run["split"]
@@ -380,6 +381,7 @@ def test_records_declared_different_people_get_different_customers(steward_run):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # two pipeline runs chained (make test-slow, CI)
 def test_records_declared_one_person_share_a_customer_and_their_points(steward_run):
     warehouse = steward_run["warehouse"]
     after = dict(query(warehouse, IDS))
@@ -417,6 +419,7 @@ def test_records_declared_one_person_share_a_customer_and_their_points(steward_r
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # two pipeline runs chained (make test-slow, CI)
 def test_the_run_reports_every_decision(steward_run):
     assert query(
         steward_run["warehouse"],
