@@ -16,41 +16,48 @@ tiers as (select * from loyalty.program_tiers),
 memberships as (select * from loyalty.memberships),
 plans as (select * from loyalty.program_membership_plans),
 
--- The tier held just before the purchase, as point_movements prices the tier bonus.
-purchases as (
-    select
-        qualifying_events.*,
-        coalesce(tier_history.earn_multiplier, (select earn_multiplier from tiers where tier_rank = 1)) as held_multiplier
+-- Purchases inside a membership period, with the plan that covers them.
+purchases_in_period as (
+    select qualifying_events.*, memberships.order_id as membership_order_id, plans.is_tier_grant,
+           plans.earn_multiplier as plan_multiplier
     from qualifying_events
-    asof left join tier_history
-        on tier_history.customer_id = qualifying_events.customer_id
-        and qualifying_events.occurred_at > tier_history.valid_from
+    join memberships
+        on memberships.customer_id = qualifying_events.customer_id
+        and qualifying_events.occurred_at >= memberships.starts_at
+        and qualifying_events.occurred_at < memberships.ends_at
+    join plans using (plan)
     where qualifying_events.event_type = 'purchase'
 ),
 
+-- The tier held just before the purchase, as point_movements prices the tier bonus; looked
+-- up only for the purchases a membership covers, a small share of all of them.
 covered as (
     select
-        purchases.*,
-        memberships.order_id as membership_order_id,
+        purchases_in_period.*,
+        coalesce(tier_history.earn_multiplier, (select earn_multiplier from tiers where tier_rank = 1)) as held_multiplier
+    from purchases_in_period
+    asof left join tier_history
+        on tier_history.customer_id = purchases_in_period.customer_id
+        and purchases_in_period.occurred_at > tier_history.valid_from
+),
+
+bonuses as (
+    select
+        covered.*,
         case
-            when plans.is_tier_grant
-                then cast(floor(purchases.base_points * (greatest(plans.earn_multiplier, purchases.held_multiplier) - 1)) as bigint)
-                    - cast(floor(purchases.base_points * (purchases.held_multiplier - 1)) as bigint)
-            else cast(floor(purchases.base_points * (plans.earn_multiplier - 1)) as bigint)
+            when covered.is_tier_grant
+                then cast(floor(covered.base_points * (greatest(covered.plan_multiplier, covered.held_multiplier) - 1)) as bigint)
+                    - cast(floor(covered.base_points * (covered.held_multiplier - 1)) as bigint)
+            else cast(floor(covered.base_points * (covered.plan_multiplier - 1)) as bigint)
         end as bonus_points
-    from purchases
-    join memberships
-        on memberships.customer_id = purchases.customer_id
-        and purchases.occurred_at >= memberships.starts_at
-        and purchases.occurred_at < memberships.ends_at
-    join plans using (plan)
+    from covered
 ),
 
 best as (
     select
         customer_id, event_id, channel, source_event_id, occurred_at, refunded_at,
         max(bonus_points) as points
-    from covered
+    from bonuses
     group by all
 )
 
